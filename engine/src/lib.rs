@@ -1,0 +1,17 @@
+//! sparselab's engine: data, models, sparsity, methods, schedules, the training loop,
+//! metrics and checkpoints. One code path for every backend: Burn picks the backend by
+//! the `Device` (Flex on CPU, wgpu natively, WebGPU in the browser).
+
+pub use burn;
+
+#[cfg(feature = "native")]
+pub mod bench;
+pub mod data;
+pub mod device;
+pub mod methods;
+pub mod model;
+pub mod optim;
+pub mod rng;
+pub mod schedule;
+pub mod sparsity;
+pub mod train;

@@ -1,0 +1,427 @@
+//! The `sparselab` command line: train, eval, data fetch, info, methods, bench.
+
+use clap::{Args, Parser, Subcommand};
+use sparselab::device::DeviceChoice;
+use sparselab::train::run::{RunOptions, run};
+use sparselab::train::{Checkpoint, TrainConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "sparselab",
+    version,
+    about = "Extreme sparse training of CIFAR ResNets (RigL, SET, static, dense) on Burn"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a sparse ResNet (defaults: ResNet-20, RigL, 90% sparse ERK, synthetic data).
+    Train(TrainArgs),
+    /// Accuracy and per-class accuracy of a checkpoint on a dataset split.
+    Eval(EvalArgs),
+    /// Datasets: `data fetch cifar10|cifar100 --to DIR`.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// Backends compiled in, wgpu adapters found, and the device `auto` picks.
+    Info,
+    /// The sparse-training methods in the registry.
+    Methods,
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// TOML config file (every section optional; see configs/).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Override any config key: --set method.name=set --set optim.lr=0.05
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Method from the registry (dense, static, set, rigl).
+    #[arg(long)]
+    method: Option<String>,
+    /// Fraction of weights that are zero, e.g. 0.99.
+    #[arg(long)]
+    sparsity: Option<f64>,
+    /// Layer-wise densities: erk or uniform.
+    #[arg(long)]
+    distribution: Option<String>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// resnet8|14|20|32|44|56|110|18|34|50
+    #[arg(long)]
+    model: Option<String>,
+    /// Width multiplier.
+    #[arg(long)]
+    width: Option<f64>,
+    /// synthetic | cifar10 | cifar100 | cifar100-coarse | folder
+    #[arg(long)]
+    data: Option<String>,
+    /// The dataset file or folder (.tar.gz or extracted).
+    #[arg(long)]
+    data_path: Option<PathBuf>,
+    /// auto | gpu | cpu | flex | ndarray | wgpu
+    #[arg(long)]
+    device: Option<String>,
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Continue the run in --out from its checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Checkpoint and stop after this many steps (continue later with --resume).
+    #[arg(long)]
+    stop_after: Option<usize>,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// A checkpoint.bin written by `train`.
+    checkpoint: PathBuf,
+    /// Which split: test (default), val (the run's held-out split), or train.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Evaluate on another dataset kind than the run's (with --data-path).
+    #[arg(long)]
+    data: Option<String>,
+    #[arg(long)]
+    data_path: Option<PathBuf>,
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Download the official binary tarball, verify its MD5, extract it.
+    Fetch {
+        /// cifar10 or cifar100
+        dataset: String,
+        #[arg(long)]
+        to: PathBuf,
+        /// A mirror URL for the tarball (it is still verified).
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Training images/s per backend (mean ± std over timed steps).
+    Train {
+        /// Comma-separated: flex,ndarray,wgpu,gpu
+        #[arg(long, default_value = "flex,ndarray")]
+        backends: String,
+        #[arg(long, default_value = "resnet20")]
+        model: String,
+        #[arg(long, default_value_t = 128)]
+        batch: usize,
+        #[arg(long, default_value_t = 1)]
+        warmup: usize,
+        #[arg(long, default_value_t = 5)]
+        steps: usize,
+        #[arg(long, default_value = "rigl")]
+        method: String,
+        #[arg(long, default_value_t = 0.9)]
+        sparsity: f64,
+    },
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn train_config(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
+    let text = match &a.config {
+        Some(p) => Some((
+            std::fs::read_to_string(p)
+                .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", p.display()))?,
+            p.display().to_string(),
+        )),
+        None => None,
+    };
+    let mut sets = Vec::new();
+    let quoted = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    if let Some(v) = &a.method {
+        sets.push(format!("method.name={}", quoted(v)));
+    }
+    if let Some(v) = a.sparsity {
+        sets.push(format!("sparsity.sparsity={v}"));
+    }
+    if let Some(v) = &a.distribution {
+        sets.push(format!("sparsity.distribution={}", quoted(v)));
+    }
+    if let Some(v) = a.epochs {
+        sets.push(format!("epochs={v}"));
+    }
+    if let Some(v) = &a.model {
+        sets.push(format!("model.arch={}", quoted(v)));
+    }
+    if let Some(v) = a.width {
+        sets.push(format!("model.width={v}"));
+    }
+    if let Some(v) = &a.data {
+        sets.push(format!("data.kind={}", quoted(v)));
+    }
+    if let Some(v) = &a.data_path {
+        sets.push(format!("data.path={}", quoted(&v.display().to_string())));
+    }
+    if let Some(v) = &a.device {
+        sets.push(format!("run.device={}", quoted(v)));
+    }
+    if let Some(v) = &a.out {
+        sets.push(format!("run.out={}", quoted(&v.display().to_string())));
+    }
+    if let Some(v) = a.seed {
+        sets.push(format!("seed={v}"));
+    }
+    if let Some(v) = a.batch_size {
+        sets.push(format!("batch_size={v}"));
+    }
+    sets.extend(a.set.iter().cloned());
+    Ok(TrainConfig::load(
+        text.as_ref().map(|(t, o)| (t.as_str(), o.as_str())),
+        &sets,
+    )?)
+}
+
+fn real_main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Train(a) => {
+            let config = train_config(&a)?;
+            let options = RunOptions {
+                resume: a.resume,
+                stop_after_steps: a.stop_after,
+                progress: !a.quiet,
+            };
+            let s = run(config, &options)?;
+            println!(
+                "{} {} at {:.2}% sparsity ({} of {} weights): {} steps, best val acc {}, final val acc {}, test acc {} ({:.0} s, {})",
+                s.method,
+                s.arch,
+                (1.0 - s.density) * 100.0,
+                s.nnz,
+                s.numel,
+                s.steps,
+                pct(s.best_val_accuracy),
+                pct(s.final_val_accuracy),
+                pct(s.test_accuracy),
+                s.seconds,
+                s.device
+            );
+            if !s.finished {
+                println!(
+                    "stopped early; continue with: sparselab train --out {} --resume",
+                    s.out.display()
+                );
+            } else {
+                println!(
+                    "metrics: {}/metrics.jsonl  checkpoint: {}/checkpoint.bin",
+                    s.out.display(),
+                    s.out.display()
+                );
+            }
+        }
+        Command::Eval(a) => eval(a)?,
+        Command::Data {
+            command: DataCommand::Fetch { dataset, to, url },
+        } => {
+            let release = sparselab::data::fetch::release(&dataset)?;
+            let dir = sparselab::data::fetch::fetch(release, &to, url.as_deref(), true)?;
+            println!(
+                "{} verified and extracted to {}",
+                release.name,
+                dir.display()
+            );
+            println!(
+                "train with: sparselab train --data {} --data-path {}",
+                release.name,
+                dir.display()
+            );
+        }
+        Command::Info => info(),
+        Command::Methods => {
+            for m in sparselab::methods::REGISTRY {
+                println!("{:<8} {}", m.name, m.summary);
+            }
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Train {
+                    backends,
+                    model,
+                    batch,
+                    warmup,
+                    steps,
+                    method,
+                    sparsity,
+                },
+        } => {
+            let config = TrainConfig::load(
+                None,
+                &[
+                    format!("model.arch=\"{model}\""),
+                    format!("batch_size={batch}"),
+                    format!("method.name=\"{method}\""),
+                    format!("sparsity.sparsity={sparsity}"),
+                ],
+            )?;
+            let mut rows = Vec::new();
+            for b in backends.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let choice: DeviceChoice = b.parse().map_err(anyhow::Error::msg)?;
+                eprintln!(
+                    "benchmarking {b} ({warmup} warm-up + {steps} timed steps of batch {batch})..."
+                );
+                match sparselab::bench::bench_backend(&config, choice, warmup, steps) {
+                    Ok(r) => rows.push(r),
+                    Err(e) => eprintln!("  {b}: skipped: {e:#}"),
+                }
+            }
+            println!(
+                "training throughput, {model}, {method} at {:.1}% sparsity, batch {batch}:\n",
+                sparsity * 100.0
+            );
+            print!("{}", sparselab::bench::table(&rows));
+            println!(
+                "\ncommand: sparselab bench train --backends {backends} --model {model} --batch {batch} --warmup {warmup} --steps {steps} --method {method} --sparsity {sparsity}"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or("-".into(), |a| format!("{:.2}%", a * 100.0))
+}
+
+fn eval(a: EvalArgs) -> anyhow::Result<()> {
+    use sparselab::data::{DataKind, load_split};
+    let ckpt = Checkpoint::load(&a.checkpoint)?;
+    let mut data = ckpt.meta.config.data.clone();
+    if let Some(kind) = &a.data {
+        data.kind = toml::Value::String(kind.clone())
+            .try_into::<DataKind>()
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "--data {kind}: use synthetic, cifar10, cifar100, cifar100-coarse or folder"
+                )
+            })?;
+    }
+    if let Some(p) = &a.data_path {
+        data.path = Some(p.clone());
+    }
+    let seed = ckpt.meta.config.seed;
+    let (set, indices) = match a.split.as_str() {
+        "test" => {
+            let set = load_split(&data, true, seed)?;
+            let n = set.len();
+            (set, (0..n).collect::<Vec<_>>())
+        }
+        "val" | "train" => {
+            let set = load_split(&data, false, seed)?;
+            let split = sparselab::data::TrainValSplit::new(&set, data.val_fraction, seed);
+            let idx = if a.split == "val" {
+                split.val
+            } else {
+                split.train
+            };
+            (set, idx)
+        }
+        other => anyhow::bail!("--split {other}: use test, val or train"),
+    };
+    if set.num_classes() != ckpt.meta.num_classes {
+        anyhow::bail!(
+            "the checkpoint predicts {} classes but {} has {}",
+            ckpt.meta.num_classes,
+            set.name,
+            set.num_classes()
+        );
+    }
+    if indices.is_empty() {
+        anyhow::bail!("the {} split is empty", a.split);
+    }
+    let choice: DeviceChoice = a.device.parse().map_err(anyhow::Error::msg)?;
+    let (device, device_name) = sparselab::device::select(choice).map_err(anyhow::Error::msg)?;
+    let trainer = sparselab::train::Trainer::from_checkpoint(&ckpt, set.clone(), device)?;
+    let e = pollster::block_on(trainer.evaluate(&set, &indices))?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&e)?);
+        return Ok(());
+    }
+    println!(
+        "{}: {} split of {}, {} images, on {}\naccuracy {:.2}%  loss {:.4}  density {:.4}% ({} of {} weights)\n",
+        a.checkpoint.display(),
+        a.split,
+        set.name,
+        e.images,
+        device_name,
+        e.accuracy * 100.0,
+        e.loss,
+        trainer.masks.density() * 100.0,
+        trainer.masks.nnz(),
+        trainer.masks.numel()
+    );
+    println!("| class | images | accuracy |\n|---|---|---|");
+    for (c, acc) in e.per_class_accuracy().iter().enumerate() {
+        let n: usize = e.confusion[c].iter().sum();
+        println!("| {} | {} | {} |", set.class_names[c], n, pct(*acc));
+    }
+    Ok(())
+}
+
+fn info() {
+    println!("sparselab {}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "backends compiled in: flex (CPU, default), ndarray (CPU, deprecated, benchmark only), wgpu (Vulkan/Metal/DX12)"
+    );
+    let adapters = sparselab::device::adapters();
+    if adapters.is_empty() {
+        println!("wgpu adapters: none found");
+    } else {
+        println!("wgpu adapters:");
+        for a in &adapters {
+            println!(
+                "  - {} [{}; {}; {}]{}",
+                a.name,
+                a.backend,
+                a.device_type,
+                a.driver,
+                if a.hardware {
+                    ""
+                } else {
+                    "  (software: used only to test GPU code, never to train)"
+                }
+            );
+        }
+    }
+    match sparselab::device::select(DeviceChoice::Auto) {
+        Ok((_, name)) => println!("--device auto trains on: {name}"),
+        Err(e) => println!("--device auto: {e}"),
+    }
+}

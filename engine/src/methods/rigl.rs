@@ -1,0 +1,109 @@
+//! RigL (Evci et al., 2020): every ΔT steps, per layer, drop the fraction f(t) of active
+//! weights with the smallest magnitude and grow as many inactive weights with the
+//! largest dense-gradient magnitude; f decays (cosine by default) to 0 at T_end.
+//! New weights start at zero; the update replaces that step's optimizer step.
+
+use super::drop_grow::{GrowRule, drop_and_grow};
+use super::{MaskUpdate, MethodConfig, SparsityMethod, UpdateContext, random_initial_masks};
+use crate::rng::Rng;
+use crate::sparsity::{Masks, SparseLayer, SparsityConfig, SparsityError};
+
+pub struct Rigl {
+    config: MethodConfig,
+}
+
+impl Rigl {
+    pub fn new(config: MethodConfig) -> Self {
+        Self { config }
+    }
+}
+
+impl SparsityMethod for Rigl {
+    fn name(&self) -> &'static str {
+        "rigl"
+    }
+
+    fn initial_masks(
+        &self,
+        layers: &[SparseLayer],
+        sparsity: &SparsityConfig,
+        rng: &mut Rng,
+    ) -> Result<Masks, SparsityError> {
+        random_initial_masks(layers, sparsity, rng)
+    }
+
+    fn is_update_step(&self, step: usize, total_steps: usize) -> bool {
+        self.config.is_update_step(step, total_steps)
+    }
+
+    fn needs_gradients(&self) -> bool {
+        true
+    }
+
+    fn update(&mut self, ctx: &UpdateContext, masks: &mut Masks) -> MaskUpdate {
+        let f = self.config.drop_fraction_at(ctx.step, ctx.total_steps);
+        drop_and_grow(ctx, masks, f, GrowRule::Gradient)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sparsity::Distribution;
+
+    #[test]
+    fn rigl_drops_small_weights_grows_large_gradients_and_keeps_counts() {
+        let layers = vec![SparseLayer {
+            path: "w".into(),
+            dims: vec![20, 10],
+        }];
+        let sparsity = SparsityConfig {
+            sparsity: 0.9,
+            distribution: Distribution::Uniform,
+            ..Default::default()
+        };
+        let mut m = Rigl::new(MethodConfig {
+            drop_fraction: 0.5,
+            ..Default::default()
+        });
+        let mut masks = m
+            .initial_masks(&layers, &sparsity, &mut Rng::new(0))
+            .unwrap();
+        assert_eq!(masks.nnz(), 20);
+        let before = masks.clone();
+        // Weights: index value; gradients: large at two known inactive spots.
+        let weights: Vec<f32> = (0..200)
+            .map(|i| {
+                if before.layers[0].active[i] {
+                    i as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let inactive: Vec<usize> = (0..200).filter(|&i| !before.layers[0].active[i]).collect();
+        let mut grads = vec![0.01f32; 200];
+        for (j, &i) in inactive.iter().rev().take(10).enumerate() {
+            grads[i] = -(100.0 + j as f32);
+        }
+        let ctx = UpdateContext {
+            step: 0,
+            total_steps: 1000,
+            seed: 1,
+            weights: &[weights.clone()],
+            grads: &[grads.clone()],
+        };
+        let up = m.update(&ctx, &mut masks);
+        assert_eq!(masks.nnz(), 20, "density unchanged");
+        assert_eq!(up.dropped[0].len(), 10);
+        // The ten smallest active weights were the first ten active indices.
+        let first_active: Vec<usize> = (0..200)
+            .filter(|&i| before.layers[0].active[i])
+            .take(10)
+            .collect();
+        assert_eq!(up.dropped[0], first_active);
+        let mut want: Vec<usize> = inactive.iter().rev().take(10).copied().collect();
+        want.sort();
+        assert_eq!(up.grown[0], want);
+    }
+}

@@ -1,0 +1,96 @@
+//! SET (Mocanu et al., 2018): every ΔT steps, per layer, drop the fraction f(t) of active
+//! weights with the smallest magnitude and regrow as many at random positions.
+
+use super::drop_grow::{GrowRule, drop_and_grow};
+use super::{MaskUpdate, MethodConfig, SparsityMethod, UpdateContext, random_initial_masks};
+use crate::rng::Rng;
+use crate::sparsity::{Masks, SparseLayer, SparsityConfig, SparsityError};
+
+pub struct Set {
+    config: MethodConfig,
+}
+
+impl Set {
+    pub fn new(config: MethodConfig) -> Self {
+        Self { config }
+    }
+}
+
+impl SparsityMethod for Set {
+    fn name(&self) -> &'static str {
+        "set"
+    }
+
+    fn initial_masks(
+        &self,
+        layers: &[SparseLayer],
+        sparsity: &SparsityConfig,
+        rng: &mut Rng,
+    ) -> Result<Masks, SparsityError> {
+        random_initial_masks(layers, sparsity, rng)
+    }
+
+    fn is_update_step(&self, step: usize, total_steps: usize) -> bool {
+        self.config.is_update_step(step, total_steps)
+    }
+
+    fn update(&mut self, ctx: &UpdateContext, masks: &mut Masks) -> MaskUpdate {
+        let f = self.config.drop_fraction_at(ctx.step, ctx.total_steps);
+        drop_and_grow(ctx, masks, f, GrowRule::Random)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sparsity::Distribution;
+
+    #[test]
+    fn set_keeps_layer_counts_and_regrows_reproducibly() {
+        let layers = vec![
+            SparseLayer {
+                path: "a".into(),
+                dims: vec![30, 10],
+            },
+            SparseLayer {
+                path: "b".into(),
+                dims: vec![10, 10],
+            },
+        ];
+        let sparsity = SparsityConfig {
+            sparsity: 0.8,
+            distribution: Distribution::Erk,
+            ..Default::default()
+        };
+        let run = || {
+            let mut m = Set::new(MethodConfig {
+                name: "set".into(),
+                ..Default::default()
+            });
+            let mut masks = m
+                .initial_masks(&layers, &sparsity, &mut Rng::new(4))
+                .unwrap();
+            let counts: Vec<usize> = masks.layers.iter().map(|l| l.nnz()).collect();
+            let weights: Vec<Vec<f32>> = masks
+                .layers
+                .iter()
+                .map(|l| (0..l.numel()).map(|i| i as f32 * 0.1).collect())
+                .collect();
+            let ctx = UpdateContext {
+                step: 100,
+                total_steps: 1000,
+                seed: 9,
+                weights: &weights,
+                grads: &[],
+            };
+            let up = m.update(&ctx, &mut masks);
+            assert_eq!(
+                counts,
+                masks.layers.iter().map(|l| l.nnz()).collect::<Vec<_>>()
+            );
+            assert!(up.grown.iter().map(Vec::len).sum::<usize>() > 0);
+            masks
+        };
+        assert_eq!(run(), run());
+    }
+}

@@ -1,0 +1,161 @@
+//! SGD with (Nesterov) momentum, weight decay and global gradient-norm clipping that keeps
+//! pruned weights and their momentum at exactly zero.
+//!
+//! Per parameter, in PyTorch's convention (dampening 0):
+//!   g = clip(mask ⊙ ∇w) + λ w;  m = μ m + g;  d = g + μ m (Nesterov) or m;  w = (w − η d) ⊙ mask;
+//!   m = m ⊙ mask.
+//! The clipping norm is taken over the *masked* gradients of all parameters, so inactive
+//! weights (whose dense gradient RigL still reads) never shrink the step of active ones.
+
+use crate::model::{grads_by_path, map_params};
+use crate::sparsity::Masks;
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OptimConfig {
+    /// Peak learning rate (the schedule scales it).
+    pub lr: f64,
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+    /// Global L2 gradient-norm clip; 0 turns clipping off.
+    pub clip_norm: f64,
+}
+
+impl Default for OptimConfig {
+    fn default() -> Self {
+        Self {
+            lr: 0.1,
+            momentum: 0.9,
+            nesterov: true,
+            weight_decay: 5e-4,
+            clip_norm: 0.0,
+        }
+    }
+}
+
+impl OptimConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let checks = [
+            (self.lr > 0.0 && self.lr.is_finite(), "optim.lr must be > 0"),
+            (
+                (0.0..1.0).contains(&self.momentum),
+                "optim.momentum must be in [0, 1)",
+            ),
+            (self.weight_decay >= 0.0, "optim.weight_decay must be >= 0"),
+            (
+                self.clip_norm >= 0.0,
+                "optim.clip_norm must be >= 0 (0 = off)",
+            ),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, msg)) => Err(msg.to_string()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The optimizer's state: one momentum buffer per parameter path.
+pub struct MaskedSgd {
+    pub config: OptimConfig,
+    pub momentum: BTreeMap<String, Tensor<1>>,
+}
+
+impl MaskedSgd {
+    pub fn new(config: OptimConfig) -> Self {
+        Self {
+            config,
+            momentum: BTreeMap::new(),
+        }
+    }
+
+    /// One step at learning rate `lr`. `mask_tensors` holds the device masks by path.
+    pub fn step<M: Module>(
+        &mut self,
+        model: M,
+        grads: &GradientsParams,
+        lr: f64,
+        mask_tensors: &BTreeMap<String, Tensor<1>>,
+    ) -> M {
+        let mut grads: BTreeMap<String, Tensor<1>> = grads_by_path(&model, grads)
+            .into_iter()
+            .map(|(path, g)| {
+                let g = match mask_tensors.get(&path) {
+                    Some(mask) => g * mask.clone(),
+                    None => g,
+                };
+                (path, g)
+            })
+            .collect();
+        if self.config.clip_norm > 0.0 && !grads.is_empty() {
+            // Stays on the device: no read-back, the coefficient is a 1-element tensor.
+            let sum_sq = grads
+                .values()
+                .map(|g| g.clone().square().sum())
+                .reduce(|a, b| a + b)
+                .expect("non-empty");
+            let coef =
+                (sum_sq.sqrt().add_scalar(1e-6).recip() * self.config.clip_norm).clamp_max(1.0);
+            for g in grads.values_mut() {
+                *g = g.clone() * coef.clone();
+            }
+        }
+        let c = self.config.clone();
+        let momentum = &mut self.momentum;
+        map_params(model, |path, w| {
+            let Some(g) = grads.remove(path) else {
+                return w;
+            };
+            let g = if c.weight_decay > 0.0 {
+                g + w.clone() * c.weight_decay
+            } else {
+                g
+            };
+            let step = if c.momentum > 0.0 {
+                let m = match momentum.remove(path) {
+                    Some(m) => m * c.momentum + g.clone(),
+                    None => g.clone(),
+                };
+                let m = match mask_tensors.get(path) {
+                    Some(mask) => m * mask.clone(),
+                    None => m,
+                };
+                let d = if c.nesterov {
+                    g + m.clone() * c.momentum
+                } else {
+                    m.clone()
+                };
+                momentum.insert(path.to_string(), m);
+                d
+            } else {
+                g
+            };
+            let w = w - step * lr;
+            match mask_tensors.get(path) {
+                Some(mask) => w * mask.clone(),
+                None => w,
+            }
+        })
+    }
+
+    /// Zeroes momentum where `keep` is 0 (dropped and newly grown weights).
+    pub fn mask_momentum(&mut self, path: &str, keep: &Tensor<1>) {
+        if let Some(m) = self.momentum.remove(path) {
+            self.momentum.insert(path.to_string(), m * keep.clone());
+        }
+    }
+}
+
+/// Device masks for every layer, keyed by path.
+pub fn mask_tensors(masks: &Masks, device: &burn::tensor::Device) -> BTreeMap<String, Tensor<1>> {
+    masks
+        .layers
+        .iter()
+        .map(|l| (l.path.clone(), l.to_tensor(device)))
+        .collect()
+}

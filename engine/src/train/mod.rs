@@ -1,0 +1,16 @@
+//! The training loop (our own, thread-free and async at its read-backs so the same code
+//! runs in a browser worker), its configuration, metrics and checkpoints.
+
+pub mod checkpoint;
+pub mod config;
+pub mod eval;
+pub mod metrics;
+#[cfg(feature = "native")]
+pub mod run;
+pub mod trainer;
+
+pub use checkpoint::Checkpoint;
+pub use config::{RunConfig, TrainConfig};
+pub use eval::Evaluation;
+pub use metrics::{Event, LayerDensity};
+pub use trainer::{StepOutcome, TrainData, TrainError, Trainer};

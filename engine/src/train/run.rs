@@ -1,0 +1,328 @@
+//! A whole run on the native CLI: data, device, fresh start or resume, the step loop with
+//! metrics lines, per-epoch validation, atomic checkpoints, and a summary at the end.
+
+use super::checkpoint::{Checkpoint, EpochSums, write_atomic};
+use super::config::TrainConfig;
+use super::metrics::{Event, MetricsLog, read_events};
+use super::trainer::{TrainData, Trainer};
+use crate::data::load_split;
+use anyhow::{Context, bail};
+use pollster::block_on;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Continue from `<out>/checkpoint.bin`.
+    pub resume: bool,
+    /// Stop (after checkpointing) once this many steps are done: an interruption on purpose.
+    pub stop_after_steps: Option<usize>,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub out: PathBuf,
+    pub method: String,
+    pub arch: String,
+    pub sparsity: f64,
+    pub steps: usize,
+    pub finished: bool,
+    pub nnz: usize,
+    pub numel: usize,
+    pub density: f64,
+    pub best_val_accuracy: Option<f64>,
+    pub final_val_accuracy: Option<f64>,
+    pub test_accuracy: Option<f64>,
+    pub seconds: f64,
+    pub device: String,
+}
+
+pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSummary> {
+    let out = config.run.out.clone();
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("cannot create the run folder {}", out.display()))?;
+    let ckpt_path = out.join("checkpoint.bin");
+    let metrics_path = out.join("metrics.jsonl");
+    let started = web_time::Instant::now();
+
+    let resumed = if ckpt_path.exists() {
+        if !options.resume {
+            bail!(
+                "{} already holds a run (checkpoint.bin): pass --resume to continue it, or choose another --out",
+                out.display()
+            );
+        }
+        Some(Checkpoint::load(&ckpt_path)?)
+    } else {
+        if metrics_path.exists() && !options.resume {
+            bail!(
+                "{} already holds metrics.jsonl from an earlier run: choose another --out, or pass --resume to restart it there",
+                out.display()
+            );
+        }
+        None
+    };
+
+    // A resumed run keeps its own configuration; only where it runs may change.
+    let config = match &resumed {
+        Some(ckpt) => {
+            let mut c = ckpt.meta.config.clone();
+            c.run.device = config.run.device;
+            c.run.out = out.clone();
+            c
+        }
+        None => config,
+    };
+    write_atomic(&out.join("config.toml"), config.to_toml().as_bytes())?;
+
+    let set = load_split(&config.data, false, config.seed)?;
+    let (device, device_name) =
+        crate::device::select(config.run.device).map_err(anyhow::Error::msg)?;
+    let mut trainer = match &resumed {
+        Some(ckpt) => Trainer::from_checkpoint(ckpt, set, device)?,
+        None => Trainer::new(
+            config.clone(),
+            TrainData::new(set, config.data.val_fraction, config.seed),
+            device,
+        )?,
+    };
+
+    // The log holds exactly the events up to the checkpoint, then continues.
+    if let Some(ckpt) = &resumed {
+        let kept: Vec<Event> = read_events(&metrics_path)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.completed_steps() <= ckpt.meta.step)
+            .collect();
+        let mut text = Vec::new();
+        for e in &kept {
+            text.extend(serde_json::to_vec(e)?);
+            text.push(b'\n');
+        }
+        write_atomic(&metrics_path, &text)?;
+    } else if metrics_path.exists() {
+        std::fs::remove_file(&metrics_path)?;
+    }
+    let mut log = MetricsLog::append_to(&metrics_path)
+        .with_context(|| format!("cannot write {}", metrics_path.display()))?;
+    log.write(&Event::Start {
+        device: device_name.clone(),
+        dataset: trainer.data.set.name.clone(),
+        train_images: trainer.data.split.train.len(),
+        val_images: trainer.data.split.val.len(),
+        steps_per_epoch: trainer.steps_per_epoch(),
+        total_steps: trainer.total_steps(),
+        nnz: trainer.masks.nnz(),
+        numel: trainer.masks.numel(),
+        dense_params: trainer.dense_param_count(),
+        layers: trainer.layer_densities(),
+        resumed_from: resumed.as_ref().map(|c| c.meta.step),
+    })?;
+
+    let bar = if options.progress {
+        let bar = indicatif::ProgressBar::new(trainer.total_steps() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} steps {elapsed}<{eta} {msg}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(format!(
+            "{} {:.2}% sparse",
+            config.method.name,
+            (1.0 - trainer.masks.density()) * 100.0
+        ));
+        bar.set_position(trainer.step as u64);
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+
+    let save = |trainer: &Trainer, log: &mut MetricsLog| -> anyhow::Result<()> {
+        block_on(trainer.checkpoint())?
+            .save(&ckpt_path)
+            .with_context(|| format!("cannot write {}", ckpt_path.display()))?;
+        log.write(&Event::Checkpoint {
+            step: trainer.step,
+            path: ckpt_path.display().to_string(),
+        })?;
+        Ok(())
+    };
+
+    let mut last_val = None;
+    let mut epoch_started = web_time::Instant::now();
+    let mut epoch_train_seconds = 0.0;
+    while !trainer.is_finished() {
+        let o = block_on(trainer.train_step())?;
+        epoch_train_seconds += o.seconds;
+        if o.step % config.run.log_every == 0 {
+            log.write(&Event::Step {
+                step: o.step,
+                epoch: o.epoch,
+                loss: o.loss,
+                accuracy: o.accuracy,
+                lr: o.lr,
+                density: trainer.masks.density(),
+                images_per_sec: o.batch as f64 / o.seconds.max(1e-9),
+            })?;
+        }
+        if let Some(u) = &o.mask_update {
+            log.write(&Event::MaskUpdate {
+                step: o.step,
+                drop_fraction: u.drop_fraction,
+                dropped: u.dropped,
+                grown: u.grown,
+                churn: u.churn,
+                density: trainer.masks.density(),
+                layers: trainer.layer_densities(),
+            })?;
+        }
+        bar.set_position(trainer.step as u64);
+        bar.set_message(format!("loss {:.3} acc {:.1}%", o.loss, o.accuracy * 100.0));
+        let mut saved = false;
+        if o.epoch_done {
+            let val = block_on(trainer.evaluate_validation())?;
+            let sums = std::mem::take(&mut trainer.epoch_sums);
+            let val_acc = val.as_ref().map(|v| v.accuracy);
+            if let Some(a) = val_acc {
+                trainer.best_val_accuracy = Some(trainer.best_val_accuracy.map_or(a, |b| b.max(a)));
+                let line = format!(
+                    "epoch {:>3}  train loss {:.4} acc {:.2}%  val loss {:.4} acc {:.2}%  density {:.4}%",
+                    o.epoch + 1,
+                    sums.loss / sums.seen,
+                    100.0 * sums.correct / sums.seen,
+                    val.as_ref().map_or(f64::NAN, |v| v.loss),
+                    a * 100.0,
+                    trainer.masks.density() * 100.0
+                );
+                // --quiet drops the bar, not the one line per epoch.
+                if options.progress {
+                    bar.println(line)
+                } else {
+                    eprintln!("{line}")
+                }
+            }
+            last_val = val_acc;
+            log.write(&epoch_event(
+                &trainer,
+                o.epoch,
+                &sums,
+                val.as_ref().map(|v| (v.loss, v.accuracy)),
+                epoch_train_seconds,
+                epoch_started.elapsed().as_secs_f64(),
+            ))?;
+            save(&trainer, &mut log)?;
+            saved = true;
+            epoch_started = web_time::Instant::now();
+            epoch_train_seconds = 0.0;
+        } else if config.run.checkpoint_every > 0 && trainer.step % config.run.checkpoint_every == 0
+        {
+            save(&trainer, &mut log)?;
+            saved = true;
+        }
+        if options.stop_after_steps.is_some_and(|s| trainer.step >= s) && !trainer.is_finished() {
+            if !saved {
+                save(&trainer, &mut log)?;
+            }
+            bar.abandon_with_message("stopped; continue with --resume");
+            return Ok(summary(
+                &trainer,
+                &config,
+                last_val,
+                None,
+                false,
+                started,
+                &device_name,
+            ));
+        }
+    }
+    bar.finish_and_clear();
+
+    let test_accuracy = if config.run.eval_test {
+        match load_split(&config.data, true, config.seed) {
+            Ok(test) => {
+                let all: Vec<usize> = (0..test.len()).collect();
+                Some(block_on(trainer.evaluate(&test, &all))?.accuracy)
+            }
+            Err(_) => None, // e.g. an image folder with no test/ split
+        }
+    } else {
+        None
+    };
+    if last_val.is_none() && !trainer.data.split.val.is_empty() {
+        last_val = block_on(trainer.evaluate_validation())?.map(|v| v.accuracy);
+    }
+    log.write(&Event::End {
+        step: trainer.step,
+        best_val_accuracy: trainer.best_val_accuracy,
+        final_val_accuracy: last_val,
+        test_accuracy,
+        nnz: trainer.masks.nnz(),
+        density: trainer.masks.density(),
+        seconds: started.elapsed().as_secs_f64(),
+    })?;
+    let s = summary(
+        &trainer,
+        &config,
+        last_val,
+        test_accuracy,
+        true,
+        started,
+        &device_name,
+    );
+    write_atomic(&out.join("summary.json"), &serde_json::to_vec_pretty(&s)?)?;
+    Ok(s)
+}
+
+fn epoch_event(
+    t: &Trainer,
+    epoch: usize,
+    sums: &EpochSums,
+    val: Option<(f64, f64)>,
+    train_seconds: f64,
+    seconds: f64,
+) -> Event {
+    Event::Epoch {
+        epoch,
+        step: t.step,
+        train_loss: sums.loss / sums.seen.max(1.0),
+        train_accuracy: sums.correct / sums.seen.max(1.0),
+        val_loss: val.map(|v| v.0),
+        val_accuracy: val.map(|v| v.1),
+        nnz: t.masks.nnz(),
+        density: t.masks.density(),
+        layers: t.layer_densities(),
+        images_per_sec: sums.seen / train_seconds.max(1e-9),
+        seconds,
+    }
+}
+
+fn summary(
+    t: &Trainer,
+    config: &TrainConfig,
+    final_val: Option<f64>,
+    test: Option<f64>,
+    finished: bool,
+    started: web_time::Instant,
+    device: &str,
+) -> RunSummary {
+    RunSummary {
+        out: config.run.out.clone(),
+        method: config.method.name.clone(),
+        arch: config.model.arch.name().to_string(),
+        sparsity: config.sparsity.sparsity,
+        steps: t.step,
+        finished,
+        nnz: t.masks.nnz(),
+        numel: t.masks.numel(),
+        density: t.masks.density(),
+        best_val_accuracy: t.best_val_accuracy,
+        final_val_accuracy: final_val,
+        test_accuracy: test,
+        seconds: started.elapsed().as_secs_f64(),
+        device: device.to_string(),
+    }
+}

@@ -1,0 +1,588 @@
+//! One training run's state and its step: forward, loss, backward, then either the masked
+//! optimizer step or (on a method's update steps) a mask update, as in RigL.
+
+use super::checkpoint::{Checkpoint, CheckpointMeta, EpochSums, NamedTensor, Payload};
+use super::config::TrainConfig;
+use super::eval::Evaluation;
+use super::metrics::LayerDensity;
+use crate::data::split::epoch_order;
+use crate::data::{Batcher, ImageSet, Normalization, TrainValSplit};
+use crate::methods::{self, MaskUpdate, SparsityMethod, UpdateContext};
+use crate::model::{ResNet, for_each_param, grads_by_path, map_params};
+use crate::optim::{MaskedSgd, mask_tensors};
+use crate::rng::Rng;
+use crate::sparsity::{Masks, SparseLayer, sparse_layers};
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("{0}")]
+    Config(String),
+    #[error(transparent)]
+    Sparsity(#[from] crate::sparsity::SparsityError),
+    #[error("device error: {0}")]
+    Device(String),
+    #[error("{0}")]
+    Checkpoint(String),
+}
+
+/// The images a run trains and validates on, split and normalised.
+pub struct TrainData {
+    pub set: ImageSet,
+    pub split: TrainValSplit,
+    pub batcher: Batcher,
+}
+
+impl TrainData {
+    /// Splits `set` (seeded, stratified) and measures normalisation on the training part.
+    pub fn new(set: ImageSet, val_fraction: f64, seed: u64) -> Self {
+        let split = TrainValSplit::new(&set, val_fraction, seed);
+        let batcher = Batcher::new(Normalization::measure(&set, &split.train));
+        Self {
+            set,
+            split,
+            batcher,
+        }
+    }
+
+    fn with_normalization(
+        set: ImageSet,
+        val_fraction: f64,
+        seed: u64,
+        norm: Normalization,
+    ) -> Self {
+        let split = TrainValSplit::new(&set, val_fraction, seed);
+        Self {
+            set,
+            split,
+            batcher: Batcher::new(norm),
+        }
+    }
+}
+
+/// What one step did, with the values read back from the device.
+#[derive(Clone, Debug)]
+pub struct StepOutcome {
+    pub step: usize,
+    pub epoch: usize,
+    pub loss: f64,
+    pub accuracy: f64,
+    pub lr: f64,
+    pub seconds: f64,
+    pub batch: usize,
+    pub mask_update: Option<MaskUpdateOutcome>,
+    pub epoch_done: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct MaskUpdateOutcome {
+    pub drop_fraction: f64,
+    pub dropped: usize,
+    pub grown: usize,
+    pub churn: f64,
+}
+
+pub struct Trainer {
+    pub config: TrainConfig,
+    pub device: Device,
+    pub model: ResNet,
+    pub optim: MaskedSgd,
+    method: Box<dyn SparsityMethod>,
+    pub layers: Vec<SparseLayer>,
+    pub masks: Masks,
+    mask_tensors: BTreeMap<String, Tensor<1>>,
+    pub data: TrainData,
+    pub step: usize,
+    pub epoch_sums: EpochSums,
+    pub best_val_accuracy: Option<f64>,
+    /// The last mask update's dropped/grown indices (for inspection and tests).
+    pub last_update: Option<MaskUpdate>,
+    order: Option<(usize, Vec<usize>)>,
+}
+
+pub(crate) fn cross_entropy_sum(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    let [b, _] = logits.dims();
+    log_softmax(logits, 1)
+        .gather(1, labels.reshape([b, 1]))
+        .sum()
+        .neg()
+}
+
+async fn read_f32(t: Tensor<1>) -> Result<Vec<f32>, TrainError> {
+    let data = t
+        .into_data_async()
+        .await
+        .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+    data.convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| TrainError::Device(format!("{e:?}")))
+}
+
+impl Trainer {
+    /// A fresh run: model initialised from the seed, initial masks from the method.
+    pub fn new(config: TrainConfig, data: TrainData, device: Device) -> Result<Self, TrainError> {
+        config.validate().map_err(TrainError::Config)?;
+        if data.split.train.len() < config.batch_size {
+            return Err(TrainError::Config(format!(
+                "batch_size = {} is larger than the {} training images; lower batch_size",
+                config.batch_size,
+                data.split.train.len()
+            )));
+        }
+        device.seed(config.seed);
+        let model = config.model.init(data.set.num_classes(), &device);
+        let layers = sparse_layers(&model);
+        let method = methods::build(&config.method)?;
+        let masks = method.initial_masks(
+            &layers,
+            &config.sparsity,
+            &mut Rng::stream(config.seed, 0x3A5C),
+        )?;
+        let optim = MaskedSgd::new(config.optim.clone());
+        let mut trainer = Self {
+            mask_tensors: mask_tensors(&masks, &device),
+            config,
+            device,
+            model,
+            optim,
+            method,
+            layers,
+            masks,
+            data,
+            step: 0,
+            epoch_sums: EpochSums::default(),
+            best_val_accuracy: None,
+            last_update: None,
+            order: None,
+        };
+        // Pruned weights are zero from the start.
+        let masks = trainer.mask_tensors.clone();
+        trainer.model = map_params(trainer.model.clone(), |path, w| match masks.get(path) {
+            Some(m) => w * m.clone(),
+            None => w,
+        });
+        Ok(trainer)
+    }
+
+    /// Continues a run from a checkpoint, with its data (same images, same split).
+    pub fn from_checkpoint(
+        ckpt: &Checkpoint,
+        set: ImageSet,
+        device: Device,
+    ) -> Result<Self, TrainError> {
+        let meta = &ckpt.meta;
+        if set.num_classes() != meta.num_classes {
+            return Err(TrainError::Checkpoint(format!(
+                "the checkpoint's model has {} classes but the dataset has {}",
+                meta.num_classes,
+                set.num_classes()
+            )));
+        }
+        let data = TrainData::with_normalization(
+            set,
+            meta.config.data.val_fraction,
+            meta.config.seed,
+            meta.normalization,
+        );
+        let mut trainer = Self::new(meta.config.clone(), data, device)?;
+        trainer.load_state(ckpt)?;
+        Ok(trainer)
+    }
+
+    /// Replaces parameters, momentum, masks and counters with the checkpoint's.
+    pub fn load_state(&mut self, ckpt: &Checkpoint) -> Result<(), TrainError> {
+        let device = self.device.clone();
+        let mut missing = Vec::new();
+        self.model = map_params(self.model.clone(), |path, w| {
+            match ckpt.tensor(&format!("param:{path}")) {
+                Some(NamedTensor {
+                    payload: Some(Payload::F32(v)),
+                    ..
+                }) if v.len() == w.dims()[0] => {
+                    Tensor::from_data(TensorData::new(v.clone(), [v.len()]), &device)
+                }
+                _ => {
+                    missing.push(path.to_string());
+                    w
+                }
+            }
+        });
+        if !missing.is_empty() {
+            return Err(TrainError::Checkpoint(format!(
+                "the checkpoint does not match the model: missing or wrong-sized {}",
+                missing.join(", ")
+            )));
+        }
+        for layer in &mut self.masks.layers {
+            match ckpt.tensor(&format!("mask:{}", layer.path)) {
+                Some(NamedTensor {
+                    payload: Some(Payload::Bits(b)),
+                    ..
+                }) if b.len() == layer.active.len() => {
+                    layer.active = b.clone();
+                }
+                _ => {
+                    return Err(TrainError::Checkpoint(format!(
+                        "mask for {} missing or wrong-sized",
+                        layer.path
+                    )));
+                }
+            }
+        }
+        self.mask_tensors = mask_tensors(&self.masks, &device);
+        self.optim.momentum.clear();
+        for t in &ckpt.tensors {
+            if let (Some(path), Some(Payload::F32(v))) =
+                (t.name.strip_prefix("momentum:"), &t.payload)
+            {
+                self.optim.momentum.insert(
+                    path.to_string(),
+                    Tensor::from_data(TensorData::new(v.clone(), [v.len()]), &device),
+                );
+            }
+        }
+        self.step = ckpt.meta.step;
+        self.epoch_sums = ckpt.meta.epoch_sums.clone();
+        self.best_val_accuracy = ckpt.meta.best_val_accuracy;
+        Ok(())
+    }
+
+    pub fn steps_per_epoch(&self) -> usize {
+        self.data.split.train.len() / self.config.batch_size
+    }
+
+    pub fn total_steps(&self) -> usize {
+        self.steps_per_epoch() * self.config.epochs
+    }
+
+    pub fn epoch(&self) -> usize {
+        self.step / self.steps_per_epoch()
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.step >= self.total_steps()
+    }
+
+    pub fn lr(&self) -> f64 {
+        let epoch = self.step as f64 / self.steps_per_epoch() as f64;
+        self.config
+            .schedule
+            .lr_at(self.config.optim.lr, epoch, self.config.epochs as f64)
+    }
+
+    pub fn method_name(&self) -> &'static str {
+        self.method.name()
+    }
+
+    pub fn layer_densities(&self) -> Vec<LayerDensity> {
+        self.masks
+            .per_layer()
+            .into_iter()
+            .map(|(path, nnz, numel)| LayerDensity { path, nnz, numel })
+            .collect()
+    }
+
+    /// Parameters outside the masks (BatchNorm scales and shifts): dense by design.
+    pub fn dense_param_count(&self) -> usize {
+        let masked: BTreeSet<&str> = self.layers.iter().map(|l| l.path.as_str()).collect();
+        let mut n = 0;
+        for info in crate::model::param_infos(&self.model) {
+            let running = info.path.ends_with("running_mean") || info.path.ends_with("running_var");
+            if !masked.contains(info.path.as_str()) && !running {
+                n += info.numel();
+            }
+        }
+        n
+    }
+
+    /// Non-zero weights actually present in the masked layers (counted on the weights,
+    /// not the masks: a test that pruned weights are really zero).
+    pub async fn count_nonzero_weights(&self) -> Result<usize, TrainError> {
+        let mut n = 0;
+        for (_, w) in self.sparse_weights() {
+            n += read_f32(w).await?.iter().filter(|x| **x != 0.0).count();
+        }
+        Ok(n)
+    }
+
+    /// Host copies of the masked layers' weights, by path, in layer order.
+    pub async fn sparse_weight_values(&self) -> Result<Vec<(String, Vec<f32>)>, TrainError> {
+        let mut out = Vec::new();
+        for (path, w) in self.sparse_weights() {
+            out.push((path, read_f32(w).await?));
+        }
+        Ok(out)
+    }
+
+    /// Host copy of a parameter's momentum buffer, if it has one yet.
+    pub async fn momentum_values(&self, path: &str) -> Result<Option<Vec<f32>>, TrainError> {
+        match self.optim.momentum.get(path) {
+            Some(m) => Ok(Some(read_f32(m.clone()).await?)),
+            None => Ok(None),
+        }
+    }
+
+    fn sparse_weights(&self) -> Vec<(String, Tensor<1>)> {
+        let wanted: BTreeSet<&str> = self.layers.iter().map(|l| l.path.as_str()).collect();
+        let mut out = Vec::new();
+        for_each_param(&self.model, |path, _, t| {
+            if wanted.contains(path) {
+                out.push((path.to_string(), t));
+            }
+        });
+        out
+    }
+
+    fn batch_indices(&mut self) -> Vec<usize> {
+        let spe = self.steps_per_epoch();
+        let (epoch, pos) = (self.step / spe, self.step % spe);
+        if self.order.as_ref().map(|(e, _)| *e) != Some(epoch) {
+            self.order = Some((
+                epoch,
+                epoch_order(&self.data.split.train, self.config.seed, epoch),
+            ));
+        }
+        let order = &self.order.as_ref().expect("order cached").1;
+        let b = self.config.batch_size;
+        order[pos * b..(pos + 1) * b].to_vec()
+    }
+
+    /// One training step. Reads back the loss and accuracy (one sync per step).
+    pub async fn train_step(&mut self) -> Result<StepOutcome, TrainError> {
+        let start = web_time::Instant::now();
+        let (step, epoch, total) = (self.step, self.epoch(), self.total_steps());
+        let indices = self.batch_indices();
+        let mut rng = Rng::stream(self.config.seed, 0xA_0000_0000 + step as u64);
+        let augment = self.config.data.augment.then_some(&mut rng);
+        let batch = self.data.batcher.batch(&self.data.set, &indices, augment);
+        let b = batch.size;
+        let x = Tensor::<4>::from_data(TensorData::new(batch.images, [b, 3, 32, 32]), &self.device);
+        let y = Tensor::<1, Int>::from_data(TensorData::new(batch.labels, [b]), &self.device);
+
+        let logits = self.model.forward(x);
+        let correct = logits
+            .clone()
+            .inner()
+            .argmax(1)
+            .reshape([b])
+            .equal(y.clone().inner())
+            .int()
+            .sum()
+            .float();
+        let loss = cross_entropy_sum(logits, y) / b as f32;
+        let loss_value = loss.clone().inner();
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let lr = self.lr();
+
+        let mask_update = if self.method.is_update_step(step, total) {
+            Some(self.update_masks(&grads, step, total).await?)
+        } else {
+            self.model = self
+                .optim
+                .step(self.model.clone(), &grads, lr, &self.mask_tensors);
+            None
+        };
+
+        let loss_v = read_f32(loss_value).await?[0] as f64;
+        let correct_v = read_f32(correct).await?[0] as f64;
+        if !loss_v.is_finite() {
+            return Err(TrainError::Device(format!(
+                "the loss became {loss_v} at step {step}: lower optim.lr or enable optim.clip_norm"
+            )));
+        }
+        self.epoch_sums.loss += loss_v * b as f64;
+        self.epoch_sums.correct += correct_v;
+        self.epoch_sums.seen += b as f64;
+        self.step += 1;
+        Ok(StepOutcome {
+            step,
+            epoch,
+            loss: loss_v,
+            accuracy: correct_v / b as f64,
+            lr,
+            seconds: start.elapsed().as_secs_f64(),
+            batch: b,
+            mask_update,
+            epoch_done: self.step % self.steps_per_epoch() == 0,
+        })
+    }
+
+    async fn update_masks(
+        &mut self,
+        grads: &GradientsParams,
+        step: usize,
+        total: usize,
+    ) -> Result<MaskUpdateOutcome, TrainError> {
+        let mut weights = Vec::with_capacity(self.layers.len());
+        for (_, w) in self.sparse_weights() {
+            weights.push(read_f32(w).await?);
+        }
+        let mut dense_grads = Vec::new();
+        if self.method.needs_gradients() {
+            let by_path: BTreeMap<String, Tensor<1>> =
+                grads_by_path(&self.model, grads).into_iter().collect();
+            for layer in &self.layers {
+                let g = by_path
+                    .get(&layer.path)
+                    .cloned()
+                    .ok_or_else(|| TrainError::Device(format!("no gradient for {}", layer.path)))?;
+                dense_grads.push(read_f32(g).await?);
+            }
+        }
+        let before = self.masks.clone();
+        let ctx = UpdateContext {
+            step,
+            total_steps: total,
+            seed: self.config.seed,
+            weights: &weights,
+            grads: &dense_grads,
+        };
+        let update = self.method.update(&ctx, &mut self.masks);
+        self.apply_mask_update(&update);
+        let outcome = MaskUpdateOutcome {
+            drop_fraction: update.drop_fraction,
+            dropped: update.dropped.iter().map(Vec::len).sum(),
+            grown: update.grown.iter().map(Vec::len).sum(),
+            churn: self.masks.churn_since(&before),
+        };
+        self.last_update = Some(update);
+        Ok(outcome)
+    }
+
+    /// Zeroes dropped weights, starts grown weights (and their momentum) at zero.
+    fn apply_mask_update(&mut self, update: &MaskUpdate) {
+        let mut keep = BTreeMap::new();
+        for (l, layer) in self.masks.layers.iter().enumerate() {
+            let mut bits: Vec<f32> = layer
+                .active
+                .iter()
+                .map(|&a| if a { 1.0 } else { 0.0 })
+                .collect();
+            if let Some(grown) = update.grown.get(l) {
+                for &i in grown {
+                    bits[i] = 0.0;
+                }
+            }
+            keep.insert(
+                layer.path.clone(),
+                Tensor::from_data(TensorData::new(bits, [layer.numel()]), &self.device),
+            );
+        }
+        self.model = map_params(self.model.clone(), |path, w| match keep.get(path) {
+            Some(k) => w * k.clone(),
+            None => w,
+        });
+        for (path, k) in &keep {
+            self.optim.mask_momentum(path, k);
+        }
+        self.mask_tensors = mask_tensors(&self.masks, &self.device);
+    }
+
+    /// Evaluates in inference mode (BatchNorm running statistics, no autodiff).
+    pub async fn evaluate(
+        &self,
+        set: &ImageSet,
+        indices: &[usize],
+    ) -> Result<Evaluation, TrainError> {
+        evaluate_model(
+            &self.model,
+            &self.data.batcher,
+            set,
+            indices,
+            self.config.eval_batch_size,
+            &self.device,
+        )
+        .await
+    }
+
+    pub async fn evaluate_validation(&self) -> Result<Option<Evaluation>, TrainError> {
+        if self.data.split.val.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.evaluate(&self.data.set, &self.data.split.val).await?,
+        ))
+    }
+
+    /// A full snapshot of the run.
+    pub async fn checkpoint(&self) -> Result<Checkpoint, TrainError> {
+        let mut tensors = Vec::new();
+        let mut params = Vec::new();
+        // BatchNorm keeps its newest running statistics aside until a sync; `train()`
+        // syncs them, so the checkpoint holds the current ones, not the step before's.
+        let synced = self.model.clone().train();
+        for_each_param(&synced, |path, dims, t| {
+            params.push((path.to_string(), dims.to_vec(), t))
+        });
+        for (path, dims, t) in params {
+            tensors.push(NamedTensor {
+                name: format!("param:{path}"),
+                dims: vec![dims.iter().product()],
+                payload: Some(Payload::F32(read_f32(t).await?)),
+            });
+        }
+        for (path, m) in &self.optim.momentum {
+            tensors.push(NamedTensor {
+                name: format!("momentum:{path}"),
+                dims: m.dims().to_vec(),
+                payload: Some(Payload::F32(read_f32(m.clone()).await?)),
+            });
+        }
+        for layer in &self.masks.layers {
+            tensors.push(NamedTensor {
+                name: format!("mask:{}", layer.path),
+                dims: layer.dims.clone(),
+                payload: Some(Payload::Bits(layer.active.clone())),
+            });
+        }
+        Ok(Checkpoint {
+            meta: CheckpointMeta {
+                step: self.step,
+                config: self.config.clone(),
+                num_classes: self.data.set.num_classes(),
+                class_names: self.data.set.class_names.clone(),
+                normalization: self.data.batcher.normalization,
+                epoch_sums: self.epoch_sums.clone(),
+                best_val_accuracy: self.best_val_accuracy,
+            },
+            tensors,
+        })
+    }
+}
+
+/// Evaluates any model in inference mode on `indices` of `set`.
+pub async fn evaluate_model(
+    model: &ResNet,
+    batcher: &Batcher,
+    set: &ImageSet,
+    indices: &[usize],
+    batch_size: usize,
+    device: &Device,
+) -> Result<Evaluation, TrainError> {
+    let model = model.valid();
+    let device = device.clone().without_autodiff();
+    let mut predictions = Vec::with_capacity(indices.len());
+    let mut labels = Vec::with_capacity(indices.len());
+    let mut loss_sum = 0.0;
+    for chunk in indices.chunks(batch_size) {
+        let batch = batcher.batch(set, chunk, None);
+        let b = batch.size;
+        labels.extend(batch.labels.iter().map(|&l| l as u16));
+        let x = Tensor::<4>::from_data(TensorData::new(batch.images, [b, 3, 32, 32]), &device);
+        let y = Tensor::<1, Int>::from_data(TensorData::new(batch.labels, [b]), &device);
+        let logits = model.forward(x);
+        let pred = logits.clone().argmax(1).reshape([b]).float();
+        loss_sum += read_f32(cross_entropy_sum(logits, y)).await?[0] as f64;
+        predictions.extend(read_f32(pred).await?.into_iter().map(|p| p as u16));
+    }
+    Ok(Evaluation::from_predictions(
+        &labels,
+        &predictions,
+        loss_sum,
+        set.num_classes(),
+    ))
+}

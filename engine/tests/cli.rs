@@ -1,0 +1,212 @@
+//! The `sparselab` binary as a user runs it: real processes, real files, a real SIGKILL.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn sparselab() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sparselab"))
+}
+
+const SMALL: &[&str] = &[
+    "train",
+    "--quiet",
+    "--device",
+    "cpu",
+    "--model",
+    "resnet8",
+    "--width",
+    "0.5",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "32",
+    "--set",
+    "data.synthetic_size=640",
+    "--set",
+    "method.update_every=5",
+];
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("runs");
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn run_err(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "expected a clean error exit; stderr: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "no panic: {stderr}");
+    stderr
+}
+
+fn step_lines(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["kind"] == "step")
+        .map(|mut v| {
+            v.as_object_mut().unwrap().remove("images_per_sec");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn sigkill_then_resume_matches_the_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let straight = dir.path().join("straight");
+    run_ok(sparselab().args(SMALL).arg("--out").arg(&straight));
+
+    let killed = dir.path().join("killed");
+    let mut child = sparselab()
+        .args(SMALL)
+        .args(["--set", "run.checkpoint_every=4"])
+        .arg("--out")
+        .arg(&killed)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once a checkpoint exists and a few more steps have run past it.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        assert!(Instant::now() < deadline, "no checkpoint appeared");
+        let steps = std::fs::read_to_string(killed.join("metrics.jsonl"))
+            .map(|t| t.matches("\"kind\":\"step\"").count())
+            .unwrap_or(0);
+        if killed.join("checkpoint.bin").exists() && steps >= 10 {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("finished before it could be killed: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+
+    let out = run_ok(
+        sparselab()
+            .args(SMALL)
+            .args(["--set", "run.checkpoint_every=4", "--resume"])
+            .arg("--out")
+            .arg(&killed),
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("best val acc"));
+    assert_eq!(step_lines(&straight), step_lines(&killed));
+    assert!(
+        !std::fs::read_dir(&killed).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains(".tmp"))
+    );
+
+    // `eval` on the finished checkpoint: accuracy and a per-class table.
+    let out = run_ok(
+        sparselab()
+            .args(["eval", "--device", "cpu", "--split", "val"])
+            .arg(killed.join("checkpoint.bin")),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("accuracy") && text.contains("| disc |"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[method]\nname = \"rigl\"\ndrop_fractoin = 0.3\n").unwrap();
+    let err = run_err(sparselab().args(["train", "--quiet", "--config"]).arg(&cfg));
+    assert!(
+        err.contains("bad.toml") && err.contains("drop_fractoin"),
+        "{err}"
+    );
+
+    let err = run_err(
+        sparselab()
+            .args([
+                "train",
+                "--quiet",
+                "--sparsity",
+                "0.99999",
+                "--model",
+                "resnet8",
+                "--width",
+                "0.25",
+            ])
+            .arg("--out")
+            .arg(dir.path().join("x")),
+    );
+    assert!(err.contains("at most"), "{err}");
+
+    let err = run_err(sparselab().args([
+        "train",
+        "--quiet",
+        "--data",
+        "cifar10",
+        "--data-path",
+        "/no/such/file.tar.gz",
+    ]));
+    assert!(err.contains("data fetch cifar10"), "{err}");
+
+    let err = run_err(sparselab().args(["eval"]).arg(&cfg));
+    assert!(err.contains("not a sparselab checkpoint"), "{err}");
+
+    let err = run_err(
+        sparselab()
+            .args([
+                "data",
+                "fetch",
+                "cifar10",
+                "--url",
+                "http://127.0.0.1:9/x.tar.gz",
+                "--to",
+            ])
+            .arg(dir.path()),
+    );
+    assert!(err.contains("download"), "{err}");
+
+    // No GPU: a clear error (on a machine with one, the run goes ahead).
+    let out = sparselab()
+        .args(SMALL)
+        .args(["--device", "gpu", "--stop-after", "1"])
+        .arg("--out")
+        .arg(dir.path().join("gpu"))
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("no hardware GPU") && err.contains("--device cpu"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn info_and_methods_list_what_exists() {
+    let out = run_ok(sparselab().arg("info"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--device auto trains on"), "{text}");
+    let out = run_ok(sparselab().arg("methods"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for m in ["dense", "static", "set", "rigl"] {
+        assert!(text.contains(m), "{text}");
+    }
+}

@@ -1,0 +1,4 @@
+# Shared by the scripts: one target dir for every build, outside the clone so that
+# warm runs (CI included) reuse it.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sparselab-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"

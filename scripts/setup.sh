@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what sparselab needs on a fresh Debian machine and builds the CLI (release).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+need_rust="1.95"
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "error: cargo not found. Install Rust $need_rust or newer (rustup) and run this again." >&2
+  exit 1
+fi
+have=$(rustc --version | awk '{print $2}')
+if [ "$(printf '%s\n%s\n' "$need_rust" "$have" | sort -V | head -n1)" != "$need_rust" ]; then
+  echo "error: rustc $have is older than $need_rust (Burn 0.22 needs it): rustup update" >&2
+  exit 1
+fi
+# A C compiler for the few crates with C parts (ring, for HTTPS downloads).
+if ! command -v cc >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq build-essential; else
+    echo "error: no C compiler: sudo apt-get install build-essential" >&2; exit 1; fi
+fi
+cargo build --release --locked -p sparselab --bin sparselab
+echo "built: $CARGO_TARGET_DIR/release/sparselab"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, then every unit, integration and end-to-end test
+# (release profile: Burn in debug is too slow to train in tests). CI runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+bash scripts/setup.sh
+cargo fmt --all -- --check
+cargo test --release --locked --workspace 2>&1
