@@ -19,5 +19,8 @@ if ! command -v cc >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq build-essential; else
     echo "error: no C compiler: sudo apt-get install build-essential" >&2; exit 1; fi
 fi
-cargo build --release --locked -p sparselab --bin sparselab
+# The same selection as `cargo test --workspace`, so that building and testing share one
+# feature resolution (building the binary alone resolves features differently and
+# would rebuild much of Burn each time you switch between the two).
+cargo build --release --locked --workspace --all-targets
 echo "built: $CARGO_TARGET_DIR/release/sparselab"

@@ -183,9 +183,13 @@ fn bad_input_gives_clear_errors() {
     assert!(err.contains("download"), "{err}");
 
     // No GPU: a clear error (on a machine with one, the run goes ahead).
+    let gpu_args: Vec<&str> = SMALL
+        .iter()
+        .map(|a| if *a == "cpu" { "gpu" } else { a })
+        .collect();
     let out = sparselab()
-        .args(SMALL)
-        .args(["--device", "gpu", "--stop-after", "1"])
+        .args(gpu_args)
+        .args(["--stop-after", "1"])
         .arg("--out")
         .arg(dir.path().join("gpu"))
         .output()

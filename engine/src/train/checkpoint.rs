@@ -1,7 +1,8 @@
 //! Checkpoints: model parameters and running statistics, optimizer momentum, masks, the
 //! step, and the epoch's running sums — everything a resumed run needs to continue as if
-//! never stopped. One self-describing file: a magic line, a JSON header, raw
-//! little-endian data. Written to a temporary file, synced and renamed, so a crash never
+//! never stopped. One self-describing file: a magic line, a TOML header, raw
+//! little-endian data. (TOML, not JSON: serde_json's default parser does not read every
+//! float back bit for bit, and a resumed run must continue exactly.) Written to a temporary file, synced and renamed, so a crash never
 //! leaves a half-written checkpoint behind. The same bytes load in the browser.
 
 use super::config::TrainConfig;
@@ -9,7 +10,7 @@ use crate::data::Normalization;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
-const MAGIC: &[u8; 16] = b"sparselab-ckpt1\n";
+const MAGIC: &[u8; 16] = b"sparselab-ckpt2\n";
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Payload {
