@@ -10,6 +10,8 @@ pub struct BenchRow {
     pub backend: String,
     pub device: String,
     pub ms_per_step: Vec<f64>,
+    /// Time to assemble one augmented, normalised batch on the host (part of each step).
+    pub data_ms_per_batch: f64,
     pub batch: usize,
 }
 
@@ -41,6 +43,7 @@ pub fn bench_backend(
     c.data.val_fraction = 0.0;
     c.epochs = 1;
     let mut trainer = Trainer::new(c, TrainData::new(set, 0.0, config.seed), device)?;
+    let data_ms_per_batch = time_batches(&trainer, config.batch_size);
     for _ in 0..warmup {
         block_on(trainer.train_step())?;
     }
@@ -53,23 +56,37 @@ pub fn bench_backend(
         backend: format!("{backend:?}").to_lowercase(),
         device: name,
         ms_per_step: ms,
+        data_ms_per_batch,
         batch: config.batch_size,
     })
 }
 
+/// Mean milliseconds to build one augmented batch, over 20 batches.
+fn time_batches(trainer: &Trainer, batch: usize) -> f64 {
+    let data = &trainer.data;
+    let indices: Vec<usize> = data.split.train.iter().copied().take(batch).collect();
+    let mut rng = crate::rng::Rng::new(0);
+    let start = web_time::Instant::now();
+    for _ in 0..20 {
+        std::hint::black_box(data.batcher.batch(&data.set, &indices, Some(&mut rng)));
+    }
+    start.elapsed().as_secs_f64() * 1000.0 / 20.0
+}
+
 pub fn table(rows: &[BenchRow]) -> String {
     let mut s = String::from(
-        "| backend | device | ms/step (mean ± std) | images/s | steps timed |\n|---|---|---|---|---|\n",
+        "| backend | device | ms/step (mean ± std) | images/s | data ms/batch | steps timed |\n|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let (mean, std) = r.mean_std();
         s.push_str(&format!(
-            "| {} | {} | {:.0} ± {:.0} | {:.1} | {} |\n",
+            "| {} | {} | {:.0} ± {:.0} | {:.1} | {:.2} | {} |\n",
             r.backend,
             r.device,
             mean,
             std,
             r.batch as f64 / (mean / 1000.0),
+            r.data_ms_per_batch,
             r.ms_per_step.len()
         ));
     }

@@ -55,9 +55,12 @@ pub struct AdapterSummary {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn adapters() -> Vec<AdapterSummary> {
     use burn::tensor::wgpu::wgpu;
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let found = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    // The APIs Burn trains on (Vulkan, Metal, DX12, WebGPU); not GL, whose Mesa driver also
+    // prints XDG_RUNTIME_DIR warnings on headless machines.
+    let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    descriptor.backends &= wgpu::Backends::PRIMARY;
+    let instance = wgpu::Instance::new(descriptor);
+    let found = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
     found
         .into_iter()
         .map(|a| {

@@ -368,8 +368,13 @@ fn eval(a: EvalArgs) -> anyhow::Result<()> {
     }
     let choice: DeviceChoice = a.device.parse().map_err(anyhow::Error::msg)?;
     let (device, device_name) = sparselab::device::select(choice).map_err(anyhow::Error::msg)?;
-    let trainer = sparselab::train::Trainer::from_checkpoint(&ckpt, set.clone(), device)?;
-    let e = pollster::block_on(trainer.evaluate(&set, &indices))?;
+    let device = device.without_autodiff();
+    let (model, masks) = ckpt.restore_model(&device)?;
+    let batcher = sparselab::data::Batcher::new(ckpt.meta.normalization);
+    let batch = ckpt.meta.config.eval_batch_size;
+    let e = pollster::block_on(sparselab::train::trainer::evaluate_model(
+        &model, &batcher, &set, &indices, batch, &device,
+    ))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&e)?);
         return Ok(());
@@ -383,9 +388,9 @@ fn eval(a: EvalArgs) -> anyhow::Result<()> {
         device_name,
         e.accuracy * 100.0,
         e.loss,
-        trainer.masks.density() * 100.0,
-        trainer.masks.nnz(),
-        trainer.masks.numel()
+        masks.density() * 100.0,
+        masks.nnz(),
+        masks.numel()
     );
     println!("| class | images | accuracy |\n|---|---|---|");
     for (c, acc) in e.per_class_accuracy().iter().enumerate() {

@@ -125,6 +125,15 @@ fn sigkill_then_resume_matches_the_uninterrupted_run() {
         text.contains("accuracy") && text.contains("| disc |"),
         "{text}"
     );
+    // The synthetic test split (128 images, fewer than a training batch) evaluates too.
+    let out = run_ok(
+        sparselab()
+            .args(["eval", "--device", "cpu", "--json"])
+            .arg(killed.join("checkpoint.bin")),
+    );
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(e["images"], 128);
+    assert!(e["accuracy"].as_f64().unwrap() > 0.0);
 }
 
 #[test]

@@ -1,18 +1,46 @@
-//! The prune-and-regrow update shared by SET and RigL: in every layer, drop the
-//! `round(f x active)` smallest-magnitude active weights, then grow as many, chosen by the
-//! method's rule among the weights inactive after the drop. Layer densities never move.
+//! The prune-and-regrow method behind SET and RigL: every ΔT steps until T_end, in every
+//! layer, drop the `round(f(t) x active)` smallest-magnitude active weights, then grow as
+//! many, chosen by the grow rule among the weights inactive after the drop. Layer
+//! densities never move; the update replaces that step's optimizer step.
 
-use super::{MaskUpdate, UpdateContext};
+use super::{MaskUpdate, MethodConfig, SparsityMethod, UpdateContext};
 use crate::rng::Rng;
 use crate::sparsity::Masks;
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GrowRule {
-    /// Largest |gradient| (RigL).
+    /// Largest |dense gradient| (RigL).
     Gradient,
-    /// Uniformly at random (SET).
+    /// Uniformly at random, seeded by the step (SET).
     Random,
 }
 
+pub struct DropAndGrow {
+    pub name: &'static str,
+    pub config: MethodConfig,
+    pub rule: GrowRule,
+}
+
+impl SparsityMethod for DropAndGrow {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn is_update_step(&self, step: usize, total_steps: usize) -> bool {
+        self.config.is_update_step(step, total_steps)
+    }
+
+    fn needs_gradients(&self) -> bool {
+        self.rule == GrowRule::Gradient
+    }
+
+    fn update(&mut self, ctx: &UpdateContext, masks: &mut Masks) -> MaskUpdate {
+        let fraction = self.config.drop_fraction_at(ctx.step, ctx.total_steps);
+        drop_and_grow(ctx, masks, fraction, self.rule)
+    }
+}
+
+/// One prune-and-regrow pass over every layer, with the fraction `fraction`.
 pub fn drop_and_grow(
     ctx: &UpdateContext,
     masks: &mut Masks,

@@ -127,12 +127,15 @@ pub struct MaskUpdate {
 
 pub trait SparsityMethod {
     fn name(&self) -> &'static str;
+    /// The starting masks: by default random, with the configured layer-wise counts.
     fn initial_masks(
         &self,
         layers: &[SparseLayer],
         sparsity: &SparsityConfig,
         rng: &mut Rng,
-    ) -> Result<Masks, SparsityError>;
+    ) -> Result<Masks, SparsityError> {
+        random_initial_masks(layers, sparsity, rng)
+    }
     /// Does the mask change at this step (instead of an optimizer step, as in RigL)?
     fn is_update_step(&self, _step: usize, _total_steps: usize) -> bool {
         false
@@ -166,12 +169,12 @@ pub const REGISTRY: &[MethodEntry] = &[
     MethodEntry {
         name: "set",
         summary: "SET: every ΔT steps drop the smallest-magnitude weights, regrow as many at random",
-        build: |c| Box::new(set::Set::new(c.clone())),
+        build: |c| Box::new(set::set(c.clone())),
     },
     MethodEntry {
         name: "rigl",
         summary: "RigL: every ΔT steps drop the smallest-magnitude weights, grow those with the largest gradient",
-        build: |c| Box::new(rigl::Rigl::new(c.clone())),
+        build: |c| Box::new(rigl::rigl(c.clone())),
     },
 ];
 

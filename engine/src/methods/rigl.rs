@@ -3,53 +3,24 @@
 //! largest dense-gradient magnitude; f decays (cosine by default) to 0 at T_end.
 //! New weights start at zero; the update replaces that step's optimizer step.
 
-use super::drop_grow::{GrowRule, drop_and_grow};
-use super::{MaskUpdate, MethodConfig, SparsityMethod, UpdateContext, random_initial_masks};
-use crate::rng::Rng;
-use crate::sparsity::{Masks, SparseLayer, SparsityConfig, SparsityError};
+use super::MethodConfig;
+use super::drop_grow::{DropAndGrow, GrowRule};
 
-pub struct Rigl {
-    config: MethodConfig,
-}
-
-impl Rigl {
-    pub fn new(config: MethodConfig) -> Self {
-        Self { config }
-    }
-}
-
-impl SparsityMethod for Rigl {
-    fn name(&self) -> &'static str {
-        "rigl"
-    }
-
-    fn initial_masks(
-        &self,
-        layers: &[SparseLayer],
-        sparsity: &SparsityConfig,
-        rng: &mut Rng,
-    ) -> Result<Masks, SparsityError> {
-        random_initial_masks(layers, sparsity, rng)
-    }
-
-    fn is_update_step(&self, step: usize, total_steps: usize) -> bool {
-        self.config.is_update_step(step, total_steps)
-    }
-
-    fn needs_gradients(&self) -> bool {
-        true
-    }
-
-    fn update(&mut self, ctx: &UpdateContext, masks: &mut Masks) -> MaskUpdate {
-        let f = self.config.drop_fraction_at(ctx.step, ctx.total_steps);
-        drop_and_grow(ctx, masks, f, GrowRule::Gradient)
+pub fn rigl(config: MethodConfig) -> DropAndGrow {
+    DropAndGrow {
+        name: "rigl",
+        config,
+        rule: GrowRule::Gradient,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::methods::{SparsityMethod, UpdateContext};
+    use crate::rng::Rng;
     use crate::sparsity::Distribution;
+    use crate::sparsity::{SparseLayer, SparsityConfig};
 
     #[test]
     fn rigl_drops_small_weights_grows_large_gradients_and_keeps_counts() {
@@ -62,7 +33,7 @@ mod tests {
             distribution: Distribution::Uniform,
             ..Default::default()
         };
-        let mut m = Rigl::new(MethodConfig {
+        let mut m = rigl(MethodConfig {
             drop_fraction: 0.5,
             ..Default::default()
         });

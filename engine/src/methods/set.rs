@@ -1,49 +1,24 @@
 //! SET (Mocanu et al., 2018): every ΔT steps, per layer, drop the fraction f(t) of active
 //! weights with the smallest magnitude and regrow as many at random positions.
 
-use super::drop_grow::{GrowRule, drop_and_grow};
-use super::{MaskUpdate, MethodConfig, SparsityMethod, UpdateContext, random_initial_masks};
-use crate::rng::Rng;
-use crate::sparsity::{Masks, SparseLayer, SparsityConfig, SparsityError};
+use super::MethodConfig;
+use super::drop_grow::{DropAndGrow, GrowRule};
 
-pub struct Set {
-    config: MethodConfig,
-}
-
-impl Set {
-    pub fn new(config: MethodConfig) -> Self {
-        Self { config }
-    }
-}
-
-impl SparsityMethod for Set {
-    fn name(&self) -> &'static str {
-        "set"
-    }
-
-    fn initial_masks(
-        &self,
-        layers: &[SparseLayer],
-        sparsity: &SparsityConfig,
-        rng: &mut Rng,
-    ) -> Result<Masks, SparsityError> {
-        random_initial_masks(layers, sparsity, rng)
-    }
-
-    fn is_update_step(&self, step: usize, total_steps: usize) -> bool {
-        self.config.is_update_step(step, total_steps)
-    }
-
-    fn update(&mut self, ctx: &UpdateContext, masks: &mut Masks) -> MaskUpdate {
-        let f = self.config.drop_fraction_at(ctx.step, ctx.total_steps);
-        drop_and_grow(ctx, masks, f, GrowRule::Random)
+pub fn set(config: MethodConfig) -> DropAndGrow {
+    DropAndGrow {
+        name: "set",
+        config,
+        rule: GrowRule::Random,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::methods::{SparsityMethod, UpdateContext};
+    use crate::rng::Rng;
     use crate::sparsity::Distribution;
+    use crate::sparsity::{SparseLayer, SparsityConfig};
 
     #[test]
     fn set_keeps_layer_counts_and_regrows_reproducibly() {
@@ -63,7 +38,7 @@ mod tests {
             ..Default::default()
         };
         let run = || {
-            let mut m = Set::new(MethodConfig {
+            let mut m = set(MethodConfig {
                 name: "set".into(),
                 ..Default::default()
             });

@@ -7,6 +7,9 @@
 
 use super::config::TrainConfig;
 use crate::data::Normalization;
+use crate::model::{ResNet, map_params};
+use crate::sparsity::{LayerMask, Masks, SparseLayer, sparse_layers};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -77,6 +80,72 @@ pub struct CheckpointError {
 impl Checkpoint {
     pub fn tensor(&self, name: &str) -> Option<&NamedTensor> {
         self.tensors.iter().find(|t| t.name == name)
+    }
+
+    fn error(&self, message: String) -> CheckpointError {
+        CheckpointError {
+            origin: format!("at step {}", self.meta.step),
+            message,
+        }
+    }
+
+    /// `model` with every parameter and running statistic replaced by the checkpoint's.
+    pub fn load_params(&self, model: ResNet, device: &Device) -> Result<ResNet, CheckpointError> {
+        let mut missing = Vec::new();
+        let model = map_params(model, |path, w| {
+            match self.tensor(&format!("param:{path}")) {
+                Some(NamedTensor {
+                    payload: Some(Payload::F32(v)),
+                    ..
+                }) if v.len() == w.dims()[0] => {
+                    Tensor::from_data(TensorData::new(v.clone(), [v.len()]), device)
+                }
+                _ => {
+                    missing.push(path.to_string());
+                    w
+                }
+            }
+        });
+        if !missing.is_empty() {
+            return Err(self.error(format!(
+                "does not match the model: missing or wrong-sized {}",
+                missing.join(", ")
+            )));
+        }
+        Ok(model)
+    }
+
+    /// The masks of `layers`, as saved.
+    pub fn masks(&self, layers: &[SparseLayer]) -> Result<Masks, CheckpointError> {
+        let mut masks = Masks::default();
+        for layer in layers {
+            match self.tensor(&format!("mask:{}", layer.path)) {
+                Some(NamedTensor {
+                    payload: Some(Payload::Bits(b)),
+                    ..
+                }) if b.len() == layer.numel() => {
+                    masks.layers.push(LayerMask {
+                        path: layer.path.clone(),
+                        dims: layer.dims.clone(),
+                        active: b.clone(),
+                    });
+                }
+                _ => {
+                    return Err(
+                        self.error(format!("mask for {} missing or wrong-sized", layer.path))
+                    );
+                }
+            }
+        }
+        Ok(masks)
+    }
+
+    /// The trained model and its masks, ready for inference (no optimizer, no data).
+    pub fn restore_model(&self, device: &Device) -> Result<(ResNet, Masks), CheckpointError> {
+        let model = self.meta.config.model.init(self.meta.num_classes, device);
+        let layers = sparse_layers(&model);
+        let model = self.load_params(model, device)?;
+        Ok((model, self.masks(&layers)?))
     }
 
     pub fn encode(&self) -> Vec<u8> {

@@ -44,6 +44,7 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create the run folder {}", out.display()))?;
     let ckpt_path = out.join("checkpoint.bin");
+    remove_partial_writes(&out);
     let metrics_path = out.join("metrics.jsonl");
     let started = web_time::Instant::now();
 
@@ -324,5 +325,19 @@ fn summary(
         test_accuracy: test,
         seconds: started.elapsed().as_secs_f64(),
         device: device.to_string(),
+    }
+}
+
+/// Deletes temporary files left by a write that a crash interrupted (`write_atomic`'s
+/// `.<name>.tmp-<pid>`): never a finished file, only our own unfinished ones.
+fn remove_partial_writes(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.contains(".tmp-") {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }

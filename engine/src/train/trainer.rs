@@ -196,43 +196,9 @@ impl Trainer {
     /// Replaces parameters, momentum, masks and counters with the checkpoint's.
     pub fn load_state(&mut self, ckpt: &Checkpoint) -> Result<(), TrainError> {
         let device = self.device.clone();
-        let mut missing = Vec::new();
-        self.model = map_params(self.model.clone(), |path, w| {
-            match ckpt.tensor(&format!("param:{path}")) {
-                Some(NamedTensor {
-                    payload: Some(Payload::F32(v)),
-                    ..
-                }) if v.len() == w.dims()[0] => {
-                    Tensor::from_data(TensorData::new(v.clone(), [v.len()]), &device)
-                }
-                _ => {
-                    missing.push(path.to_string());
-                    w
-                }
-            }
-        });
-        if !missing.is_empty() {
-            return Err(TrainError::Checkpoint(format!(
-                "the checkpoint does not match the model: missing or wrong-sized {}",
-                missing.join(", ")
-            )));
-        }
-        for layer in &mut self.masks.layers {
-            match ckpt.tensor(&format!("mask:{}", layer.path)) {
-                Some(NamedTensor {
-                    payload: Some(Payload::Bits(b)),
-                    ..
-                }) if b.len() == layer.active.len() => {
-                    layer.active = b.clone();
-                }
-                _ => {
-                    return Err(TrainError::Checkpoint(format!(
-                        "mask for {} missing or wrong-sized",
-                        layer.path
-                    )));
-                }
-            }
-        }
+        let bad = |e: super::checkpoint::CheckpointError| TrainError::Checkpoint(e.to_string());
+        self.model = ckpt.load_params(self.model.clone(), &device).map_err(bad)?;
+        self.masks = ckpt.masks(&self.layers).map_err(bad)?;
         self.mask_tensors = mask_tensors(&self.masks, &device);
         self.optim.momentum.clear();
         for t in &ckpt.tensors {
