@@ -19,6 +19,15 @@ if ! command -v cc >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq build-essential; else
     echo "error: no C compiler: sudo apt-get install build-essential" >&2; exit 1; fi
 fi
+# Mesa's lavapipe: a software Vulkan device, so the tests exercise the wgpu (GPU) code path
+# on machines without a GPU. Never used to train.
+if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq mesa-vulkan-drivers >/dev/null
+  else
+    echo "note: mesa-vulkan-drivers is not installed; the wgpu test will be skipped" >&2
+  fi
+fi
 # The same selection as `cargo test --workspace`, so that building and testing share one
 # feature resolution (building the binary alone resolves features differently and
 # would rebuild much of Burn each time you switch between the two).

@@ -223,3 +223,48 @@ fn info_and_methods_list_what_exists() {
         assert!(text.contains(m), "{text}");
     }
 }
+
+#[test]
+fn wgpu_path_trains_on_a_software_adapter() {
+    // The GPU code path (wgpu device, async read-backs, a RigL mask update, a checkpoint)
+    // on lavapipe. Skipped where no wgpu adapter exists at all.
+    let dir = tempfile::tempdir().unwrap();
+    let out = sparselab()
+        .args([
+            "train",
+            "--quiet",
+            "--device",
+            "wgpu",
+            "--model",
+            "resnet8",
+            "--width",
+            "0.25",
+            "--batch-size",
+            "8",
+        ])
+        .args([
+            "--epochs",
+            "1",
+            "--set",
+            "data.synthetic_size=100",
+            "--set",
+            "method.update_every=2",
+            "--stop-after",
+            "3",
+        ])
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("no wgpu adapter") {
+        eprintln!("skipped: no wgpu adapter (install mesa-vulkan-drivers)");
+        return;
+    }
+    assert!(out.status.success(), "{stderr}");
+    let metrics = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
+    assert!(metrics.contains("\"device\":\"wgpu"), "{metrics}");
+    assert_eq!(metrics.matches("\"kind\":\"step\"").count(), 3);
+    assert!(metrics.contains("\"kind\":\"mask_update\""));
+    assert!(dir.path().join("checkpoint.bin").is_file());
+}
