@@ -199,8 +199,8 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
                     a * 100.0,
                     trainer.masks.density() * 100.0
                 );
-                // --quiet drops the bar, not the one line per epoch.
-                if options.progress {
+                // --quiet (or stderr not being a terminal) drops the bar, not the epoch line.
+                if !bar.is_hidden() {
                     bar.println(line)
                 } else {
                     eprintln!("{line}")
