@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, then every unit, integration and end-to-end test
+# The whole test suite: formatting and lints, then every unit, integration and end-to-end test
 # (release profile: Burn in debug is too slow to train in tests). CI runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 bash scripts/setup.sh
 cargo fmt --all -- --check
+cargo clippy --release --locked --workspace --all-targets -- -D warnings
 cargo test --release --locked --workspace 2>&1

@@ -173,7 +173,7 @@ pub fn parse_records(
     set: &mut ImageSet,
 ) -> Result<(), DataError> {
     let record = kind.record_bytes();
-    if bytes.is_empty() || bytes.len() % record != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(record) {
         return Err(DataError::corrupt(
             origin,
             format!(

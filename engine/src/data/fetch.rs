@@ -144,10 +144,10 @@ pub fn download(url: &str, dest: &Path, progress: bool) -> Result<String, DataEr
     }
     out.sync_all().map_err(|e| DataError::io(&part, e))?;
     bar.finish();
-    if let Some(t) = total {
-        if t != received {
-            return Err(failed(format!("received {received} of {t} bytes")));
-        }
+    if let Some(t) = total
+        && t != received
+    {
+        return Err(failed(format!("received {received} of {t} bytes")));
     }
     std::fs::rename(&part, dest).map_err(|e| DataError::io(dest, e))?;
     Ok(hex(&hasher.finalize()))

@@ -62,20 +62,20 @@ impl DataConfig {
                 self.kind
             )));
         }
-        if let Some(p) = &self.path {
-            if self.kind != DataKind::Synthetic && !p.exists() {
-                return Err(DataError::Invalid(format!(
-                    "data.path = {} does not exist{}",
-                    p.display(),
-                    match self.kind {
-                        DataKind::Cifar10 =>
-                            "; get it with `sparselab data fetch cifar10 --to DIR`",
-                        DataKind::Cifar100 | DataKind::Cifar100Coarse =>
-                            "; get it with `sparselab data fetch cifar100 --to DIR`",
-                        _ => "",
-                    }
-                )));
-            }
+        if let Some(p) = &self.path
+            && self.kind != DataKind::Synthetic
+            && !p.exists()
+        {
+            return Err(DataError::Invalid(format!(
+                "data.path = {} does not exist{}",
+                p.display(),
+                match self.kind {
+                    DataKind::Cifar10 => "; get it with `sparselab data fetch cifar10 --to DIR`",
+                    DataKind::Cifar100 | DataKind::Cifar100Coarse =>
+                        "; get it with `sparselab data fetch cifar100 --to DIR`",
+                    _ => "",
+                }
+            )));
         }
         if self.kind == DataKind::Synthetic && self.synthetic_size < 20 {
             return Err(DataError::Invalid(

@@ -101,7 +101,7 @@ impl MethodConfig {
     /// Mask updates happen every ΔT steps after the first, until T_end.
     pub fn is_update_step(&self, step: usize, total_steps: usize) -> bool {
         step > 0
-            && step % self.update_every == 0
+            && step.is_multiple_of(self.update_every)
             && (step as f64) < self.end_fraction * total_steps as f64
     }
 }

@@ -61,8 +61,8 @@ mod tests {
             step: 0,
             total_steps: 1000,
             seed: 1,
-            weights: &[weights.clone()],
-            grads: &[grads.clone()],
+            weights: std::slice::from_ref(&weights),
+            grads: std::slice::from_ref(&grads),
         };
         let up = m.update(&ctx, &mut masks);
         assert_eq!(masks.nnz(), 20, "density unchanged");

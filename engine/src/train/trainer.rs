@@ -373,7 +373,7 @@ impl Trainer {
             seconds: start.elapsed().as_secs_f64(),
             batch: b,
             mask_update,
-            epoch_done: self.step % self.steps_per_epoch() == 0,
+            epoch_done: self.step.is_multiple_of(self.steps_per_epoch()),
         })
     }
 
