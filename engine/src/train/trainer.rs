@@ -353,8 +353,13 @@ impl Trainer {
             None
         };
 
-        let loss_v = read_f32(loss_value).await?[0] as f64;
-        let correct_v = read_f32(correct).await?[0] as f64;
+        // One read-back (one device sync) per step for both numbers.
+        let values = read_f32(Tensor::cat(
+            vec![loss_value.reshape([1]), correct.reshape([1])],
+            0,
+        ))
+        .await?;
+        let (loss_v, correct_v) = (values[0] as f64, values[1] as f64);
         if !loss_v.is_finite() {
             return Err(TrainError::Device(format!(
                 "the loss became {loss_v} at step {step}: lower optim.lr or enable optim.clip_norm"
@@ -542,8 +547,14 @@ pub async fn evaluate_model(
         let y = Tensor::<1, Int>::from_data(TensorData::new(batch.labels, [b]), &device);
         let logits = model.forward(x);
         let pred = logits.clone().argmax(1).reshape([b]).float();
-        loss_sum += read_f32(cross_entropy_sum(logits, y)).await?[0] as f64;
-        predictions.extend(read_f32(pred).await?.into_iter().map(|p| p as u16));
+        // Predictions and the batch's loss sum in one read-back.
+        let values = read_f32(Tensor::cat(
+            vec![pred, cross_entropy_sum(logits, y).reshape([1])],
+            0,
+        ))
+        .await?;
+        loss_sum += values[b] as f64;
+        predictions.extend(values[..b].iter().map(|&p| p as u16));
     }
     Ok(Evaluation::from_predictions(
         &labels,
