@@ -55,8 +55,8 @@ pub struct AdapterSummary {
 #[cfg(not(target_arch = "wasm32"))]
 pub fn adapters() -> Vec<AdapterSummary> {
     use burn::tensor::wgpu::wgpu;
-    // The APIs Burn trains on (Vulkan, Metal, DX12, WebGPU); not GL, whose Mesa driver also
-    // prints XDG_RUNTIME_DIR warnings on headless machines.
+    // Only the APIs Burn trains on (Vulkan, Metal, DX12, WebGPU): a GL adapter would list
+    // the same device twice under an API Burn never uses.
     let mut descriptor = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     descriptor.backends &= wgpu::Backends::PRIMARY;
     let instance = wgpu::Instance::new(descriptor);

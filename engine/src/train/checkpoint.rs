@@ -2,8 +2,9 @@
 //! step, and the epoch's running sums — everything a resumed run needs to continue as if
 //! never stopped. One self-describing file: a magic line, a TOML header, raw
 //! little-endian data. (TOML, not JSON: serde_json's default parser does not read every
-//! float back bit for bit, and a resumed run must continue exactly.) Written to a temporary file, synced and renamed, so a crash never
-//! leaves a half-written checkpoint behind. The same bytes load in the browser.
+//! float back bit for bit, and a resumed run must continue exactly.) Written to a
+//! temporary file, synced and renamed, so a crash never leaves a half-written checkpoint
+//! behind. The same bytes load in the browser.
 
 use super::config::TrainConfig;
 use crate::data::Normalization;

@@ -28,6 +28,8 @@ pub enum TrainError {
     Device(String),
     #[error("{0}")]
     Checkpoint(String),
+    #[error(transparent)]
+    CheckpointFile(#[from] super::checkpoint::CheckpointError),
 }
 
 /// The images a run trains and validates on, split and normalised.
@@ -196,9 +198,8 @@ impl Trainer {
     /// Replaces parameters, momentum, masks and counters with the checkpoint's.
     pub fn load_state(&mut self, ckpt: &Checkpoint) -> Result<(), TrainError> {
         let device = self.device.clone();
-        let bad = |e: super::checkpoint::CheckpointError| TrainError::Checkpoint(e.to_string());
-        self.model = ckpt.load_params(self.model.clone(), &device).map_err(bad)?;
-        self.masks = ckpt.masks(&self.layers).map_err(bad)?;
+        self.model = ckpt.load_params(self.model.clone(), &device)?;
+        self.masks = ckpt.masks(&self.layers)?;
         self.mask_tensors = mask_tensors(&self.masks, &device);
         self.optim.momentum.clear();
         for t in &ckpt.tensors {
