@@ -2,7 +2,7 @@
 
 use super::SparsityMethod;
 use crate::rng::Rng;
-use crate::sparsity::{Masks, SparseLayer, SparsityConfig, SparsityError};
+use crate::sparsity::{Budget, Masks, SparsityError};
 
 pub struct Dense;
 
@@ -11,12 +11,11 @@ impl SparsityMethod for Dense {
         "dense"
     }
 
-    fn initial_masks(
-        &self,
-        layers: &[SparseLayer],
-        _: &SparsityConfig,
-        _: &mut Rng,
-    ) -> Result<Masks, SparsityError> {
-        Ok(Masks::dense(layers))
+    fn initial_masks(&self, budget: &Budget, _: &mut Rng) -> Result<Masks, SparsityError> {
+        Ok(Masks::dense(&budget.layers))
+    }
+
+    fn scheduled_density(&self, _step: usize, _budget: &Budget) -> f64 {
+        1.0
     }
 }

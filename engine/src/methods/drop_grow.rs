@@ -3,9 +3,9 @@
 //! many, chosen by the grow rule among the weights inactive after the drop. Layer
 //! densities never move; the update replaces that step's optimizer step.
 
-use super::{MaskUpdate, MethodConfig, SparsityMethod, UpdateContext};
+use super::{MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext};
 use crate::rng::Rng;
-use crate::sparsity::Masks;
+use crate::sparsity::{Masks, SparsityError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GrowRule {
@@ -18,6 +18,7 @@ pub enum GrowRule {
 pub struct DropAndGrow {
     pub name: &'static str,
     pub config: MethodConfig,
+    pub timeline: Timeline,
     pub rule: GrowRule,
 }
 
@@ -26,17 +27,23 @@ impl SparsityMethod for DropAndGrow {
         self.name
     }
 
-    fn is_update_step(&self, step: usize, total_steps: usize) -> bool {
-        self.config.is_update_step(step, total_steps)
+    fn is_update_step(&self, step: usize) -> bool {
+        self.config.is_update_step(step, self.timeline.total_steps)
     }
 
-    fn needs_gradients(&self) -> bool {
+    fn needs_gradients(&self, _step: usize) -> bool {
         self.rule == GrowRule::Gradient
     }
 
-    fn update(&mut self, ctx: &UpdateContext, masks: &mut Masks) -> MaskUpdate {
-        let fraction = self.config.drop_fraction_at(ctx.step, ctx.total_steps);
-        drop_and_grow(ctx, masks, fraction, self.rule)
+    fn update(
+        &mut self,
+        ctx: &UpdateContext,
+        masks: &mut Masks,
+    ) -> Result<MaskUpdate, SparsityError> {
+        let fraction = self
+            .config
+            .drop_fraction_at(ctx.step, self.timeline.total_steps);
+        Ok(drop_and_grow(ctx, masks, fraction, self.rule))
     }
 }
 

@@ -4,14 +4,21 @@
 //! training. The training loop owns everything else (it zeroes dropped weights, starts
 //! grown weights and their momentum at zero, and keeps pruned weights at zero).
 
+pub mod acdc;
+pub mod cyclic;
 pub mod dense;
 pub mod drop_grow;
+pub mod east;
+pub mod gmp;
+pub mod lrr;
 pub mod rigl;
+pub mod sculpt;
 pub mod set;
 pub mod static_mask;
 
 use crate::rng::Rng;
-use crate::sparsity::{Masks, SparseLayer, SparsityConfig, SparsityError};
+use crate::sparsity::prune::PruneScope;
+use crate::sparsity::{Budget, Masks, SparsityError};
 use serde::{Deserialize, Serialize};
 
 /// How the fraction of weights replaced at each update decays over training.
@@ -35,6 +42,11 @@ pub struct MethodConfig {
     pub drop_schedule: DropSchedule,
     /// Mask updates stop after this fraction of training (RigL's T_end = 0.75).
     pub end_fraction: f64,
+    pub east: east::EastConfig,
+    pub gmp: gmp::GmpConfig,
+    pub acdc: acdc::AcdcConfig,
+    pub lrr: lrr::LrrConfig,
+    pub sculpt: sculpt::SculptConfig,
 }
 
 impl Default for MethodConfig {
@@ -45,6 +57,11 @@ impl Default for MethodConfig {
             drop_fraction: 0.3,
             drop_schedule: DropSchedule::Cosine,
             end_fraction: 0.75,
+            east: Default::default(),
+            gmp: Default::default(),
+            acdc: Default::default(),
+            lrr: Default::default(),
+            sculpt: Default::default(),
         }
     }
 }
@@ -79,6 +96,11 @@ impl MethodConfig {
                 self.end_fraction
             )));
         }
+        self.east.cycles.validate()?;
+        self.gmp.validate()?;
+        self.acdc.validate()?;
+        self.lrr.validate()?;
+        self.sculpt.validate()?;
         Ok(())
     }
 
@@ -106,11 +128,45 @@ impl MethodConfig {
     }
 }
 
+/// The run's length in steps, which methods turn their fractions and epochs into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeline {
+    pub steps_per_epoch: usize,
+    pub total_steps: usize,
+}
+
+impl Timeline {
+    /// The step at `fraction` of training (rounded).
+    pub fn at(&self, fraction: f64) -> usize {
+        (fraction * self.total_steps as f64).round() as usize
+    }
+}
+
+/// A stretch of training with its own LR schedule (cyclic methods restart it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cycle {
+    pub index: usize,
+    pub start: usize,
+    pub len: usize,
+}
+
+/// `n` back-to-back cycles of (nearly) equal length covering the whole run.
+pub fn equal_cycles(n: usize, timeline: &Timeline, step: usize) -> Cycle {
+    let total = timeline.total_steps;
+    let bound = |i: usize| i * total / n;
+    let index = (0..n).rev().find(|&i| step >= bound(i)).unwrap_or(0);
+    Cycle {
+        index,
+        start: bound(index),
+        len: (bound(index + 1) - bound(index)).max(1),
+    }
+}
+
 /// What a method sees at a mask update. Vectors are per mask layer, flattened.
 pub struct UpdateContext<'a> {
     pub step: usize,
-    pub total_steps: usize,
     pub seed: u64,
+    pub budget: &'a Budget,
     pub weights: &'a [Vec<f32>],
     /// Dense gradients (also at inactive weights); empty unless `needs_gradients`.
     pub grads: &'a [Vec<f32>],
@@ -128,53 +184,94 @@ pub struct MaskUpdate {
 pub trait SparsityMethod {
     fn name(&self) -> &'static str;
     /// The starting masks: by default random, with the configured layer-wise counts.
-    fn initial_masks(
-        &self,
-        layers: &[SparseLayer],
-        sparsity: &SparsityConfig,
-        rng: &mut Rng,
-    ) -> Result<Masks, SparsityError> {
-        random_initial_masks(layers, sparsity, rng)
+    fn initial_masks(&self, budget: &Budget, rng: &mut Rng) -> Result<Masks, SparsityError> {
+        random_initial_masks(budget, rng)
     }
-    /// Does the mask change at this step (instead of an optimizer step, as in RigL)?
-    fn is_update_step(&self, _step: usize, _total_steps: usize) -> bool {
+    /// Does the mask change at this step?
+    fn is_update_step(&self, _step: usize) -> bool {
         false
     }
-    /// Does `update` read gradients at inactive weights?
-    fn needs_gradients(&self) -> bool {
+    /// Does `update` at this step read gradients at inactive weights?
+    fn needs_gradients(&self, _step: usize) -> bool {
         false
     }
-    fn update(&mut self, _ctx: &UpdateContext, _masks: &mut Masks) -> MaskUpdate {
-        MaskUpdate::default()
+    /// Drop-and-grow methods (RigL) skip the optimizer step on update steps; pruning
+    /// methods update the mask, then take the step with the new mask.
+    fn replaces_optimizer_step(&self) -> bool {
+        true
+    }
+    fn update(
+        &mut self,
+        _ctx: &UpdateContext,
+        _masks: &mut Masks,
+    ) -> Result<MaskUpdate, SparsityError> {
+        Ok(MaskUpdate::default())
+    }
+    /// The overall density the method aims for at `step` (logged as a series).
+    fn scheduled_density(&self, _step: usize, budget: &Budget) -> f64 {
+        budget.config.density()
+    }
+    /// The LR cycle `step` is in; `None`: one schedule over the whole run.
+    fn cycle(&self, _step: usize) -> Option<Cycle> {
+        None
+    }
+    /// Clear the optimizer state at every cycle start (SCULPT-ing).
+    fn restarts_optimizer(&self) -> bool {
+        false
     }
 }
 
 pub struct MethodEntry {
     pub name: &'static str,
     pub summary: &'static str,
-    pub build: fn(&MethodConfig) -> Box<dyn SparsityMethod>,
+    pub build: fn(&MethodConfig, Timeline) -> Result<Box<dyn SparsityMethod>, SparsityError>,
 }
 
 pub const REGISTRY: &[MethodEntry] = &[
     MethodEntry {
         name: "dense",
         summary: "no pruning: every weight trains (the accuracy ceiling)",
-        build: |_| Box::new(dense::Dense),
+        build: |_, _| Ok(Box::new(dense::Dense)),
     },
     MethodEntry {
         name: "static",
         summary: "a random mask with the layer-wise densities (uniform/ERK), fixed for the whole run",
-        build: |_| Box::new(static_mask::StaticMask),
+        build: |_, _| Ok(Box::new(static_mask::StaticMask)),
     },
     MethodEntry {
         name: "set",
         summary: "SET: every ΔT steps drop the smallest-magnitude weights, regrow as many at random",
-        build: |c| Box::new(set::set(c.clone())),
+        build: |c, t| Ok(Box::new(set::set(c.clone(), t))),
     },
     MethodEntry {
         name: "rigl",
         summary: "RigL: every ΔT steps drop the smallest-magnitude weights, grow those with the largest gradient",
-        build: |c| Box::new(rigl::rigl(c.clone())),
+        build: |c, t| Ok(Box::new(rigl::rigl(c.clone(), t))),
+    },
+    MethodEntry {
+        name: "east",
+        summary: "EAST: RigL + DyReLU phasing + weight sharing + cyclic density (each switchable in [method.east])",
+        build: |c, t| Ok(Box::new(east::East::new(c.clone(), t)?)),
+    },
+    MethodEntry {
+        name: "gmp",
+        summary: "gradual magnitude pruning: dense start, cubic sparsity ramp by magnitude (Zhu & Gupta)",
+        build: |c, t| Ok(Box::new(gmp::Gmp::new(c.clone(), t))),
+    },
+    MethodEntry {
+        name: "acdc",
+        summary: "AC/DC: dense warm-up, alternating compressed/decompressed phases, sparse finish",
+        build: |c, t| Ok(Box::new(acdc::AcDc::new(c.clone(), t)?)),
+    },
+    MethodEntry {
+        name: "lrr",
+        summary: "LRR: train dense, prune a fraction per level by magnitude, keep weights, rewind the LR",
+        build: |c, t| Ok(Box::new(lrr::Lrr::new(c.clone(), t))),
+    },
+    MethodEntry {
+        name: "sculpt",
+        summary: "SCULPT-ing: cyclic training of a sparse mask, one global magnitude prune to the target, one more cycle",
+        build: |c, t| Ok(Box::new(sculpt::Sculpt::new(c.clone(), t))),
     },
 ];
 
@@ -182,19 +279,37 @@ pub fn find(name: &str) -> Option<&'static MethodEntry> {
     REGISTRY.iter().find(|m| m.name == name)
 }
 
-pub fn build(config: &MethodConfig) -> Result<Box<dyn SparsityMethod>, SparsityError> {
+pub fn build(
+    config: &MethodConfig,
+    timeline: Timeline,
+) -> Result<Box<dyn SparsityMethod>, SparsityError> {
     config.validate()?;
-    Ok((find(&config.name).expect("validated").build)(config))
+    (find(&config.name).expect("validated").build)(config, timeline)
 }
 
 /// The masks every sparse method starts from: random, with the configured layer-wise counts.
-pub fn random_initial_masks(
-    layers: &[SparseLayer],
-    sparsity: &SparsityConfig,
-    rng: &mut Rng,
-) -> Result<Masks, SparsityError> {
-    let counts = crate::sparsity::allocate(layers, sparsity)?;
-    Ok(Masks::random(layers, &counts, rng))
+pub fn random_initial_masks(budget: &Budget, rng: &mut Rng) -> Result<Masks, SparsityError> {
+    let counts = budget.target_counts()?;
+    Ok(Masks::random(&budget.layers, &counts, rng))
+}
+
+/// Per-layer counts at overall density `density`, by layer-wise quota or global magnitude.
+pub fn counts_for(
+    scope: PruneScope,
+    density: f64,
+    ctx: &UpdateContext,
+    masks: &Masks,
+) -> Result<Vec<usize>, SparsityError> {
+    match scope {
+        PruneScope::Layerwise => ctx.budget.counts_at(density),
+        PruneScope::Global => Ok(crate::sparsity::prune::global_counts(
+            masks,
+            ctx.weights,
+            ctx.budget
+                .target_nnz(density)
+                .min(ctx.budget.unique_total()),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -211,6 +326,25 @@ mod tests {
         assert!(!c.is_update_step(800, 1000));
         assert!(!c.is_update_step(0, 1000));
         assert!(!c.is_update_step(150, 1000));
+    }
+
+    #[test]
+    fn equal_cycles_cover_the_run() {
+        let t = Timeline {
+            steps_per_epoch: 10,
+            total_steps: 100,
+        };
+        assert_eq!(
+            equal_cycles(3, &t, 0),
+            Cycle {
+                index: 0,
+                start: 0,
+                len: 33
+            }
+        );
+        assert_eq!(equal_cycles(3, &t, 33).index, 1);
+        assert_eq!(equal_cycles(3, &t, 99).start, 66);
+        assert_eq!(equal_cycles(3, &t, 99).len, 34);
     }
 
     #[test]

@@ -3,13 +3,14 @@
 //! largest dense-gradient magnitude; f decays (cosine by default) to 0 at T_end.
 //! New weights start at zero; the update replaces that step's optimizer step.
 
-use super::MethodConfig;
 use super::drop_grow::{DropAndGrow, GrowRule};
+use super::{MethodConfig, Timeline};
 
-pub fn rigl(config: MethodConfig) -> DropAndGrow {
+pub fn rigl(config: MethodConfig, timeline: Timeline) -> DropAndGrow {
     DropAndGrow {
         name: "rigl",
         config,
+        timeline,
         rule: GrowRule::Gradient,
     }
 }
@@ -20,7 +21,11 @@ mod tests {
     use crate::methods::{SparsityMethod, UpdateContext};
     use crate::rng::Rng;
     use crate::sparsity::Distribution;
-    use crate::sparsity::{SparseLayer, SparsityConfig};
+    use crate::sparsity::{Budget, SparseLayer, SparsityConfig};
+    const TIMELINE: crate::methods::Timeline = crate::methods::Timeline {
+        steps_per_epoch: 100,
+        total_steps: 1000,
+    };
 
     #[test]
     fn rigl_drops_small_weights_grows_large_gradients_and_keeps_counts() {
@@ -33,13 +38,15 @@ mod tests {
             distribution: Distribution::Uniform,
             ..Default::default()
         };
-        let mut m = rigl(MethodConfig {
-            drop_fraction: 0.5,
-            ..Default::default()
-        });
-        let mut masks = m
-            .initial_masks(&layers, &sparsity, &mut Rng::new(0))
-            .unwrap();
+        let budget = Budget::new(layers.clone(), sparsity.clone(), Default::default());
+        let mut m = rigl(
+            MethodConfig {
+                drop_fraction: 0.5,
+                ..Default::default()
+            },
+            TIMELINE,
+        );
+        let mut masks = m.initial_masks(&budget, &mut Rng::new(0)).unwrap();
         assert_eq!(masks.nnz(), 20);
         let before = masks.clone();
         // Weights: index value; gradients: large at two known inactive spots.
@@ -59,12 +66,12 @@ mod tests {
         }
         let ctx = UpdateContext {
             step: 0,
-            total_steps: 1000,
+            budget: &budget,
             seed: 1,
             weights: std::slice::from_ref(&weights),
             grads: std::slice::from_ref(&grads),
         };
-        let up = m.update(&ctx, &mut masks);
+        let up = m.update(&ctx, &mut masks).unwrap();
         assert_eq!(masks.nnz(), 20, "density unchanged");
         assert_eq!(up.dropped[0].len(), 10);
         // The ten smallest active weights were the first ten active indices.

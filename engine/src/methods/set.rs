@@ -1,13 +1,14 @@
 //! SET (Mocanu et al., 2018): every ΔT steps, per layer, drop the fraction f(t) of active
 //! weights with the smallest magnitude and regrow as many at random positions.
 
-use super::MethodConfig;
 use super::drop_grow::{DropAndGrow, GrowRule};
+use super::{MethodConfig, Timeline};
 
-pub fn set(config: MethodConfig) -> DropAndGrow {
+pub fn set(config: MethodConfig, timeline: Timeline) -> DropAndGrow {
     DropAndGrow {
         name: "set",
         config,
+        timeline,
         rule: GrowRule::Random,
     }
 }
@@ -18,7 +19,11 @@ mod tests {
     use crate::methods::{SparsityMethod, UpdateContext};
     use crate::rng::Rng;
     use crate::sparsity::Distribution;
-    use crate::sparsity::{SparseLayer, SparsityConfig};
+    use crate::sparsity::{Budget, SparseLayer, SparsityConfig};
+    const TIMELINE: crate::methods::Timeline = crate::methods::Timeline {
+        steps_per_epoch: 100,
+        total_steps: 1000,
+    };
 
     #[test]
     fn set_keeps_layer_counts_and_regrows_reproducibly() {
@@ -37,14 +42,16 @@ mod tests {
             distribution: Distribution::Erk,
             ..Default::default()
         };
+        let budget = Budget::new(layers.clone(), sparsity.clone(), Default::default());
         let run = || {
-            let mut m = set(MethodConfig {
-                name: "set".into(),
-                ..Default::default()
-            });
-            let mut masks = m
-                .initial_masks(&layers, &sparsity, &mut Rng::new(4))
-                .unwrap();
+            let mut m = set(
+                MethodConfig {
+                    name: "set".into(),
+                    ..Default::default()
+                },
+                TIMELINE,
+            );
+            let mut masks = m.initial_masks(&budget, &mut Rng::new(4)).unwrap();
             let counts: Vec<usize> = masks.layers.iter().map(|l| l.nnz()).collect();
             let weights: Vec<Vec<f32>> = masks
                 .layers
@@ -53,12 +60,12 @@ mod tests {
                 .collect();
             let ctx = UpdateContext {
                 step: 100,
-                total_steps: 1000,
+                budget: &budget,
                 seed: 9,
                 weights: &weights,
                 grads: &[],
             };
-            let up = m.update(&ctx, &mut masks);
+            let up = m.update(&ctx, &mut masks).unwrap();
             assert_eq!(
                 counts,
                 masks.layers.iter().map(|l| l.nnz()).collect::<Vec<_>>()

@@ -3,12 +3,14 @@
 //! ResNet-50, a width multiplier, 1x1 projection shortcuts where the shape changes, and a
 //! bias-free classifier. Conv layers carry no bias (BatchNorm follows each one).
 
-use burn::module::Module;
+use super::dyrelu::DyRelu;
+use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -72,12 +74,35 @@ impl Arch {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    Relu,
+    /// DyReLU-B, phased into ReLU over training (EAST).
+    Dyrelu,
+}
+
+/// When DyReLU hands over to ReLU, in epochs. Unset: EAST's defaults, e_s = M/2 and
+/// e_e = M − 1 with M the first LR milestone (half of training for schedules without one).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DyReluConfig {
+    pub phase_start: Option<f64>,
+    pub phase_end: Option<f64>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
     pub arch: Arch,
     /// Multiplies every stage width (and the stem); 0.25 makes a tiny browser model.
     pub width: f64,
+    pub activation: Activation,
+    pub dyrelu: DyReluConfig,
+    /// EAST's weight sharing: in each stage, blocks from `own_blocks` on reuse the conv
+    /// weights of block `own_blocks − 1`, each with its own learnable gain.
+    pub shared_weights: bool,
+    pub own_blocks: usize,
 }
 
 impl Default for ModelConfig {
@@ -85,6 +110,10 @@ impl Default for ModelConfig {
         Self {
             arch: Arch::Resnet20,
             width: 1.0,
+            activation: Activation::Relu,
+            dyrelu: DyReluConfig::default(),
+            shared_weights: false,
+            own_blocks: 2,
         }
     }
 }
@@ -93,6 +122,21 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<(), String> {
         if !(self.width.is_finite() && self.width > 0.0 && self.width <= 16.0) {
             return Err(format!("model.width = {} must be in (0, 16]", self.width));
+        }
+        if self.shared_weights && self.own_blocks < 2 {
+            // Block 0 may change the shape (stride 2, new width): it cannot be reused.
+            return Err(format!(
+                "model.own_blocks = {} must be at least 2 with model.shared_weights",
+                self.own_blocks
+            ));
+        }
+        for (name, v) in [
+            ("phase_start", self.dyrelu.phase_start),
+            ("phase_end", self.dyrelu.phase_end),
+        ] {
+            if v.is_some_and(|v| !(v.is_finite() && v >= 0.0)) {
+                return Err(format!("model.dyrelu.{name} must be >= 0 (in epochs)"));
+            }
         }
         Ok(())
     }
@@ -104,6 +148,7 @@ impl ModelConfig {
     pub fn init(&self, num_classes: usize, device: &Device) -> ResNet {
         let (widths, depths, bottleneck) = self.arch.layout();
         let expansion = if bottleneck { 4 } else { 1 };
+        let dyrelu = self.activation == Activation::Dyrelu;
         let stem_out = self.scaled(widths[0]);
         let mut in_ch = stem_out;
         let mut stages = Vec::new();
@@ -112,8 +157,18 @@ impl ModelConfig {
             let mut blocks = Vec::new();
             for b in 0..n {
                 let stride = if s > 0 && b == 0 { 2 } else { 1 };
+                let shared = self.shared_weights && b >= self.own_blocks;
                 blocks.push(Block::new(
-                    in_ch, mid, expansion, stride, bottleneck, device,
+                    BlockShape {
+                        in_ch,
+                        mid,
+                        expansion,
+                        stride,
+                        bottleneck,
+                    },
+                    shared,
+                    dyrelu,
+                    device,
                 ));
                 in_ch = mid * expansion;
             }
@@ -122,10 +177,12 @@ impl ModelConfig {
         ResNet {
             stem: conv(3, stem_out, 3, 1, device),
             stem_bn: BatchNormConfig::new(stem_out).init(device),
+            dyrelu_stem: dyrelu.then(|| DyRelu::new(stem_out, device)),
             stages,
             classifier: LinearConfig::new(in_ch, num_classes)
                 .with_bias(false)
                 .init(device),
+            phase: 1.0,
         }
     }
 }
@@ -155,67 +212,129 @@ pub struct Shortcut {
     pub bn: BatchNorm,
 }
 
+struct BlockShape {
+    in_ch: usize,
+    mid: usize,
+    expansion: usize,
+    stride: usize,
+    bottleneck: bool,
+}
+
 /// A residual block. BasicBlock: 3x3 → 3x3. Bottleneck: 1x1 → 3x3 → 1x1 (x4 channels).
+///
+/// A shared block has no convs of its own (`conv*` are `None`): it runs its stage's
+/// owner block's convs, each output times its own learnable scalar (`gain*`; a conv is
+/// linear in its weight, so this is the shared weight times the gain). Its BatchNorms,
+/// activations and shortcut stay its own.
 #[derive(Module, Debug)]
 pub struct Block {
-    pub conv1: Conv2d,
+    pub conv1: Option<Conv2d>,
     pub bn1: BatchNorm,
-    pub conv2: Conv2d,
+    pub conv2: Option<Conv2d>,
     pub bn2: BatchNorm,
     pub conv3: Option<Conv2d>,
     pub bn3: Option<BatchNorm>,
     pub shortcut: Option<Shortcut>,
+    pub gain1: Option<Param<Tensor<1>>>,
+    pub gain2: Option<Param<Tensor<1>>>,
+    pub gain3: Option<Param<Tensor<1>>>,
+    pub dyrelu1: Option<DyRelu>,
+    pub dyrelu2: Option<DyRelu>,
+    pub dyrelu_out: Option<DyRelu>,
+}
+
+fn gain(device: &Device) -> Param<Tensor<1>> {
+    Param::from_tensor(Tensor::ones([1], device))
 }
 
 impl Block {
-    fn new(
-        in_ch: usize,
-        mid: usize,
-        expansion: usize,
-        stride: usize,
-        bottleneck: bool,
-        device: &Device,
-    ) -> Self {
+    fn new(shape: BlockShape, shared: bool, dyrelu: bool, device: &Device) -> Self {
+        let BlockShape {
+            in_ch,
+            mid,
+            expansion,
+            stride,
+            bottleneck,
+        } = shape;
         let out_ch = mid * expansion;
         let shortcut = (stride != 1 || in_ch != out_ch).then(|| Shortcut {
             conv: conv(in_ch, out_ch, 1, stride, device),
             bn: BatchNormConfig::new(out_ch).init(device),
         });
-        if bottleneck {
-            Block {
-                conv1: conv(in_ch, mid, 1, 1, device),
-                bn1: BatchNormConfig::new(mid).init(device),
-                conv2: conv(mid, mid, 3, stride, device),
-                bn2: BatchNormConfig::new(mid).init(device),
-                conv3: Some(conv(mid, out_ch, 1, 1, device)),
-                bn3: Some(BatchNormConfig::new(out_ch).init(device)),
-                shortcut,
-            }
+        let own = |c: Conv2d| (!shared).then_some(c);
+        let gain = || shared.then(|| gain(device));
+        let act = |channels: usize| dyrelu.then(|| DyRelu::new(channels, device));
+        let (conv1, conv2) = if bottleneck {
+            (
+                conv(in_ch, mid, 1, 1, device),
+                conv(mid, mid, 3, stride, device),
+            )
         } else {
-            Block {
-                conv1: conv(in_ch, mid, 3, stride, device),
-                bn1: BatchNormConfig::new(mid).init(device),
-                conv2: conv(mid, mid, 3, 1, device),
-                bn2: BatchNormConfig::new(mid).init(device),
-                conv3: None,
-                bn3: None,
-                shortcut,
-            }
+            (
+                conv(in_ch, mid, 3, stride, device),
+                conv(mid, mid, 3, 1, device),
+            )
+        };
+        Block {
+            conv1: own(conv1),
+            bn1: BatchNormConfig::new(mid).init(device),
+            conv2: own(conv2),
+            bn2: BatchNormConfig::new(mid).init(device),
+            conv3: if bottleneck {
+                own(conv(mid, out_ch, 1, 1, device))
+            } else {
+                None
+            },
+            bn3: bottleneck.then(|| BatchNormConfig::new(out_ch).init(device)),
+            shortcut,
+            gain1: gain(),
+            gain2: gain(),
+            gain3: if bottleneck { gain() } else { None },
+            dyrelu1: act(mid),
+            dyrelu2: if bottleneck { act(mid) } else { None },
+            dyrelu_out: act(out_ch),
         }
     }
 
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = self.bn2.forward(self.conv2.forward(out));
-        let out = match (&self.conv3, &self.bn3) {
-            (Some(c3), Some(b3)) => b3.forward(c3.forward(relu(out))),
-            _ => out,
-        };
+    pub fn is_shared(&self) -> bool {
+        self.conv1.is_none()
+    }
+
+    /// `owner` is the block whose convs a shared block runs (ignored by owning blocks).
+    pub fn forward(&self, x: Tensor<4>, owner: &Block, phase: f32) -> Tensor<4> {
+        let c1 = run_conv(&self.conv1, &owner.conv1, &self.gain1, x.clone());
+        let out = activate(&self.dyrelu1, self.bn1.forward(c1), phase);
+        let c2 = run_conv(&self.conv2, &owner.conv2, &self.gain2, out);
+        let mut out = self.bn2.forward(c2);
+        if let Some(bn3) = &self.bn3 {
+            let out2 = activate(&self.dyrelu2, out, phase);
+            out = bn3.forward(run_conv(&self.conv3, &owner.conv3, &self.gain3, out2));
+        }
         let identity = match &self.shortcut {
             Some(s) => s.bn.forward(s.conv.forward(x)),
             None => x,
         };
-        relu(out + identity)
+        activate(&self.dyrelu_out, out + identity, phase)
+    }
+}
+
+fn run_conv(
+    own: &Option<Conv2d>,
+    owner: &Option<Conv2d>,
+    gain: &Option<Param<Tensor<1>>>,
+    x: Tensor<4>,
+) -> Tensor<4> {
+    match (own, owner, gain) {
+        (Some(c), _, _) => c.forward(x),
+        (None, Some(c), Some(g)) => c.forward(x) * g.val().reshape([1, 1, 1, 1]),
+        _ => unreachable!("a shared block always has an owner with convs and a gain"),
+    }
+}
+
+fn activate(dyrelu: &Option<DyRelu>, x: Tensor<4>, phase: f32) -> Tensor<4> {
+    match dyrelu {
+        Some(d) => d.forward(x, phase),
+        None => relu(x),
     }
 }
 
@@ -224,26 +343,94 @@ pub struct Stage {
     pub blocks: Vec<Block>,
 }
 
+impl Stage {
+    /// The block whose convs the shared blocks run: the last one with its own weights.
+    fn owner_of(&self, b: usize) -> &Block {
+        let owner = self.blocks[..=b]
+            .iter()
+            .rposition(|blk| !blk.is_shared())
+            .expect("block 0 always owns its weights");
+        &self.blocks[owner]
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct ResNet {
     pub stem: Conv2d,
     pub stem_bn: BatchNorm,
+    pub dyrelu_stem: Option<DyRelu>,
     pub stages: Vec<Stage>,
     pub classifier: Linear,
+    /// DyReLU's phase p (1: fully dynamic, 0: exactly ReLU); the trainer sets it.
+    #[module(skip)]
+    pub phase: f32,
 }
 
 impl ResNet {
     /// Logits `[batch, classes]` for images `[batch, 3, 32, 32]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let mut x = relu(self.stem_bn.forward(self.stem.forward(images)));
+        let stem = self.stem_bn.forward(self.stem.forward(images));
+        let mut x = activate(&self.dyrelu_stem, stem, self.phase);
         for stage in &self.stages {
-            for block in &stage.blocks {
-                x = block.forward(x);
+            for (b, block) in stage.blocks.iter().enumerate() {
+                x = block.forward(x, stage.owner_of(b), self.phase);
             }
         }
         let [b, c, h, w] = x.dims();
         let pooled = x.reshape([b, c, h * w]).mean_dim(2).reshape([b, c]);
         self.classifier.forward(pooled)
+    }
+
+    pub fn has_dyrelu(&self) -> bool {
+        self.dyrelu_stem.is_some()
+    }
+
+    /// How many extra times each conv weight runs (shared blocks), by parameter path.
+    /// Owning weights that nobody reuses are absent.
+    pub fn reuse_counts(&self) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for (s, stage) in self.stages.iter().enumerate() {
+            for (b, block) in stage.blocks.iter().enumerate() {
+                if !block.is_shared() {
+                    continue;
+                }
+                let owner = stage.blocks[..=b]
+                    .iter()
+                    .rposition(|blk| !blk.is_shared())
+                    .expect("block 0 owns its weights");
+                let owner_block = &stage.blocks[owner];
+                for (name, c) in [
+                    ("conv1", &owner_block.conv1),
+                    ("conv2", &owner_block.conv2),
+                    ("conv3", &owner_block.conv3),
+                ] {
+                    if c.is_some() {
+                        *counts
+                            .entry(format!("stages.{s}.blocks.{owner}.{name}.weight"))
+                            .or_insert(0) += 1;
+                    }
+                }
+            }
+        }
+        counts
+    }
+
+    /// Output positions (height x width) of the layer at `path`, for 32x32 inputs: how
+    /// many times each of its weights is used per image.
+    pub fn output_positions(&self, path: &str) -> usize {
+        let side = match path.strip_prefix("stages.") {
+            Some(rest) => {
+                let s: u32 = rest
+                    .split('.')
+                    .next()
+                    .and_then(|i| i.parse().ok())
+                    .unwrap_or(0);
+                32usize >> s.min(5)
+            }
+            None if path.starts_with("stem") => 32,
+            None => 1,
+        };
+        side * side
     }
 }
 
@@ -253,7 +440,11 @@ mod tests {
     use crate::model::params::param_infos;
 
     fn count_prunable(arch: Arch) -> usize {
-        let m = ModelConfig { arch, width: 1.0 }.init(10, &Device::flex());
+        let m = ModelConfig {
+            arch,
+            ..Default::default()
+        }
+        .init(10, &Device::flex());
         param_infos(&m)
             .iter()
             .filter(|p| p.dims.len() >= 2)
@@ -277,10 +468,125 @@ mod tests {
         let m = ModelConfig {
             arch: Arch::Resnet8,
             width: 0.5,
+            ..Default::default()
         }
         .init(7, &device);
         assert!(m.classifier.bias.is_none());
         let y = m.forward(Tensor::zeros([2, 3, 32, 32], &device));
         assert_eq!(y.dims(), [2, 7]);
+    }
+
+    fn shared_resnet20(device: &Device) -> ResNet {
+        ModelConfig {
+            shared_weights: true,
+            ..Default::default()
+        }
+        .init(10, device)
+    }
+
+    #[test]
+    fn sharing_counts_unique_and_reused_weights() {
+        let device = Device::flex();
+        let unshared = count_prunable(Arch::Resnet20);
+        let shared = shared_resnet20(&device);
+        let layers = crate::sparsity::sparse_layers(&shared);
+        let unique: usize = layers.iter().map(|l| l.numel()).sum();
+        let reuse = shared.reuse_counts();
+        // ResNet-20 has 3 blocks per stage: block 2 of each stage reuses block 1's convs.
+        assert_eq!(reuse.len(), 6);
+        assert!(reuse.values().all(|&n| n == 1));
+        let reused: usize = layers
+            .iter()
+            .map(|l| l.numel() * reuse.get(&l.path).copied().unwrap_or(0))
+            .sum();
+        assert!(unique < unshared);
+        assert_eq!(unique + reused, unshared);
+        // Gains and DyReLU are not prunable.
+        assert!(layers.iter().all(|l| !l.path.contains("gain")));
+    }
+
+    #[test]
+    fn shared_weight_gradients_accumulate_from_every_use() {
+        let device = Device::flex().autodiff();
+        let shared = shared_resnet20(&device);
+        // The same network without sharing, whose block 2 holds copies of block 1's convs.
+        let mut values = std::collections::BTreeMap::new();
+        crate::model::for_each_param(&shared, |path, _, t| {
+            values.insert(path.to_string(), t);
+        });
+        let unshared =
+            crate::model::map_params(ModelConfig::default().init(10, &device), |path, w| {
+                let source = path.replace(".blocks.2.conv", ".blocks.1.conv");
+                values.get(&source).cloned().unwrap_or(w)
+            });
+        let images = Tensor::<4>::random(
+            [4, 3, 32, 32],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let grads_of = |m: &ResNet| {
+            let loss = m.forward(images.clone()).powi_scalar(2).sum();
+            let grads = burn::optim::GradientsParams::from_grads(loss.backward(), m);
+            crate::model::grads_by_path(m, &grads)
+                .into_iter()
+                .map(|(p, g)| (p, g.into_data().try_to_vec::<f32>().unwrap()))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let (gs, gu) = (grads_of(&shared), grads_of(&unshared));
+        for s in 0..3 {
+            for c in ["conv1", "conv2"] {
+                let owner = &gs[&format!("stages.{s}.blocks.1.{c}.weight")];
+                let first = &gu[&format!("stages.{s}.blocks.1.{c}.weight")];
+                let second = &gu[&format!("stages.{s}.blocks.2.{c}.weight")];
+                let scale = first.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+                for i in 0..owner.len() {
+                    let sum = first[i] + second[i];
+                    assert!(
+                        (owner[i] - sum).abs() <= 1e-3 * scale,
+                        "stage {s} {c}[{i}]: shared {} vs {} + {}",
+                        owner[i],
+                        first[i],
+                        second[i]
+                    );
+                }
+                // The reuse really contributes (the test would pass trivially otherwise).
+                assert!(second.iter().any(|v| v.abs() > 1e-3 * scale));
+            }
+        }
+        assert!(gs.contains_key("stages.0.blocks.2.gain1"));
+    }
+
+    #[test]
+    fn phase_survives_inference_mode_and_dyrelu_params_are_not_prunable() {
+        let device = Device::flex();
+        let mut m = ModelConfig {
+            arch: Arch::Resnet8,
+            activation: Activation::Dyrelu,
+            ..Default::default()
+        }
+        .init(10, &device);
+        m.phase = 0.25;
+        assert_eq!(m.clone().valid().phase, 0.25);
+        assert!(m.has_dyrelu());
+        let layers = crate::sparsity::sparse_layers(&m);
+        assert!(
+            layers.iter().all(|l| !l.path.contains("dyrelu")),
+            "{layers:?}"
+        );
+        assert_eq!(layers.len(), count_layers_resnet8());
+    }
+
+    fn count_layers_resnet8() -> usize {
+        // stem, 3 blocks x 2 convs, 2 projection shortcuts, classifier
+        1 + 6 + 2 + 1
+    }
+
+    #[test]
+    fn output_positions_follow_the_stages() {
+        let m = ModelConfig::default().init(10, &Device::flex());
+        assert_eq!(m.output_positions("stem.weight"), 1024);
+        assert_eq!(m.output_positions("stages.1.blocks.0.conv1.weight"), 256);
+        assert_eq!(m.output_positions("stages.2.blocks.2.conv2.weight"), 64);
+        assert_eq!(m.output_positions("classifier.weight"), 1);
     }
 }

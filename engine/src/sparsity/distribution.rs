@@ -67,7 +67,30 @@ pub fn allocate(
 ) -> Result<Vec<usize>, SparsityError> {
     config.validate()?;
     let total: usize = layers.iter().map(SparseLayer::numel).sum();
-    let target = (config.density() * total as f64).round() as usize;
+    allocate_total(
+        (config.density() * total as f64).round() as usize,
+        layers,
+        config,
+    )
+}
+
+/// Exactly `target` non-zeros over `layers`, distributed as `config` says (its sparsity
+/// is only quoted in errors). Weight sharing and schedules that move the density use
+/// this with their own target.
+pub fn allocate_total(
+    target: usize,
+    layers: &[SparseLayer],
+    config: &SparsityConfig,
+) -> Result<Vec<usize>, SparsityError> {
+    let total: usize = layers.iter().map(SparseLayer::numel).sum();
+    if target > total {
+        return Err(SparsityError::Impossible(format!(
+            "sparsity {} asks for {target} non-zero weights but the model has only {total} \
+             unique prunable weights (weight sharing keeps the unshared network's count): \
+             raise the sparsity or turn model.shared_weights off",
+            config.sparsity
+        )));
+    }
     let mut dense = vec![false; layers.len()];
     if config.dense_first && !layers.is_empty() {
         dense[0] = true;

@@ -27,7 +27,9 @@ impl SparseLayer {
 pub fn sparse_layers<M: Module>(model: &M) -> Vec<SparseLayer> {
     param_infos(model)
         .into_iter()
+        // DyReLU's coefficient networks stay dense (EAST reports them separately).
         .filter(|p| p.dims.len() >= 2 && p.path.ends_with("weight"))
+        .filter(|p| !p.path.split('.').any(|seg| seg.starts_with("dyrelu")))
         .map(|p| SparseLayer {
             path: p.path,
             dims: p.dims,

@@ -1,12 +1,15 @@
 //! Masks as explicit state: which weights are prunable, how many non-zeros each layer
 //! gets (uniform or ERK, hit exactly), the masks themselves, and exact top-k selection.
 
+pub mod budget;
 pub mod distribution;
 pub mod layers;
 pub mod masks;
+pub mod prune;
 pub mod topk;
 
-pub use distribution::{Distribution, SparsityConfig, allocate};
+pub use budget::Budget;
+pub use distribution::{Distribution, SparsityConfig, allocate, allocate_total};
 pub use layers::{SparseLayer, sparse_layers};
 pub use masks::{LayerMask, Masks};
 

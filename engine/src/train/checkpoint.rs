@@ -47,6 +47,12 @@ pub struct CheckpointMeta {
     pub normalization: Normalization,
     pub epoch_sums: EpochSums,
     pub best_val_accuracy: Option<f64>,
+    /// Training FLOPs so far (0 in checkpoints written before they were counted).
+    #[serde(default)]
+    pub train_flops: f64,
+    /// DyReLU's phase p at this step, for evaluating the checkpoint.
+    #[serde(default)]
+    pub dyrelu_phase: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -118,9 +124,22 @@ impl Checkpoint {
 
     /// The masks of `layers`, as saved.
     pub fn masks(&self, layers: &[SparseLayer]) -> Result<Masks, CheckpointError> {
+        self.bit_layers("mask", layers)
+    }
+
+    /// Which weights were ever active (None in checkpoints written before it was kept).
+    pub fn ever_active(&self, layers: &[SparseLayer]) -> Result<Option<Masks>, CheckpointError> {
+        if self.tensors.iter().any(|t| t.name.starts_with("ever:")) {
+            self.bit_layers("ever", layers).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn bit_layers(&self, prefix: &str, layers: &[SparseLayer]) -> Result<Masks, CheckpointError> {
         let mut masks = Masks::default();
         for layer in layers {
-            match self.tensor(&format!("mask:{}", layer.path)) {
+            match self.tensor(&format!("{prefix}:{}", layer.path)) {
                 Some(NamedTensor {
                     payload: Some(Payload::Bits(b)),
                     ..
@@ -132,9 +151,10 @@ impl Checkpoint {
                     });
                 }
                 _ => {
-                    return Err(
-                        self.error(format!("mask for {} missing or wrong-sized", layer.path))
-                    );
+                    return Err(self.error(format!(
+                        "{prefix} bits for {} missing or wrong-sized",
+                        layer.path
+                    )));
                 }
             }
         }
@@ -143,9 +163,16 @@ impl Checkpoint {
 
     /// The trained model and its masks, ready for inference (no optimizer, no data).
     pub fn restore_model(&self, device: &Device) -> Result<(ResNet, Masks), CheckpointError> {
-        let model = self.meta.config.model.init(self.meta.num_classes, device);
+        let model = self
+            .meta
+            .config
+            .resolved_model()
+            .init(self.meta.num_classes, device);
         let layers = sparse_layers(&model);
-        let model = self.load_params(model, device)?;
+        let mut model = self.load_params(model, device)?;
+        if let Some(p) = self.meta.dyrelu_phase {
+            model.phase = p as f32;
+        }
         Ok((model, self.masks(&layers)?))
     }
 

@@ -4,7 +4,7 @@
 use crate::data::DataConfig;
 use crate::device::DeviceChoice;
 use crate::methods::MethodConfig;
-use crate::model::ModelConfig;
+use crate::model::{Activation, ModelConfig};
 use crate::optim::OptimConfig;
 use crate::schedule::ScheduleConfig;
 use crate::sparsity::SparsityConfig;
@@ -16,6 +16,9 @@ use std::path::PathBuf;
 pub struct TrainConfig {
     pub seed: u64,
     pub epochs: usize,
+    /// Sparse training needs longer schedules: trains `epochs x length_multiplier` epochs
+    /// (rounded), with every fraction-based schedule stretched along.
+    pub length_multiplier: f64,
     pub batch_size: usize,
     pub eval_batch_size: usize,
     pub data: DataConfig,
@@ -58,6 +61,7 @@ impl Default for TrainConfig {
         Self {
             seed: 0,
             epochs: 10,
+            length_multiplier: 1.0,
             batch_size: 128,
             eval_batch_size: 500,
             data: DataConfig::default(),
@@ -112,6 +116,14 @@ impl TrainConfig {
         if self.epochs == 0 {
             return Err("epochs must be at least 1".into());
         }
+        if !(self.length_multiplier.is_finite() && self.length_multiplier > 0.0)
+            || self.total_epochs() == 0
+        {
+            return Err(format!(
+                "length_multiplier = {} must be > 0 and leave at least one epoch",
+                self.length_multiplier
+            ));
+        }
         if self.batch_size == 0 || self.eval_batch_size == 0 {
             return Err("batch_size and eval_batch_size must be at least 1".into());
         }
@@ -119,12 +131,61 @@ impl TrainConfig {
             return Err("run.log_every must be at least 1".into());
         }
         self.data.validate().map_err(|e| e.to_string())?;
-        self.model.validate()?;
+        self.resolved_model().validate()?;
         self.sparsity.validate().map_err(|e| e.to_string())?;
         self.method.validate().map_err(|e| e.to_string())?;
         self.optim.validate()?;
         self.schedule.validate()?;
         Ok(())
+    }
+
+    /// Epochs actually trained: `epochs x length_multiplier`, rounded.
+    pub fn total_epochs(&self) -> usize {
+        (self.epochs as f64 * self.length_multiplier).round() as usize
+    }
+
+    /// The model as the run builds it: method "east" switches on its model tricks
+    /// (DyReLU, weight sharing) as `[method.east]` says, on top of `[model]`.
+    pub fn resolved_model(&self) -> ModelConfig {
+        let mut model = self.model.clone();
+        if self.method.name == "east" {
+            if self.method.east.dyrelu {
+                model.activation = Activation::Dyrelu;
+            }
+            if self.method.east.weight_sharing {
+                model.shared_weights = true;
+            }
+        }
+        model
+    }
+
+    /// DyReLU's phase window (e_s, e_e) in epochs: configured, or EAST's defaults
+    /// e_s = M/2, e_e = M − 1 with M the first LR milestone (half of training when the
+    /// schedule has none).
+    pub fn dyrelu_phase_window(&self) -> (f64, f64) {
+        let epochs = self.total_epochs() as f64;
+        let first_milestone = match self.schedule.kind {
+            crate::schedule::LrKind::Multistep => self
+                .schedule
+                .milestones
+                .iter()
+                .copied()
+                .reduce(f64::min)
+                .unwrap_or(0.5),
+            _ => 0.5,
+        } * epochs;
+        let start = self
+            .model
+            .dyrelu
+            .phase_start
+            .unwrap_or(first_milestone / 2.0);
+        let end = self
+            .model
+            .dyrelu
+            .phase_end
+            .unwrap_or(first_milestone - 1.0)
+            .max(start);
+        (start, end)
     }
 
     pub fn to_toml(&self) -> String {

@@ -25,6 +25,9 @@ pub enum Event {
         nnz: usize,
         numel: usize,
         dense_params: usize,
+        /// Prunable weights counting every reuse of a shared weight (= numel unshared).
+        #[serde(default)]
+        unshared_numel: usize,
         layers: Vec<LayerDensity>,
         resumed_from: Option<usize>,
     },
@@ -35,6 +38,12 @@ pub enum Event {
         accuracy: f64,
         lr: f64,
         density: f64,
+        /// The method's scheduled density (EAST's cycles, GMP's ramp, ...).
+        #[serde(default)]
+        target_density: f64,
+        /// DyReLU's phase p (absent without DyReLU).
+        #[serde(default)]
+        phase: Option<f64>,
         images_per_sec: f64,
     },
     MaskUpdate {
@@ -55,6 +64,13 @@ pub enum Event {
         val_accuracy: Option<f64>,
         nnz: usize,
         density: f64,
+        #[serde(default)]
+        effective_nnz: usize,
+        /// In-time over-parameterisation: fraction of weights ever active so far.
+        #[serde(default)]
+        itop: f64,
+        #[serde(default)]
+        train_flops: f64,
         layers: Vec<LayerDensity>,
         images_per_sec: f64,
         seconds: f64,
@@ -70,6 +86,12 @@ pub enum Event {
         test_accuracy: Option<f64>,
         nnz: usize,
         density: f64,
+        #[serde(default)]
+        effective_nnz: usize,
+        #[serde(default)]
+        itop: f64,
+        #[serde(default)]
+        train_flops: f64,
         seconds: f64,
     },
 }

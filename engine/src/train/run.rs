@@ -32,6 +32,14 @@ pub struct RunSummary {
     pub nnz: usize,
     pub numel: usize,
     pub density: f64,
+    /// Non-zeros counting every reuse of a shared weight; equals nnz without sharing.
+    pub effective_nnz: usize,
+    /// Prunable weights counting every reuse (the unshared network's size).
+    pub unshared_numel: usize,
+    /// Parameters outside the masks (BatchNorm, DyReLU, sharing gains): dense.
+    pub dense_params: usize,
+    pub itop: f64,
+    pub train_flops: f64,
     pub best_val_accuracy: Option<f64>,
     pub final_val_accuracy: Option<f64>,
     pub test_accuracy: Option<f64>,
@@ -118,6 +126,7 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
         nnz: trainer.masks.nnz(),
         numel: trainer.masks.numel(),
         dense_params: trainer.dense_param_count(),
+        unshared_numel: trainer.budget.unshared_total(),
         layers: trainer.layer_densities(),
         resumed_from: resumed.as_ref().map(|c| c.meta.step),
     })?;
@@ -167,6 +176,8 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
                 accuracy: o.accuracy,
                 lr: o.lr,
                 density: trainer.masks.density(),
+                target_density: o.scheduled_density,
+                phase: o.phase,
                 images_per_sec: o.batch as f64 / o.seconds.max(1e-9),
             })?;
         }
@@ -263,6 +274,9 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
         test_accuracy,
         nnz: trainer.masks.nnz(),
         density: trainer.masks.density(),
+        effective_nnz: trainer.effective_nnz(),
+        itop: trainer.itop_rate(),
+        train_flops: trainer.train_flops,
         seconds: started.elapsed().as_secs_f64(),
     })?;
     let s = summary(
@@ -295,6 +309,9 @@ fn epoch_event(
         val_accuracy: val.map(|v| v.1),
         nnz: t.masks.nnz(),
         density: t.masks.density(),
+        effective_nnz: t.effective_nnz(),
+        itop: t.itop_rate(),
+        train_flops: t.train_flops,
         layers: t.layer_densities(),
         images_per_sec: sums.seen / train_seconds.max(1e-9),
         seconds,
@@ -320,6 +337,11 @@ fn summary(
         nnz: t.masks.nnz(),
         numel: t.masks.numel(),
         density: t.masks.density(),
+        effective_nnz: t.effective_nnz(),
+        unshared_numel: t.budget.unshared_total(),
+        dense_params: t.dense_param_count(),
+        itop: t.itop_rate(),
+        train_flops: t.train_flops,
         best_val_accuracy: t.best_val_accuracy,
         final_val_accuracy: final_val,
         test_accuracy: test,

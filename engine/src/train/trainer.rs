@@ -7,11 +7,11 @@ use super::eval::Evaluation;
 use super::metrics::LayerDensity;
 use crate::data::split::epoch_order;
 use crate::data::{Batcher, ImageSet, Normalization, TrainValSplit};
-use crate::methods::{self, MaskUpdate, SparsityMethod, UpdateContext};
+use crate::methods::{self, MaskUpdate, SparsityMethod, Timeline, UpdateContext};
 use crate::model::{ResNet, for_each_param, grads_by_path, map_params};
 use crate::optim::{MaskedSgd, mask_tensors};
 use crate::rng::Rng;
-use crate::sparsity::{Masks, SparseLayer, sparse_layers};
+use crate::sparsity::{Budget, Masks, SparseLayer, sparse_layers};
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::activation::log_softmax;
@@ -74,6 +74,10 @@ pub struct StepOutcome {
     pub loss: f64,
     pub accuracy: f64,
     pub lr: f64,
+    /// DyReLU's phase p during the step (None: the model has plain ReLUs).
+    pub phase: Option<f64>,
+    /// The method's scheduled overall density at this step.
+    pub scheduled_density: f64,
     pub seconds: f64,
     pub batch: usize,
     pub mask_update: Option<MaskUpdateOutcome>,
@@ -95,7 +99,14 @@ pub struct Trainer {
     pub optim: MaskedSgd,
     method: Box<dyn SparsityMethod>,
     pub layers: Vec<SparseLayer>,
+    pub budget: Budget,
     pub masks: Masks,
+    /// Weights that have been active at any point (in-time over-parameterisation).
+    pub ever_active: Masks,
+    /// Training FLOPs so far (see `step_flops`).
+    pub train_flops: f64,
+    /// Per layer, how many times each weight is used per image (positions x uses).
+    layer_uses: Vec<f64>,
     mask_tensors: BTreeMap<String, Tensor<1>>,
     pub data: TrainData,
     pub step: usize,
@@ -135,15 +146,36 @@ impl Trainer {
                 data.split.train.len()
             )));
         }
-        device.seed(config.seed);
-        let model = config.model.init(data.set.num_classes(), &device);
+        // Burn's parameter initialisers draw from one process-wide generator: seeding and
+        // initialising must not interleave with another thread's, or runs that share a
+        // process (tests, sweeps in-process) would not be reproducible.
+        static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let model = {
+            let _guard = INIT.lock().unwrap_or_else(|e| e.into_inner());
+            device.seed(config.seed);
+            let model = config
+                .resolved_model()
+                .init(data.set.num_classes(), &device);
+            // Parameters initialise lazily, on first read: read them all now, in order.
+            crate::model::param_infos(&model);
+            model
+        };
         let layers = sparse_layers(&model);
-        let method = methods::build(&config.method)?;
-        let masks = method.initial_masks(
-            &layers,
-            &config.sparsity,
-            &mut Rng::stream(config.seed, 0x3A5C),
-        )?;
+        let budget = Budget::new(
+            layers.clone(),
+            config.sparsity.clone(),
+            model.reuse_counts(),
+        );
+        let steps_per_epoch = data.split.train.len() / config.batch_size;
+        let timeline = Timeline {
+            steps_per_epoch,
+            total_steps: steps_per_epoch * config.total_epochs(),
+        };
+        let method = methods::build(&config.method, timeline)?;
+        let masks = method.initial_masks(&budget, &mut Rng::stream(config.seed, 0x3A5C))?;
+        let layer_uses = (0..layers.len())
+            .map(|i| (model.output_positions(&layers[i].path) * budget.uses(i)) as f64)
+            .collect();
         let optim = MaskedSgd::new(config.optim.clone());
         let mut trainer = Self {
             mask_tensors: mask_tensors(&masks, &device),
@@ -153,7 +185,11 @@ impl Trainer {
             optim,
             method,
             layers,
+            budget,
+            ever_active: masks.clone(),
             masks,
+            train_flops: 0.0,
+            layer_uses,
             data,
             step: 0,
             epoch_sums: EpochSums::default(),
@@ -200,6 +236,10 @@ impl Trainer {
         let device = self.device.clone();
         self.model = ckpt.load_params(self.model.clone(), &device)?;
         self.masks = ckpt.masks(&self.layers)?;
+        self.ever_active = ckpt
+            .ever_active(&self.layers)?
+            .unwrap_or_else(|| self.masks.clone());
+        self.train_flops = ckpt.meta.train_flops;
         self.mask_tensors = mask_tensors(&self.masks, &device);
         self.optim.momentum.clear();
         for t in &ckpt.tensors {
@@ -223,7 +263,7 @@ impl Trainer {
     }
 
     pub fn total_steps(&self) -> usize {
-        self.steps_per_epoch() * self.config.epochs
+        self.steps_per_epoch() * self.config.total_epochs()
     }
 
     pub fn epoch(&self) -> usize {
@@ -234,11 +274,65 @@ impl Trainer {
         self.step >= self.total_steps()
     }
 
+    /// The LR at the current step: the schedule over the whole run, or over the
+    /// method's current cycle for methods that restart it (LRR, SCULPT-ing).
     pub fn lr(&self) -> f64 {
+        let spe = self.steps_per_epoch() as f64;
+        let (start, len) = match self.method.cycle(self.step) {
+            Some(c) => (c.start, c.len),
+            None => (0, self.total_steps()),
+        };
+        self.config.schedule.lr_at(
+            self.config.optim.lr,
+            (self.step - start) as f64 / spe,
+            len as f64 / spe,
+        )
+    }
+
+    /// DyReLU's phase p at the current step; None without DyReLU.
+    pub fn phase(&self) -> Option<f64> {
+        if !self.model.has_dyrelu() {
+            return None;
+        }
+        let (start, end) = self.config.dyrelu_phase_window();
         let epoch = self.step as f64 / self.steps_per_epoch() as f64;
-        self.config
-            .schedule
-            .lr_at(self.config.optim.lr, epoch, self.config.epochs as f64)
+        Some(crate::model::dyrelu::phase_at(epoch, start, end))
+    }
+
+    pub fn scheduled_density(&self) -> f64 {
+        self.method.scheduled_density(self.step, &self.budget)
+    }
+
+    /// Fraction of prunable weights that have ever been active.
+    pub fn itop_rate(&self) -> f64 {
+        self.ever_active.density()
+    }
+
+    /// Non-zeros counted at every use of a shared weight.
+    pub fn effective_nnz(&self) -> usize {
+        let per_layer: Vec<usize> = self.masks.layers.iter().map(|l| l.nnz()).collect();
+        self.budget.effective_nnz(&per_layer)
+    }
+
+    /// Forward FLOPs per image with the current masks: 2 per multiply-add of an active
+    /// weight, at every output position and every use. BatchNorm, DyReLU and the
+    /// pooling are not counted (they are tiny beside the convolutions).
+    pub fn forward_flops(&self) -> f64 {
+        self.masks
+            .layers
+            .iter()
+            .zip(&self.layer_uses)
+            .map(|(l, uses)| 2.0 * l.nnz() as f64 * uses)
+            .sum()
+    }
+
+    fn dense_forward_flops(&self) -> f64 {
+        self.masks
+            .layers
+            .iter()
+            .zip(&self.layer_uses)
+            .map(|(l, uses)| 2.0 * l.numel() as f64 * uses)
+            .sum()
     }
 
     pub fn method_name(&self) -> &'static str {
@@ -321,7 +415,16 @@ impl Trainer {
     /// One training step. Reads back the loss and accuracy (one sync per step).
     pub async fn train_step(&mut self) -> Result<StepOutcome, TrainError> {
         let start = web_time::Instant::now();
-        let (step, epoch, total) = (self.step, self.epoch(), self.total_steps());
+        let (step, epoch) = (self.step, self.epoch());
+        if self.method.restarts_optimizer()
+            && step > 0
+            && self.method.cycle(step).is_some_and(|c| c.start == step)
+        {
+            self.optim.momentum.clear();
+        }
+        let phase = self.phase();
+        self.sync_phase();
+        let scheduled_density = self.scheduled_density();
         let indices = self.batch_indices();
         let mut rng = Rng::stream(self.config.seed, 0xA_0000_0000 + step as u64);
         let augment = self.config.data.augment.then_some(&mut rng);
@@ -345,8 +448,26 @@ impl Trainer {
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         let lr = self.lr();
 
-        let mask_update = if self.method.is_update_step(step, total) {
-            Some(self.update_masks(&grads, step, total).await?)
+        // FLOPs of a sparse implementation, as the papers count them: forward plus a
+        // backward of twice its cost with the step's masks; a step that reads dense
+        // gradients (RigL's grow) computes the dense weight gradient instead.
+        let is_update = self.method.is_update_step(step);
+        let sparse = self.forward_flops();
+        self.train_flops += b as f64
+            * if is_update && self.method.needs_gradients(step) {
+                2.0 * sparse + self.dense_forward_flops()
+            } else {
+                3.0 * sparse
+            };
+
+        let mask_update = if is_update {
+            let outcome = self.update_masks(&grads, step).await?;
+            if !self.method.replaces_optimizer_step() {
+                self.model = self
+                    .optim
+                    .step(self.model.clone(), &grads, lr, &self.mask_tensors);
+            }
+            Some(outcome)
         } else {
             self.model = self
                 .optim
@@ -370,12 +491,16 @@ impl Trainer {
         self.epoch_sums.correct += correct_v;
         self.epoch_sums.seen += b as f64;
         self.step += 1;
+        // Evaluation and checkpoints between steps see the next step's phase.
+        self.sync_phase();
         Ok(StepOutcome {
             step,
             epoch,
             loss: loss_v,
             accuracy: correct_v / b as f64,
             lr,
+            phase,
+            scheduled_density,
             seconds: start.elapsed().as_secs_f64(),
             batch: b,
             mask_update,
@@ -383,18 +508,24 @@ impl Trainer {
         })
     }
 
+    /// Sets the model's DyReLU phase for the current step.
+    pub fn sync_phase(&mut self) {
+        if let Some(p) = self.phase() {
+            self.model.phase = p as f32;
+        }
+    }
+
     async fn update_masks(
         &mut self,
         grads: &GradientsParams,
         step: usize,
-        total: usize,
     ) -> Result<MaskUpdateOutcome, TrainError> {
         let mut weights = Vec::with_capacity(self.layers.len());
         for (_, w) in self.sparse_weights() {
             weights.push(read_f32(w).await?);
         }
         let mut dense_grads = Vec::new();
-        if self.method.needs_gradients() {
+        if self.method.needs_gradients(step) {
             let by_path: BTreeMap<String, Tensor<1>> =
                 grads_by_path(&self.model, grads).into_iter().collect();
             for layer in &self.layers {
@@ -408,13 +539,18 @@ impl Trainer {
         let before = self.masks.clone();
         let ctx = UpdateContext {
             step,
-            total_steps: total,
             seed: self.config.seed,
+            budget: &self.budget,
             weights: &weights,
             grads: &dense_grads,
         };
-        let update = self.method.update(&ctx, &mut self.masks);
+        let update = self.method.update(&ctx, &mut self.masks)?;
         self.apply_mask_update(&update);
+        for (ever, now) in self.ever_active.layers.iter_mut().zip(&self.masks.layers) {
+            for (e, &a) in ever.active.iter_mut().zip(&now.active) {
+                *e |= a;
+            }
+        }
         let outcome = MaskUpdateOutcome {
             drop_fraction: update.drop_fraction,
             dropped: update.dropped.iter().map(Vec::len).sum(),
@@ -511,6 +647,13 @@ impl Trainer {
                 payload: Some(Payload::Bits(layer.active.clone())),
             });
         }
+        for layer in &self.ever_active.layers {
+            tensors.push(NamedTensor {
+                name: format!("ever:{}", layer.path),
+                dims: layer.dims.clone(),
+                payload: Some(Payload::Bits(layer.active.clone())),
+            });
+        }
         Ok(Checkpoint {
             meta: CheckpointMeta {
                 step: self.step,
@@ -520,6 +663,8 @@ impl Trainer {
                 normalization: self.data.batcher.normalization,
                 epoch_sums: self.epoch_sums.clone(),
                 best_val_accuracy: self.best_val_accuracy,
+                train_flops: self.train_flops,
+                dyrelu_phase: self.phase(),
             },
             tensors,
         })

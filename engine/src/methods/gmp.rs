@@ -1,0 +1,167 @@
+//! Gradual magnitude pruning (Zhu & Gupta, 2017): start dense, and every ΔT steps from
+//! t_0 to t_end prune by magnitude to s_t = s_f·(1 − (1 − τ)³), τ the progress through
+//! [t_0, t_end]. The cubic ramp prunes fast while there is redundancy, slowly near the end.
+
+use super::{MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext, counts_for};
+use crate::rng::Rng;
+use crate::sparsity::prune::{PruneScope, prune_to_counts};
+use crate::sparsity::{Budget, Masks, SparsityError};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GmpConfig {
+    /// t_0 and t_end as fractions of training.
+    pub start_fraction: f64,
+    pub end_fraction: f64,
+    pub scope: PruneScope,
+}
+
+impl Default for GmpConfig {
+    fn default() -> Self {
+        Self {
+            start_fraction: 0.1,
+            end_fraction: 0.75,
+            scope: PruneScope::Layerwise,
+        }
+    }
+}
+
+impl GmpConfig {
+    pub fn validate(&self) -> Result<(), SparsityError> {
+        if !(0.0 <= self.start_fraction
+            && self.start_fraction < self.end_fraction
+            && self.end_fraction <= 1.0)
+        {
+            return Err(SparsityError::Invalid(
+                "method.gmp needs 0 <= start_fraction < end_fraction <= 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub struct Gmp {
+    every: usize,
+    start: usize,
+    end: usize,
+    scope: PruneScope,
+}
+
+impl Gmp {
+    pub fn new(config: MethodConfig, timeline: Timeline) -> Self {
+        let start = timeline.at(config.gmp.start_fraction);
+        Self {
+            every: config.update_every,
+            start,
+            end: timeline.at(config.gmp.end_fraction).max(start + 1),
+            scope: config.gmp.scope,
+        }
+    }
+}
+
+impl SparsityMethod for Gmp {
+    fn name(&self) -> &'static str {
+        "gmp"
+    }
+
+    fn initial_masks(&self, budget: &Budget, _: &mut Rng) -> Result<Masks, SparsityError> {
+        // Fail now, not at the last pruning step, if the target cannot be met.
+        budget.target_counts()?;
+        Ok(Masks::dense(&budget.layers))
+    }
+
+    fn is_update_step(&self, step: usize) -> bool {
+        // Through the first multiple of ΔT at or past t_end, where τ = 1.
+        step >= self.start
+            && (step - self.start).is_multiple_of(self.every)
+            && step < self.end + self.every
+    }
+
+    fn replaces_optimizer_step(&self) -> bool {
+        false
+    }
+
+    fn update(
+        &mut self,
+        ctx: &UpdateContext,
+        masks: &mut Masks,
+    ) -> Result<MaskUpdate, SparsityError> {
+        let density = self.scheduled_density(ctx.step, ctx.budget);
+        let counts = counts_for(self.scope, density, ctx, masks)?;
+        Ok(MaskUpdate {
+            dropped: prune_to_counts(masks, ctx.weights, &counts),
+            grown: vec![Vec::new(); masks.layers.len()],
+            drop_fraction: 0.0,
+        })
+    }
+
+    fn scheduled_density(&self, step: usize, budget: &Budget) -> f64 {
+        if step < self.start {
+            return 1.0;
+        }
+        let tau = ((step - self.start) as f64 / (self.end - self.start) as f64).min(1.0);
+        let sparsity = budget.config.sparsity * (1.0 - (1.0 - tau).powi(3));
+        1.0 - sparsity
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sparsity::{SparseLayer, SparsityConfig};
+
+    #[test]
+    fn cubic_ramp_reaches_the_target_exactly_and_prunes_the_smallest() {
+        let layers = vec![SparseLayer {
+            path: "w".into(),
+            dims: vec![100, 10],
+        }];
+        let budget = Budget::new(
+            layers,
+            SparsityConfig {
+                sparsity: 0.9,
+                ..Default::default()
+            },
+            Default::default(),
+        );
+        let timeline = Timeline {
+            steps_per_epoch: 10,
+            total_steps: 100,
+        };
+        let mut gmp = Gmp::new(
+            MethodConfig {
+                name: "gmp".into(),
+                update_every: 10,
+                ..Default::default()
+            },
+            timeline,
+        );
+        let mut masks = gmp.initial_masks(&budget, &mut Rng::new(0)).unwrap();
+        assert_eq!(masks.nnz(), 1000);
+        // |w| grows with the index: pruning must keep the highest indices.
+        let weights = vec![(0..1000).map(|i| i as f32 * 0.01).collect::<Vec<_>>()];
+        let mut seen = Vec::new();
+        for step in 0..100 {
+            if gmp.is_update_step(step) {
+                let ctx = UpdateContext {
+                    step,
+                    seed: 0,
+                    budget: &budget,
+                    weights: &weights,
+                    grads: &[],
+                };
+                gmp.update(&ctx, &mut masks).unwrap();
+                seen.push((step, masks.nnz()));
+            }
+        }
+        // Updates at 10, 20, ..., 80 (first multiple past t_end = 75).
+        assert_eq!(seen.first(), Some(&(10, 1000)));
+        assert_eq!(seen.last(), Some(&(80, 100)));
+        assert!(seen.windows(2).all(|w| w[1].1 <= w[0].1));
+        // Cubic: more than half the pruning happens in the first third of the ramp.
+        let (_, at_30) = seen.iter().find(|(s, _)| *s == 30).unwrap();
+        assert!(*at_30 < 1000 - 450, "{at_30}");
+        assert!(masks.layers[0].active[900..].iter().all(|a| *a));
+    }
+}

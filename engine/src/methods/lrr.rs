@@ -1,0 +1,150 @@
+//! Learning-rate rewinding (Renda et al., 2020), the iterative-pruning baseline: train
+//! dense for one LR cycle, then at each of `levels` levels prune by magnitude to the next
+//! density (an equal fraction each level, ending at the target), keep the weights, and
+//! restart the LR schedule. The run's epochs are split evenly over the levels + 1 cycles.
+
+use super::{
+    Cycle, MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext, counts_for,
+    equal_cycles,
+};
+use crate::rng::Rng;
+use crate::sparsity::prune::{PruneScope, prune_to_counts};
+use crate::sparsity::{Budget, Masks, SparsityError};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LrrConfig {
+    pub levels: usize,
+    pub scope: PruneScope,
+}
+
+impl Default for LrrConfig {
+    fn default() -> Self {
+        Self {
+            levels: 3,
+            scope: PruneScope::Global,
+        }
+    }
+}
+
+impl LrrConfig {
+    pub fn validate(&self) -> Result<(), SparsityError> {
+        if self.levels == 0 {
+            return Err(SparsityError::Invalid(
+                "method.lrr.levels must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub struct Lrr {
+    levels: usize,
+    scope: PruneScope,
+    timeline: Timeline,
+}
+
+impl Lrr {
+    pub fn new(config: MethodConfig, timeline: Timeline) -> Self {
+        Self {
+            levels: config.lrr.levels,
+            scope: config.lrr.scope,
+            timeline,
+        }
+    }
+
+    /// Density after `level` prunings: the target to the power level/levels.
+    fn density_at_level(&self, level: usize, target: f64) -> f64 {
+        target.powf(level as f64 / self.levels as f64)
+    }
+}
+
+impl SparsityMethod for Lrr {
+    fn name(&self) -> &'static str {
+        "lrr"
+    }
+
+    fn initial_masks(&self, budget: &Budget, _: &mut Rng) -> Result<Masks, SparsityError> {
+        budget.target_counts()?;
+        Ok(Masks::dense(&budget.layers))
+    }
+
+    fn is_update_step(&self, step: usize) -> bool {
+        let c = self.cycle(step).expect("cyclic");
+        c.index > 0 && c.start == step
+    }
+
+    fn replaces_optimizer_step(&self) -> bool {
+        false
+    }
+
+    fn update(
+        &mut self,
+        ctx: &UpdateContext,
+        masks: &mut Masks,
+    ) -> Result<MaskUpdate, SparsityError> {
+        let density = self.scheduled_density(ctx.step, ctx.budget);
+        let counts = counts_for(self.scope, density, ctx, masks)?;
+        Ok(MaskUpdate {
+            dropped: prune_to_counts(masks, ctx.weights, &counts),
+            grown: vec![Vec::new(); masks.layers.len()],
+            drop_fraction: 0.0,
+        })
+    }
+
+    fn scheduled_density(&self, step: usize, budget: &Budget) -> f64 {
+        let level = self.cycle(step).expect("cyclic").index;
+        self.density_at_level(level, budget.config.density())
+    }
+
+    fn cycle(&self, step: usize) -> Option<Cycle> {
+        Some(equal_cycles(self.levels + 1, &self.timeline, step))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sparsity::{SparseLayer, SparsityConfig};
+
+    #[test]
+    fn prunes_geometrically_at_each_rewind_to_the_target() {
+        let budget = Budget::new(
+            vec![SparseLayer {
+                path: "w".into(),
+                dims: vec![1000],
+            }],
+            SparsityConfig {
+                sparsity: 0.999,
+                distribution: crate::sparsity::Distribution::Uniform,
+                ..Default::default()
+            },
+            Default::default(),
+        );
+        let timeline = Timeline {
+            steps_per_epoch: 10,
+            total_steps: 80,
+        };
+        let mut lrr = Lrr::new(MethodConfig::default(), timeline);
+        let mut masks = lrr.initial_masks(&budget, &mut Rng::new(0)).unwrap();
+        let weights = vec![(0..1000).map(|i| (i % 97) as f32).collect::<Vec<_>>()];
+        let mut counts = Vec::new();
+        for step in 0..80 {
+            if lrr.is_update_step(step) {
+                let ctx = UpdateContext {
+                    step,
+                    seed: 0,
+                    budget: &budget,
+                    weights: &weights,
+                    grads: &[],
+                };
+                lrr.update(&ctx, &mut masks).unwrap();
+                counts.push((step, masks.nnz()));
+            }
+        }
+        // 4 cycles of 20 steps; densities 10%, 1%, 0.1% of 1000.
+        assert_eq!(counts, vec![(20, 100), (40, 10), (60, 1)]);
+        assert_eq!(lrr.cycle(45).unwrap().start, 40);
+    }
+}

@@ -1,0 +1,193 @@
+//! DyReLU-B (Chen et al., "Dynamic ReLU", 2020), the activation EAST phases out.
+//!
+//! Channel-wise and input-dependent: global average pool → FC(C→C/4) → ReLU →
+//! FC(C/4→2K·C) → 2σ(·)−1 gives residuals (Δa_k, Δb_k) per sample and channel, and
+//! y = max_k(a_k·x + b_k) with a_k = α_k + λ_a·Δa_k, b_k = β_k + λ_b·Δb_k, K = 2,
+//! α = (1, 0), β = (0, 0), λ_a = 1, λ_b = 0.5.
+//!
+//! EAST's phase factor p blends these with plain ReLU's coefficients (a = (1, 0),
+//! b = (0, 0)): coef = p·dyn + (1−p)·relu. Because α, β are ReLU's own coefficients this
+//! is a_k = α_k + p·λ_a·Δa_k, b_k = p·λ_b·Δb_k. At p = 0 the layer is exactly ReLU and
+//! is evaluated as one, so its parameters get no gradient: they are frozen.
+
+use burn::module::Module;
+use burn::nn::{Initializer, Linear, LinearConfig};
+use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::{Device, Tensor, TensorData};
+
+/// Linear pieces per channel.
+pub const PIECES: usize = 2;
+const LAMBDA_A: f32 = 1.0;
+const LAMBDA_B: f32 = 0.5;
+/// ReLU's coefficients (a_1, a_2, b_1, b_2), which are also DyReLU-B's α and β.
+const RELU_COEFFICIENTS: [f32; 2 * PIECES] = [1.0, 0.0, 0.0, 0.0];
+/// The hidden layer of the coefficient network is C / REDUCTION wide.
+const REDUCTION: usize = 4;
+
+#[derive(Module, Debug)]
+pub struct DyRelu {
+    pub fc1: Linear,
+    pub fc2: Linear,
+}
+
+impl DyRelu {
+    pub fn new(channels: usize, device: &Device) -> Self {
+        let hidden = (channels / REDUCTION).max(1);
+        // Small initial residuals: DyReLU starts close to ReLU and learns away from it.
+        let init = Initializer::KaimingUniform {
+            gain: 1.0 / 3.0f64.sqrt(),
+            fan_out_only: false,
+        };
+        Self {
+            fc1: LinearConfig::new(channels, hidden)
+                .with_initializer(init.clone())
+                .init(device),
+            fc2: LinearConfig::new(hidden, 2 * PIECES * channels)
+                .with_initializer(init)
+                .init(device),
+        }
+    }
+
+    /// The activation at phase `phase` ∈ [0, 1]; `phase <= 0` is exactly ReLU.
+    pub fn forward(&self, x: Tensor<4>, phase: f32) -> Tensor<4> {
+        if phase <= 0.0 {
+            return relu(x);
+        }
+        let [a1, a2, b1, b2] = self.coefficients(x.clone(), phase);
+        (x.clone() * a1 + b1).max_pair(x * a2 + b2)
+    }
+
+    /// The blended coefficients (a_1, a_2, b_1, b_2), each `[batch, C, 1, 1]`.
+    pub fn coefficients(&self, x: Tensor<4>, phase: f32) -> [Tensor<4>; 2 * PIECES] {
+        let [b, c, h, w] = x.dims();
+        let device = x.device();
+        let pooled = x.reshape([b, c, h * w]).mean_dim(2).reshape([b, c]);
+        let residuals = sigmoid(self.fc2.forward(relu(self.fc1.forward(pooled)))) * 2.0 - 1.0;
+        let residuals = residuals.reshape([b, c, 2 * PIECES]);
+        let scale = [LAMBDA_A, LAMBDA_A, LAMBDA_B, LAMBDA_B].map(|l| l * phase);
+        let scale = constant(&scale, &device);
+        let offset = constant(&RELU_COEFFICIENTS, &device);
+        let coef = residuals * scale + offset;
+        std::array::from_fn(|k| coef.clone().narrow(2, k, 1).reshape([b, c, 1, 1]))
+    }
+}
+
+fn constant(values: &[f32; 2 * PIECES], device: &Device) -> Tensor<3> {
+    Tensor::from_data(TensorData::new(values.to_vec(), [1, 1, 2 * PIECES]), device)
+}
+
+/// EAST's phase schedule for DyReLU: 1 until `start` epochs, linear to 0 at `end`, then 0.
+pub fn phase_at(epoch: f64, start: f64, end: f64) -> f64 {
+    if epoch < start {
+        1.0
+    } else if epoch >= end {
+        0.0
+    } else {
+        1.0 - (epoch - start) / (end - start)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::params::grads_by_path;
+    use burn::optim::GradientsParams;
+
+    fn input(device: &Device, seed: u64) -> Tensor<4> {
+        let mut rng = crate::rng::Rng::new(seed);
+        let data: Vec<f32> = (0..2 * 8 * 3 * 3)
+            .map(|_| rng.next_f32() * 4.0 - 2.0)
+            .collect();
+        Tensor::from_data(TensorData::new(data, [2, 8, 3, 3]), device)
+    }
+
+    fn values(t: Tensor<4>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn phase_zero_is_exactly_relu_on_both_paths() {
+        let device = Device::flex();
+        let act = DyRelu::new(8, &device);
+        let x = input(&device, 3);
+        let relu_values = values(relu(x.clone()));
+        assert_eq!(values(act.forward(x.clone(), 0.0)), relu_values);
+        // The blended formula itself (not just the shortcut) reduces to ReLU at p = 0.
+        let [a1, a2, b1, b2] = act.coefficients(x.clone(), 0.0);
+        let blended = (x.clone() * a1 + b1).max_pair(x.clone() * a2 + b2);
+        assert_eq!(values(blended), relu_values);
+        // At p = 1 it differs: the dynamic part is really used.
+        assert_ne!(values(act.forward(x, 1.0)), relu_values);
+    }
+
+    #[test]
+    fn gradients_match_central_differences() {
+        let device = Device::flex().autodiff();
+        let act = DyRelu::new(8, &device);
+        let x = input(&device, 5);
+        let direction = input(&device, 9);
+        // A loss that mixes channels, so every coefficient matters.
+        let loss = |m: &DyRelu, x: Tensor<4>| -> Tensor<1> {
+            (m.forward(x, 0.7) * direction.clone()).sum()
+        };
+        let x_param = x.clone().require_grad();
+        let grads = loss(&act, x_param.clone()).backward();
+        let analytic_x = values(x_param.grad(&grads).unwrap());
+        let param_grads = GradientsParams::from_grads(grads, &act);
+        let by_path: std::collections::BTreeMap<_, _> =
+            grads_by_path(&act, &param_grads).into_iter().collect();
+        let analytic_w: Vec<f32> = by_path["fc1.weight"]
+            .clone()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+
+        let eps = 1e-2f32;
+        let eval = |m: &DyRelu, x: Tensor<4>| -> f32 { loss(m, x).into_scalar() };
+        // Input gradient, at a few coordinates away from the kinks.
+        let base: Vec<f32> = values(x.clone().inner());
+        for i in [0usize, 7, 31, 100] {
+            let shifted = |d: f32| {
+                let mut v = base.clone();
+                v[i] += d;
+                Tensor::<4>::from_data(TensorData::new(v, [2, 8, 3, 3]), &device)
+            };
+            let numeric = (eval(&act, shifted(eps)) - eval(&act, shifted(-eps))) / (2.0 * eps);
+            assert!(
+                (numeric - analytic_x[i]).abs() < 2e-2 * (1.0 + numeric.abs()),
+                "d/dx[{i}]: numeric {numeric} vs autodiff {}",
+                analytic_x[i]
+            );
+        }
+        // A weight of the coefficient network's first layer.
+        for i in [0usize, 5] {
+            let perturb = |d: f32| {
+                crate::model::map_params(act.clone(), |path, w| {
+                    if path == "fc1.weight" {
+                        let mut v = w.into_data().try_to_vec::<f32>().unwrap();
+                        v[i] += d;
+                        let n = v.len();
+                        Tensor::from_data(TensorData::new(v, [n]), &device)
+                    } else {
+                        w
+                    }
+                })
+            };
+            let numeric =
+                (eval(&perturb(eps), x.clone()) - eval(&perturb(-eps), x.clone())) / (2.0 * eps);
+            assert!(
+                (numeric - analytic_w[i]).abs() < 2e-2 * (1.0 + numeric.abs()),
+                "d/dfc1[{i}]: numeric {numeric} vs autodiff {}",
+                analytic_w[i]
+            );
+        }
+    }
+
+    #[test]
+    fn phase_schedule() {
+        assert_eq!(phase_at(0.0, 2.0, 4.0), 1.0);
+        assert_eq!(phase_at(3.0, 2.0, 4.0), 0.5);
+        assert_eq!(phase_at(4.0, 2.0, 4.0), 0.0);
+        assert_eq!(phase_at(9.0, 2.0, 2.0), 0.0);
+    }
+}
