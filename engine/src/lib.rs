@@ -14,4 +14,6 @@ pub mod optim;
 pub mod rng;
 pub mod schedule;
 pub mod sparsity;
+#[cfg(feature = "native")]
+pub mod sweep;
 pub mod train;

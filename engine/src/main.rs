@@ -11,7 +11,7 @@ use std::process::ExitCode;
 #[command(
     name = "sparselab",
     version,
-    about = "Extreme sparse training of CIFAR ResNets (RigL, SET, static, dense) on Burn"
+    about = "Extreme sparse training of CIFAR ResNets (EAST, RigL, SET, GMP, AC/DC, LRR, SCULPT-ing, static, dense) on Burn"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,6 +33,9 @@ enum Command {
     Info,
     /// The sparse-training methods in the registry.
     Methods,
+    /// Run a grid (variants x sparsities x seeds) from a sweep TOML, resumably, and write
+    /// results.md / results.csv / accuracy.svg (see configs/sweep-*.toml).
+    Sweep(SweepArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -48,7 +51,7 @@ struct TrainArgs {
     /// Override any config key: --set method.name=set --set optim.lr=0.05
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
-    /// Method from the registry (dense, static, set, rigl).
+    /// Method from the registry (see `sparselab methods`).
     #[arg(long)]
     method: Option<String>,
     /// Fraction of weights that are zero, e.g. 0.99.
@@ -89,6 +92,24 @@ struct TrainArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+}
+
+#[derive(Args)]
+struct SweepArgs {
+    /// The sweep file.
+    config: PathBuf,
+    /// Cells run at once, each a separate process.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// CPU threads per process (default: the machine's cores / jobs).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Results folder (default: the sweep file's `out`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Only rebuild the table and plot from the finished cells.
+    #[arg(long)]
+    report_only: bool,
 }
 
 #[derive(Args)]
@@ -230,6 +251,46 @@ fn train_config(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
     )?)
 }
 
+fn sweep(a: SweepArgs) -> anyhow::Result<()> {
+    use sparselab::sweep::{Launcher, SweepConfig, run_cells, write_report};
+    if a.jobs == 0 {
+        anyhow::bail!("--jobs must be at least 1");
+    }
+    let (config, root) = SweepConfig::load(&a.config)?;
+    let out = a.out.clone().unwrap_or_else(|| config.out.clone());
+    let cells = config.cells(&root, &out)?;
+    let command: Vec<String> = std::env::args().collect();
+    let command = format!("scripts/sparselab {}", command[1..].join(" "));
+    let mut failed = Vec::new();
+    if !a.report_only {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let launcher = Launcher {
+            exe: std::env::current_exe()?,
+            jobs: a.jobs,
+            threads_per_job: a.threads.or((a.jobs > 1).then(|| (cores / a.jobs).max(1))),
+        };
+        failed = run_cells(&cells, &out, &launcher)?;
+    }
+    let rows = write_report(&config, &cells, &out, &command)?;
+    println!(
+        "{}",
+        std::fs::read_to_string(out.join("results.md")).unwrap_or_default()
+    );
+    eprintln!(
+        "sweep: {} table rows; wrote {}/results.md, results.csv, accuracy.svg",
+        rows.len(),
+        out.display()
+    );
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} cells failed (run the sweep again to retry them):\n  {}",
+            failed.len(),
+            failed.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
 fn real_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -241,13 +302,22 @@ fn real_main() -> anyhow::Result<()> {
                 progress: !a.quiet,
             };
             let s = run(config, &options)?;
+            // With weight sharing, quote the count against the unshared network (what
+            // the sparsity refers to) and say how many unique weights hold it.
+            let weights = if s.unshared_numel != s.numel {
+                format!(
+                    "{} of {} weights counted unshared; {} unique, {} non-zero at every reuse",
+                    s.nnz, s.unshared_numel, s.numel, s.effective_nnz
+                )
+            } else {
+                format!("{} of {} weights", s.nnz, s.numel)
+            };
             println!(
-                "{} {} at {:.2}% sparsity ({} of {} weights): {} steps, best val acc {}, final val acc {}, test acc {} ({:.0} s, {})",
+                "{} {} at {:.2}% sparsity ({}): {} steps, best val acc {}, final val acc {}, test acc {} ({:.0} s, {})",
                 s.method,
                 s.arch,
-                (1.0 - s.density) * 100.0,
-                s.nnz,
-                s.numel,
+                (1.0 - s.nnz as f64 / s.unshared_numel.max(1) as f64) * 100.0,
+                weights,
                 s.steps,
                 pct(s.best_val_accuracy),
                 pct(s.final_val_accuracy),
@@ -285,6 +355,7 @@ fn real_main() -> anyhow::Result<()> {
                 dir.display()
             );
         }
+        Command::Sweep(a) => sweep(a)?,
         Command::Info => info(),
         Command::Methods => {
             for m in sparselab::methods::REGISTRY {

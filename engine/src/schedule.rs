@@ -9,6 +9,9 @@ pub enum LrKind {
     Multistep,
     Cosine,
     Constant,
+    /// Linear decay to `lr x final_fraction` after the warm-up: with a warm-up this is the
+    /// triangular / one-cycle shape SCULPT-ing's cycles use.
+    Linear,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -71,6 +74,12 @@ impl ScheduleConfig {
                 let lo = base_lr * self.final_fraction;
                 lo + (base_lr - lo) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
             }
+            LrKind::Linear => {
+                let span = (total_epochs - self.warmup_epochs).max(1e-9);
+                let t = ((epoch - self.warmup_epochs) / span).clamp(0.0, 1.0);
+                let lo = base_lr * self.final_fraction;
+                base_lr + (lo - base_lr) * t
+            }
         }
     }
 }
@@ -88,6 +97,21 @@ mod tests {
         assert_eq!(s.lr_at(0.1, 0.0, 100.0), 0.1);
         assert!((s.lr_at(0.1, 50.0, 100.0) - 0.01).abs() < 1e-12);
         assert!((s.lr_at(0.1, 80.0, 100.0) - 0.001).abs() < 1e-12);
+    }
+
+    #[test]
+    fn linear_after_warmup_is_a_triangle() {
+        let s = ScheduleConfig {
+            kind: LrKind::Linear,
+            warmup_epochs: 2.0,
+            warmup_start: 0.0,
+            ..Default::default()
+        };
+        assert_eq!(s.lr_at(1.0, 0.0, 10.0), 0.0);
+        assert!((s.lr_at(1.0, 1.0, 10.0) - 0.5).abs() < 1e-12);
+        assert!((s.lr_at(1.0, 2.0, 10.0) - 1.0).abs() < 1e-12);
+        assert!((s.lr_at(1.0, 6.0, 10.0) - 0.5).abs() < 1e-12);
+        assert!(s.lr_at(1.0, 10.0, 10.0).abs() < 1e-12);
     }
 
     #[test]

@@ -268,3 +268,99 @@ fn wgpu_path_trains_on_a_software_adapter() {
     assert!(metrics.contains("\"kind\":\"mask_update\""));
     assert!(dir.path().join("checkpoint.bin").is_file());
 }
+
+#[test]
+fn sweep_runs_a_grid_resumes_it_and_writes_the_table_and_plot() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = dir.path().join("sweep.toml");
+    let out = dir.path().join("grid");
+    std::fs::write(
+        &sweep,
+        format!(
+            r#"
+title = "tiny grid"
+set = ['model.arch="resnet8"', "model.width=0.25", "epochs=1", "batch_size=32",
+       "data.synthetic_size=300", "method.update_every=3", 'run.device="cpu"']
+sparsities = [0.8, 0.9]
+seeds = [0, 1]
+out = {out:?}
+[[variant]]
+name = "rigl"
+set = ['method.name="rigl"']
+[[variant]]
+name = "static"
+set = ['method.name="static"']
+"#,
+            out = out.display().to_string()
+        ),
+    )
+    .unwrap();
+    let first = run_ok(sparselab().args(["sweep", "--jobs", "2"]).arg(&sweep));
+    let table = std::fs::read_to_string(out.join("results.md")).unwrap();
+    // 2 variants x 2 sparsities, each over 2 seeds.
+    for row in [
+        "| rigl | 80% | 2 |",
+        "| rigl | 90% | 2 |",
+        "| static | 90% | 2 |",
+    ] {
+        assert!(table.contains(row), "{row} missing in\n{table}");
+    }
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    let svg = std::fs::read_to_string(out.join("accuracy.svg")).unwrap();
+    // The axes, then one line per variant.
+    assert!(svg.starts_with("<svg") && svg.matches("<polyline").count() == 3);
+    assert!(String::from_utf8_lossy(&first.stdout).contains("| static | 80% | 2 |"));
+
+    // Run again: every cell is finished, nothing re-runs, the same table comes out.
+    let again = run_ok(sparselab().args(["sweep"]).arg(&sweep));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("8 cells, 8 finished, 0 to run"));
+    let rows = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| l.starts_with('|'))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(
+        rows(&std::fs::read_to_string(out.join("results.md")).unwrap()),
+        rows(&table)
+    );
+
+    // A wrong key in a variant is reported before anything runs.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(&sweep)
+            .unwrap()
+            .replace("method.name=\"static\"", "method.nmae=\"static\""),
+    )
+    .unwrap();
+    let out2 = sparselab().args(["sweep"]).arg(&bad).output().unwrap();
+    assert_eq!(out2.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out2.stderr);
+    assert!(err.contains("nmae") && err.contains("static"), "{err}");
+}
+
+#[test]
+fn every_preset_config_is_valid() {
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&configs).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        // Presets point at data the user downloads; any existing file passes the check.
+        let data = format!("data.path={:?}", path.display().to_string());
+        if name.starts_with("sweep-") {
+            let (mut sweep, root) = sparselab::sweep::SweepConfig::load(&path).unwrap();
+            sweep.set.push(data);
+            let cells = sweep.cells(&root, Path::new("runs/check")).unwrap();
+            assert!(cells.len() >= 4, "{name}");
+        } else {
+            sparselab::train::TrainConfig::load(Some((&text, &name)), &[data])
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10, "{checked} presets");
+}

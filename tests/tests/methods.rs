@@ -141,7 +141,7 @@ fn dyrelu_params(t: &Trainer) -> Vec<(String, Vec<f32>)> {
     let mut out = Vec::new();
     sparselab::model::for_each_param(&t.model, |path, _, v| {
         if path.contains("dyrelu") {
-            out.push((path.to_string(), v.into_data().to_vec::<f32>().unwrap()));
+            out.push((path.to_string(), v.into_data().try_to_vec::<f32>().unwrap()));
         }
     });
     out

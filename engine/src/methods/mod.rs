@@ -221,10 +221,14 @@ pub trait SparsityMethod {
     }
 }
 
+/// Builds a method for a run of the given length.
+pub type BuildMethod =
+    fn(&MethodConfig, Timeline) -> Result<Box<dyn SparsityMethod>, SparsityError>;
+
 pub struct MethodEntry {
     pub name: &'static str,
     pub summary: &'static str,
-    pub build: fn(&MethodConfig, Timeline) -> Result<Box<dyn SparsityMethod>, SparsityError>,
+    pub build: BuildMethod,
 }
 
 pub const REGISTRY: &[MethodEntry] = &[

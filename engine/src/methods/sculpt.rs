@@ -48,7 +48,10 @@ impl Default for SculptConfig {
 
 impl SculptConfig {
     pub fn validate(&self) -> Result<(), SparsityError> {
-        if self.cycles == 0 || !(self.start_density_multiple >= 1.0) {
+        if self.cycles == 0
+            || self.start_density_multiple.is_nan()
+            || self.start_density_multiple < 1.0
+        {
             return Err(SparsityError::Invalid(
                 "method.sculpt: cycles >= 1 and start_density_multiple >= 1".into(),
             ));

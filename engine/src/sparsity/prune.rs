@@ -76,14 +76,14 @@ pub fn global_counts(masks: &Masks, scores: &[Vec<f32>], target: usize) -> Vec<u
     }
     // No layer may be cut off entirely: give it one weight, from the largest count.
     for l in 0..counts.len() {
-        if counts[l] == 0 && masks.layers[l].nnz() > 0 {
-            if let Some(donor) = (0..counts.len())
+        if counts[l] == 0
+            && masks.layers[l].nnz() > 0
+            && let Some(donor) = (0..counts.len())
                 .filter(|&d| counts[d] > 1)
                 .max_by_key(|&d| counts[d])
-            {
-                counts[donor] -= 1;
-                counts[l] = 1;
-            }
+        {
+            counts[donor] -= 1;
+            counts[l] = 1;
         }
     }
     counts
