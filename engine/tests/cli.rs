@@ -364,3 +364,35 @@ fn every_preset_config_is_valid() {
     }
     assert!(checked >= 10, "{checked} presets");
 }
+
+#[test]
+fn east_checkpoint_evaluates_to_the_runs_own_validation_accuracy() {
+    // DyReLU mid-phase and shared weights must both come back from the checkpoint.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("east");
+    run_ok(
+        sparselab()
+            .args(SMALL)
+            .args([
+                "--set",
+                "model.arch=\"resnet20\"",
+                "--set",
+                "model.width=0.25",
+            ])
+            .args(["--method", "east"])
+            .args(["--set", "model.dyrelu.phase_start=0.5"])
+            .args(["--set", "model.dyrelu.phase_end=4.0"])
+            .arg("--out")
+            .arg(&out),
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert!(summary["effective_nnz"].as_u64() > summary["nnz"].as_u64());
+    let eval = run_ok(
+        sparselab()
+            .args(["eval", "--device", "cpu", "--split", "val", "--json"])
+            .arg(out.join("checkpoint.bin")),
+    );
+    let e: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
+    assert_eq!(e["accuracy"], summary["final_val_accuracy"]);
+}

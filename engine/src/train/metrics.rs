@@ -28,6 +28,9 @@ pub enum Event {
         /// Prunable weights counting every reuse of a shared weight (= numel unshared).
         #[serde(default)]
         unshared_numel: usize,
+        /// DyReLU's parameters, included in `dense_params`.
+        #[serde(default)]
+        dyrelu_params: usize,
         layers: Vec<LayerDensity>,
         resumed_from: Option<usize>,
     },

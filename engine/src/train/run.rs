@@ -38,6 +38,9 @@ pub struct RunSummary {
     pub unshared_numel: usize,
     /// Parameters outside the masks (BatchNorm, DyReLU, sharing gains): dense.
     pub dense_params: usize,
+    /// Of which DyReLU's.
+    #[serde(default)]
+    pub dyrelu_params: usize,
     pub itop: f64,
     pub train_flops: f64,
     pub best_val_accuracy: Option<f64>,
@@ -127,6 +130,7 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
         numel: trainer.masks.numel(),
         dense_params: trainer.dense_param_count(),
         unshared_numel: trainer.budget.unshared_total(),
+        dyrelu_params: trainer.dyrelu_param_count(),
         layers: trainer.layer_densities(),
         resumed_from: resumed.as_ref().map(|c| c.meta.step),
     })?;
@@ -340,6 +344,7 @@ fn summary(
         effective_nnz: t.effective_nnz(),
         unshared_numel: t.budget.unshared_total(),
         dense_params: t.dense_param_count(),
+        dyrelu_params: t.dyrelu_param_count(),
         itop: t.itop_rate(),
         train_flops: t.train_flops,
         best_val_accuracy: t.best_val_accuracy,

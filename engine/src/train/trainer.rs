@@ -360,6 +360,15 @@ impl Trainer {
         n
     }
 
+    /// DyReLU's coefficient-network parameters (dense, part of `dense_param_count`).
+    pub fn dyrelu_param_count(&self) -> usize {
+        crate::model::param_infos(&self.model)
+            .iter()
+            .filter(|p| p.path.split('.').any(|seg| seg.starts_with("dyrelu")))
+            .map(|p| p.numel())
+            .sum()
+    }
+
     /// Non-zero weights actually present in the masked layers (counted on the weights,
     /// not the masks: a test that pruned weights are really zero).
     pub async fn count_nonzero_weights(&self) -> Result<usize, TrainError> {
