@@ -259,6 +259,7 @@ fn sweep(a: SweepArgs) -> anyhow::Result<()> {
     let (config, root) = SweepConfig::load(&a.config)?;
     let out = a.out.clone().unwrap_or_else(|| config.out.clone());
     let cells = config.cells(&root, &out)?;
+    sparselab::sweep::check_existing(&cells)?;
     let command: Vec<String> = std::env::args().collect();
     let command = format!("scripts/sparselab {}", command[1..].join(" "));
     let mut failed = Vec::new();

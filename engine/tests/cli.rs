@@ -326,6 +326,23 @@ set = ['method.name="static"']
         rows(&table)
     );
 
+    // The sweep file changed under finished cells: refused, nothing is overwritten.
+    let changed = dir.path().join("changed.toml");
+    std::fs::write(
+        &changed,
+        std::fs::read_to_string(&sweep)
+            .unwrap()
+            .replace("\"epochs=1\"", "\"epochs=2\""),
+    )
+    .unwrap();
+    let refused = sparselab().args(["sweep"]).arg(&changed).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("different config"));
+    assert_eq!(
+        rows(&std::fs::read_to_string(out.join("results.md")).unwrap()),
+        rows(&table)
+    );
+
     // A wrong key in a variant is reported before anything runs.
     let bad = dir.path().join("bad.toml");
     std::fs::write(
@@ -357,8 +374,26 @@ fn every_preset_config_is_valid() {
             let cells = sweep.cells(&root, Path::new("runs/check")).unwrap();
             assert!(cells.len() >= 4, "{name}");
         } else {
-            sparselab::train::TrainConfig::load(Some((&text, &name)), &[data])
+            let c = sparselab::train::TrainConfig::load(Some((&text, &name)), &[data])
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
+            // The method and the budget build for the preset's model and length.
+            let model = c
+                .resolved_model()
+                .init(10, &sparselab::burn::tensor::Device::flex());
+            let layers = sparselab::sparsity::sparse_layers(&model);
+            let budget =
+                sparselab::sparsity::Budget::new(layers, c.sparsity.clone(), model.reuse_counts());
+            budget
+                .target_counts()
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let steps_per_epoch = 45_000 / c.batch_size;
+            let timeline = sparselab::methods::Timeline {
+                steps_per_epoch,
+                total_steps: steps_per_epoch * c.total_epochs(),
+            };
+            if let Err(e) = sparselab::methods::build(&c.method, timeline) {
+                panic!("{name}: {e}");
+            }
         }
         checked += 1;
     }

@@ -70,7 +70,15 @@ fn every_method_meets_its_scheduled_density_and_ends_at_the_target() {
             "dense" => assert_eq!(t.masks.nnz(), t.masks.numel()),
             name => {
                 assert_eq!(t.masks.nnz(), target, "{name} ends at the target");
-                assert!(t.itop_rate() >= t.masks.density());
+                // Methods that move the mask explored more weights than they keep.
+                let explores = !matches!(name, "static");
+                assert_eq!(
+                    t.itop_rate() > t.masks.density(),
+                    explores,
+                    "{name}: ITOP {} vs density {}",
+                    t.itop_rate(),
+                    t.masks.density()
+                );
                 assert!(t.train_flops > 0.0);
             }
         }
@@ -117,7 +125,7 @@ fn east_shares_weights_at_equal_count_and_phases_dyrelu_out() {
     while !t.is_finished() {
         let o = block_on(t.train_step()).unwrap();
         phases.push(o.phase.unwrap());
-        peak_density = peak_density.max(o.scheduled_density);
+        peak_density = peak_density.max(t.budget_density());
         if o.phase == Some(0.0) {
             // DyReLU parameters are frozen once p = 0.
             let now = dyrelu_params(&t);
@@ -132,8 +140,8 @@ fn east_shares_weights_at_equal_count_and_phases_dyrelu_out() {
     assert!((phases[spe + spe / 2] - 0.5).abs() < 0.1);
     assert_eq!(*phases.last().unwrap(), 0.0);
     assert!(frozen.is_some());
-    // The cycles reach d_max = 3 x the target density.
-    assert!((peak_density - 0.3).abs() < 0.02, "{peak_density}");
+    // The masks reach d_max = 3 x the target density (counted unshared) mid-cycle.
+    assert!((peak_density - 0.3).abs() < 0.03, "{peak_density}");
     assert_eq!(t.masks.nnz(), rigl.masks.nnz());
 }
 
@@ -165,9 +173,11 @@ fn step_series(events: &[Event]) -> Vec<(usize, f64, f64, Option<f64>)> {
 
 #[test]
 fn east_and_sculpt_resume_exactly() {
-    for (method, extra) in [
-        ("east", vec!["model.dyrelu.phase_start=0.5"]),
-        ("sculpt", vec!["method.sculpt.init=\"snip\""]),
+    // EAST stopped mid-cycle and mid-phase; SCULPT-ing stopped right before a cycle
+    // restart (19 steps per epoch, 4 cycles over 57 steps: restarts at 14, 28, 42).
+    for (method, stop, extra) in [
+        ("east", 13, vec!["model.dyrelu.phase_start=0.5"]),
+        ("sculpt", 28, vec!["method.sculpt.init=\"snip\""]),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let mut straight = config(method, &extra);
@@ -176,7 +186,7 @@ fn east_and_sculpt_resume_exactly() {
         let mut parted = straight.clone();
         parted.run.out = dir.path().join("parted");
         let stop = RunOptions {
-            stop_after_steps: Some(29),
+            stop_after_steps: Some(stop),
             ..Default::default()
         };
         run(parted.clone(), &stop).unwrap();
@@ -197,5 +207,12 @@ fn east_and_sculpt_resume_exactly() {
         assert_eq!(full.itop, second.itop, "{method}");
         assert_eq!(full.train_flops, second.train_flops, "{method}");
         assert_eq!(full.effective_nnz, second.effective_nnz, "{method}");
+        // Resuming a finished run only evaluates it: same figures (DyReLU phase included).
+        let third = run(straight.clone(), &resume).unwrap();
+        assert_eq!(third.steps, full.steps);
+        assert_eq!(
+            full.final_val_accuracy, third.final_val_accuracy,
+            "{method}"
+        );
     }
 }

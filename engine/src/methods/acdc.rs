@@ -37,11 +37,12 @@ impl AcdcConfig {
         ];
         if fractions.iter().any(|f| !(0.0..=1.0).contains(f))
             || self.phase_fraction == 0.0
+            || self.finish_fraction == 0.0
             || self.warmup_fraction + self.finish_fraction > 1.0
         {
             return Err(SparsityError::Invalid(
-                "method.acdc: fractions in [0, 1], phase_fraction > 0 and \
-                 warmup_fraction + finish_fraction <= 1"
+                "method.acdc: fractions in [0, 1], phase_fraction > 0, finish_fraction > 0 \
+                 (the run ends sparse) and warmup_fraction + finish_fraction <= 1"
                     .into(),
             ));
         }
@@ -89,7 +90,11 @@ impl SparsityMethod for AcDc {
     }
 
     fn is_update_step(&self, step: usize) -> bool {
-        step > 0 && self.compressed(step) != self.compressed(step - 1)
+        // Masks start dense: without a warm-up the first phase prunes at step 0.
+        match step {
+            0 => self.compressed(0),
+            _ => self.compressed(step) != self.compressed(step - 1),
+        }
     }
 
     fn replaces_optimizer_step(&self) -> bool {

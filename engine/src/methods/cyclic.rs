@@ -43,8 +43,8 @@ impl Default for CyclesConfig {
 impl CyclesConfig {
     pub fn validate(&self) -> Result<(), SparsityError> {
         let bad = |m: &str| Err(SparsityError::Invalid(format!("method.east.cycles.{m}")));
-        if self.count == 0 {
-            return bad("count must be at least 1 (or set method.east.cyclic = false)");
+        if self.count == 0 || self.count > 1000 {
+            return bad("count must be in 1..=1000 (or set method.east.cyclic = false)");
         }
         if self.epochs.is_some_and(|e| !(e.is_finite() && e > 0.0)) {
             return bad("epochs must be > 0");
@@ -92,7 +92,7 @@ impl CyclicSchedule {
         for w in weights {
             let len = ((first_steps * w).round() as usize).max(1);
             cycles.push((start, len));
-            start += len;
+            start = start.saturating_add(len);
         }
         if start > timeline.total_steps {
             return Err(SparsityError::Invalid(format!(

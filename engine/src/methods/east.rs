@@ -71,7 +71,11 @@ impl SparsityMethod for East {
 
     fn is_update_step(&self, step: usize) -> bool {
         let every = self.rigl.config.update_every;
+        // The first step after the cycles always brings the density back to the target,
+        // even when the cycles run past RigL's T_end.
+        let cycles_end = self.schedule.as_ref().map(|s| s.end());
         (self.in_cycles(step) && step > 0 && step.is_multiple_of(every))
+            || (cycles_end == Some(step) && step > 0)
             || self.rigl.is_update_step(step)
     }
 

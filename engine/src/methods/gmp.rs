@@ -50,11 +50,17 @@ pub struct Gmp {
 
 impl Gmp {
     pub fn new(config: MethodConfig, timeline: Timeline) -> Self {
-        let start = timeline.at(config.gmp.start_fraction);
+        // The last prune (τ = 1) must happen inside the run, even with end_fraction = 1.
+        let last = timeline.total_steps.saturating_sub(1);
+        let start = timeline
+            .at(config.gmp.start_fraction)
+            .min(last.saturating_sub(1));
         Self {
             every: config.update_every,
             start,
-            end: timeline.at(config.gmp.end_fraction).max(start + 1),
+            end: timeline
+                .at(config.gmp.end_fraction)
+                .clamp(start + 1, last.max(start + 1)),
             scope: config.gmp.scope,
         }
     }
@@ -73,9 +79,10 @@ impl SparsityMethod for Gmp {
 
     fn is_update_step(&self, step: usize) -> bool {
         // Through the first multiple of ΔT at or past t_end, where τ = 1.
-        step >= self.start
-            && (step - self.start).is_multiple_of(self.every)
-            && step < self.end + self.every
+        step == self.end
+            || (step >= self.start
+                && (step - self.start).is_multiple_of(self.every)
+                && step < self.end)
     }
 
     fn replaces_optimizer_step(&self) -> bool {
@@ -155,9 +162,9 @@ mod tests {
                 seen.push((step, masks.nnz()));
             }
         }
-        // Updates at 10, 20, ..., 80 (first multiple past t_end = 75).
+        // Updates at 10, 20, ..., 70 and at t_end = 75, where the target is reached.
         assert_eq!(seen.first(), Some(&(10, 1000)));
-        assert_eq!(seen.last(), Some(&(80, 100)));
+        assert_eq!(seen.last(), Some(&(75, 100)));
         assert!(seen.windows(2).all(|w| w[1].1 <= w[0].1));
         // Cubic: more than half the pruning happens in the first third of the ramp.
         let (_, at_30) = seen.iter().find(|(s, _)| *s == 30).unwrap();

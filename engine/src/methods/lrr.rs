@@ -30,9 +30,9 @@ impl Default for LrrConfig {
 
 impl LrrConfig {
     pub fn validate(&self) -> Result<(), SparsityError> {
-        if self.levels == 0 {
+        if self.levels == 0 || self.levels > 100 {
             return Err(SparsityError::Invalid(
-                "method.lrr.levels must be at least 1".into(),
+                "method.lrr.levels must be in 1..=100".into(),
             ));
         }
         Ok(())

@@ -49,11 +49,12 @@ impl Default for SculptConfig {
 impl SculptConfig {
     pub fn validate(&self) -> Result<(), SparsityError> {
         if self.cycles == 0
+            || self.cycles > 100
             || self.start_density_multiple.is_nan()
             || self.start_density_multiple < 1.0
         {
             return Err(SparsityError::Invalid(
-                "method.sculpt: cycles >= 1 and start_density_multiple >= 1".into(),
+                "method.sculpt: cycles in 1..=100 and start_density_multiple >= 1".into(),
             ));
         }
         Ok(())

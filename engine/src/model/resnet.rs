@@ -130,6 +130,13 @@ impl ModelConfig {
                 self.own_blocks
             ));
         }
+        if let (Some(s), Some(e)) = (self.dyrelu.phase_start, self.dyrelu.phase_end)
+            && e < s
+        {
+            return Err(format!(
+                "model.dyrelu.phase_end = {e} is before phase_start = {s}"
+            ));
+        }
         for (name, v) in [
             ("phase_start", self.dyrelu.phase_start),
             ("phase_end", self.dyrelu.phase_end),
@@ -420,12 +427,17 @@ impl ResNet {
     pub fn output_positions(&self, path: &str) -> usize {
         let side = match path.strip_prefix("stages.") {
             Some(rest) => {
-                let s: u32 = rest
+                let s: usize = rest
                     .split('.')
                     .next()
                     .and_then(|i| i.parse().ok())
                     .unwrap_or(0);
-                32usize >> s.min(5)
+                // A bottleneck's first 1x1 conv runs before its stride-2 3x3: at the
+                // previous stage's resolution.
+                let bottleneck_entry = s > 0
+                    && rest.ends_with(".blocks.0.conv1.weight")
+                    && self.stages[s].blocks[0].conv3.is_some();
+                32usize >> (s - usize::from(bottleneck_entry)).min(5)
             }
             None if path.starts_with("stem") => 32,
             None => 1,
@@ -588,5 +600,13 @@ mod tests {
         assert_eq!(m.output_positions("stages.1.blocks.0.conv1.weight"), 256);
         assert_eq!(m.output_positions("stages.2.blocks.2.conv2.weight"), 64);
         assert_eq!(m.output_positions("classifier.weight"), 1);
+        let r50 = ModelConfig {
+            arch: Arch::Resnet50,
+            ..Default::default()
+        }
+        .init(10, &Device::flex());
+        assert_eq!(r50.output_positions("stages.1.blocks.0.conv1.weight"), 1024);
+        assert_eq!(r50.output_positions("stages.1.blocks.0.conv2.weight"), 256);
+        assert_eq!(r50.output_positions("stages.1.blocks.1.conv1.weight"), 256);
     }
 }

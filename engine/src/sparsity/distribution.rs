@@ -87,7 +87,8 @@ pub fn allocate_total(
         return Err(SparsityError::Impossible(format!(
             "sparsity {} asks for {target} non-zero weights but the model has only {total} \
              unique prunable weights (weight sharing keeps the unshared network's count): \
-             raise the sparsity or turn model.shared_weights off",
+             raise the sparsity or turn weight sharing off (model.shared_weights, or \
+             method.east.weight_sharing for EAST)",
             config.sparsity
         )));
     }

@@ -79,6 +79,13 @@ impl SweepConfig {
                 path.display()
             );
         }
+        let mut sparsities = config.sparsities.clone();
+        sparsities.sort_by(f64::total_cmp);
+        let mut seeds = config.seeds.clone();
+        seeds.sort();
+        if sparsities.windows(2).any(|w| w[0] == w[1]) || seeds.windows(2).any(|w| w[0] == w[1]) {
+            bail!("{}: sparsities and seeds must not repeat", path.display());
+        }
         let mut names: Vec<&str> = config.variants.iter().map(|v| v.name.as_str()).collect();
         names.sort();
         if names.windows(2).any(|w| w[0] == w[1]) || names.iter().any(|n| n.contains('/')) {
@@ -132,6 +139,30 @@ impl SweepConfig {
         }
         Ok(cells)
     }
+}
+
+/// Cells whose folder holds a run made with another config (the sweep file changed
+/// since): resuming or reporting them would mix settings, so the sweep refuses.
+pub fn check_existing(cells: &[Cell]) -> anyhow::Result<()> {
+    let mut stale = Vec::new();
+    for cell in cells {
+        let Ok(text) = std::fs::read_to_string(cell.dir.join("config.toml")) else {
+            continue;
+        };
+        let same = TrainConfig::from_toml(&text, "config.toml").is_ok_and(|c| c == cell.config);
+        if !same {
+            stale.push(cell.dir.display().to_string());
+        }
+    }
+    if !stale.is_empty() {
+        bail!(
+            "{} cells were run with a different config than the sweep file now gives them; \
+             move them aside (or set another `out`) and run again:\n  {}",
+            stale.len(),
+            stale.join("\n  ")
+        );
+    }
+    Ok(())
 }
 
 /// How to run one cell: the `sparselab` binary and the threads each process may use.

@@ -147,7 +147,7 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
         bar.set_prefix(format!(
             "{} {:.2}% sparse",
             config.method.name,
-            (1.0 - trainer.masks.density()) * 100.0
+            (1.0 - trainer.budget_density()) * 100.0
         ));
         bar.set_position(trainer.step as u64);
         bar
@@ -212,7 +212,7 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
                     100.0 * sums.correct / sums.seen,
                     val.as_ref().map_or(f64::NAN, |v| v.loss),
                     a * 100.0,
-                    trainer.masks.density() * 100.0
+                    trainer.budget_density() * 100.0
                 );
                 // --quiet (or stderr not being a terminal) drops the bar, not the epoch line.
                 if !bar.is_hidden() {

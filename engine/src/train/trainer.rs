@@ -197,6 +197,7 @@ impl Trainer {
             last_update: None,
             order: None,
         };
+        trainer.sync_phase();
         // Pruned weights are zero from the start.
         let masks = trainer.mask_tensors.clone();
         trainer.model = map_params(trainer.model.clone(), |path, w| match masks.get(path) {
@@ -255,6 +256,8 @@ impl Trainer {
         self.step = ckpt.meta.step;
         self.epoch_sums = ckpt.meta.epoch_sums.clone();
         self.best_val_accuracy = ckpt.meta.best_val_accuracy;
+        // A finished run resumed only to be evaluated must see its final phase.
+        self.sync_phase();
         Ok(())
     }
 
@@ -301,6 +304,12 @@ impl Trainer {
 
     pub fn scheduled_density(&self) -> f64 {
         self.method.scheduled_density(self.step, &self.budget)
+    }
+
+    /// Non-zeros over the prunable weights counted unshared: the density the configured
+    /// sparsity refers to (the masks' own density is over the unique weights).
+    pub fn budget_density(&self) -> f64 {
+        self.masks.nnz() as f64 / self.budget.unshared_total().max(1) as f64
     }
 
     /// Fraction of prunable weights that have ever been active.
@@ -555,6 +564,11 @@ impl Trainer {
         };
         let update = self.method.update(&ctx, &mut self.masks)?;
         self.apply_mask_update(&update);
+        if step == 0 {
+            // Pruning at initialisation (SCULPT-ing's |w| or SNIP) happens before any
+            // weight trained: only what survives it counts as ever active.
+            self.ever_active = self.masks.clone();
+        }
         for (ever, now) in self.ever_active.layers.iter_mut().zip(&self.masks.layers) {
             for (e, &a) in ever.active.iter_mut().zip(&now.active) {
                 *e |= a;
