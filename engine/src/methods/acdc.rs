@@ -2,9 +2,10 @@
 //! warm-up, then sparse (magnitude-pruned to the target) and dense phases in turn, and a
 //! final sparse phase. Decompressing reactivates every weight from zero.
 
-use super::{MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext};
+use super::{
+    MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext, dense_start, prune_update,
+};
 use crate::rng::Rng;
-use crate::sparsity::prune::prune_to_counts;
 use crate::sparsity::{Budget, Masks, SparsityError};
 use serde::{Deserialize, Serialize};
 
@@ -85,8 +86,7 @@ impl SparsityMethod for AcDc {
     }
 
     fn initial_masks(&self, budget: &Budget, _: &mut Rng) -> Result<Masks, SparsityError> {
-        budget.target_counts()?;
-        Ok(Masks::dense(&budget.layers))
+        dense_start(budget)
     }
 
     fn is_update_step(&self, step: usize) -> bool {
@@ -108,11 +108,7 @@ impl SparsityMethod for AcDc {
     ) -> Result<MaskUpdate, SparsityError> {
         if self.compressed(ctx.step) {
             let counts = ctx.budget.target_counts()?;
-            return Ok(MaskUpdate {
-                dropped: prune_to_counts(masks, ctx.weights, &counts),
-                grown: vec![Vec::new(); masks.layers.len()],
-                drop_fraction: 0.0,
-            });
+            return Ok(prune_update(masks, ctx.weights, &counts));
         }
         let grown = masks
             .layers

@@ -2,9 +2,12 @@
 //! t_0 to t_end prune by magnitude to s_t = s_f·(1 − (1 − τ)³), τ the progress through
 //! [t_0, t_end]. The cubic ramp prunes fast while there is redundancy, slowly near the end.
 
-use super::{MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext, counts_for};
+use super::{
+    MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext, counts_for, dense_start,
+    prune_update,
+};
 use crate::rng::Rng;
-use crate::sparsity::prune::{PruneScope, prune_to_counts};
+use crate::sparsity::prune::PruneScope;
 use crate::sparsity::{Budget, Masks, SparsityError};
 use serde::{Deserialize, Serialize};
 
@@ -72,9 +75,7 @@ impl SparsityMethod for Gmp {
     }
 
     fn initial_masks(&self, budget: &Budget, _: &mut Rng) -> Result<Masks, SparsityError> {
-        // Fail now, not at the last pruning step, if the target cannot be met.
-        budget.target_counts()?;
-        Ok(Masks::dense(&budget.layers))
+        dense_start(budget)
     }
 
     fn is_update_step(&self, step: usize) -> bool {
@@ -96,11 +97,7 @@ impl SparsityMethod for Gmp {
     ) -> Result<MaskUpdate, SparsityError> {
         let density = self.scheduled_density(ctx.step, ctx.budget);
         let counts = counts_for(self.scope, density, ctx, masks)?;
-        Ok(MaskUpdate {
-            dropped: prune_to_counts(masks, ctx.weights, &counts),
-            grown: vec![Vec::new(); masks.layers.len()],
-            drop_fraction: 0.0,
-        })
+        Ok(prune_update(masks, ctx.weights, &counts))
     }
 
     fn scheduled_density(&self, step: usize, budget: &Budget) -> f64 {

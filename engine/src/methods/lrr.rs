@@ -5,10 +5,10 @@
 
 use super::{
     Cycle, MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext, counts_for,
-    equal_cycles,
+    dense_start, equal_cycles, prune_update,
 };
 use crate::rng::Rng;
-use crate::sparsity::prune::{PruneScope, prune_to_counts};
+use crate::sparsity::prune::PruneScope;
 use crate::sparsity::{Budget, Masks, SparsityError};
 use serde::{Deserialize, Serialize};
 
@@ -66,8 +66,7 @@ impl SparsityMethod for Lrr {
     }
 
     fn initial_masks(&self, budget: &Budget, _: &mut Rng) -> Result<Masks, SparsityError> {
-        budget.target_counts()?;
-        Ok(Masks::dense(&budget.layers))
+        dense_start(budget)
     }
 
     fn is_update_step(&self, step: usize) -> bool {
@@ -86,11 +85,7 @@ impl SparsityMethod for Lrr {
     ) -> Result<MaskUpdate, SparsityError> {
         let density = self.scheduled_density(ctx.step, ctx.budget);
         let counts = counts_for(self.scope, density, ctx, masks)?;
-        Ok(MaskUpdate {
-            dropped: prune_to_counts(masks, ctx.weights, &counts),
-            grown: vec![Vec::new(); masks.layers.len()],
-            drop_fraction: 0.0,
-        })
+        Ok(prune_update(masks, ctx.weights, &counts))
     }
 
     fn scheduled_density(&self, step: usize, budget: &Budget) -> f64 {

@@ -297,6 +297,22 @@ pub fn random_initial_masks(budget: &Budget, rng: &mut Rng) -> Result<Masks, Spa
     Ok(Masks::random(&budget.layers, &counts, rng))
 }
 
+/// Dense starting masks for the pruning methods (GMP, AC/DC, LRR), after checking that
+/// the target they will prune to can be met: fail at the start, not at the last prune.
+pub fn dense_start(budget: &Budget) -> Result<Masks, SparsityError> {
+    budget.target_counts()?;
+    Ok(Masks::dense(&budget.layers))
+}
+
+/// Prunes each layer by magnitude down to `counts`; nothing grows.
+pub fn prune_update(masks: &mut Masks, scores: &[Vec<f32>], counts: &[usize]) -> MaskUpdate {
+    MaskUpdate {
+        dropped: crate::sparsity::prune::prune_to_counts(masks, scores, counts),
+        grown: vec![Vec::new(); masks.layers.len()],
+        drop_fraction: 0.0,
+    }
+}
+
 /// Per-layer counts at overall density `density`, by layer-wise quota or global magnitude.
 pub fn counts_for(
     scope: PruneScope,

@@ -6,10 +6,10 @@
 
 use super::{
     Cycle, MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext, counts_for,
-    equal_cycles,
+    equal_cycles, prune_update,
 };
 use crate::rng::Rng;
-use crate::sparsity::prune::{PruneScope, prune_to_counts};
+use crate::sparsity::prune::PruneScope;
 use crate::sparsity::{Budget, Masks, SparsityError};
 use serde::{Deserialize, Serialize};
 
@@ -135,22 +135,14 @@ impl SparsityMethod for Sculpt {
                         ..*ctx
                     };
                     let counts = counts_for(self.config.scope, start, &snip, masks)?;
-                    return Ok(MaskUpdate {
-                        dropped: prune_to_counts(masks, &scores, &counts),
-                        grown: vec![Vec::new(); masks.layers.len()],
-                        drop_fraction: 0.0,
-                    });
+                    return Ok(prune_update(masks, &scores, &counts));
                 }
                 _ => counts_for(self.config.scope, start, ctx, masks)?,
             }
         } else {
             counts_for(self.config.scope, ctx.budget.config.density(), ctx, masks)?
         };
-        Ok(MaskUpdate {
-            dropped: prune_to_counts(masks, ctx.weights, &counts),
-            grown: vec![Vec::new(); masks.layers.len()],
-            drop_fraction: 0.0,
-        })
+        Ok(prune_update(masks, ctx.weights, &counts))
     }
 
     fn scheduled_density(&self, step: usize, budget: &Budget) -> f64 {

@@ -117,6 +117,15 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
     } else if metrics_path.exists() {
         std::fs::remove_file(&metrics_path)?;
     }
+    let model = config.resolved_model();
+    if model.shared_weights && trainer.budget.reuse.is_empty() {
+        eprintln!(
+            "note: weight sharing is on, but no stage of {} has more than {} blocks: \
+             nothing is shared (lower model.own_blocks or use a deeper model)",
+            model.arch.name(),
+            model.own_blocks
+        );
+    }
     let mut log = MetricsLog::append_to(&metrics_path)
         .with_context(|| format!("cannot write {}", metrics_path.display()))?;
     log.write(&Event::Start {
