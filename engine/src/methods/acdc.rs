@@ -3,9 +3,11 @@
 //! final sparse phase. Decompressing reactivates every weight from zero.
 
 use super::{
-    MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext, dense_start, prune_update,
+    MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext, dense_start,
+    prune_to_density,
 };
 use crate::rng::Rng;
+use crate::sparsity::prune::PruneScope;
 use crate::sparsity::{Budget, Masks, SparsityError};
 use serde::{Deserialize, Serialize};
 
@@ -107,8 +109,8 @@ impl SparsityMethod for AcDc {
         masks: &mut Masks,
     ) -> Result<MaskUpdate, SparsityError> {
         if self.compressed(ctx.step) {
-            let counts = ctx.budget.target_counts()?;
-            return Ok(prune_update(masks, ctx.weights, &counts));
+            let target = ctx.budget.config.density();
+            return prune_to_density(PruneScope::Layerwise, target, ctx, masks);
         }
         let grown = masks
             .layers

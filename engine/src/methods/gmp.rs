@@ -3,8 +3,8 @@
 //! [t_0, t_end]. The cubic ramp prunes fast while there is redundancy, slowly near the end.
 
 use super::{
-    MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext, counts_for, dense_start,
-    prune_update,
+    MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext, dense_start,
+    prune_to_density,
 };
 use crate::rng::Rng;
 use crate::sparsity::prune::PruneScope;
@@ -96,8 +96,7 @@ impl SparsityMethod for Gmp {
         masks: &mut Masks,
     ) -> Result<MaskUpdate, SparsityError> {
         let density = self.scheduled_density(ctx.step, ctx.budget);
-        let counts = counts_for(self.scope, density, ctx, masks)?;
-        Ok(prune_update(masks, ctx.weights, &counts))
+        prune_to_density(self.scope, density, ctx, masks)
     }
 
     fn scheduled_density(&self, step: usize, budget: &Budget) -> f64 {

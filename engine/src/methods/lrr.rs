@@ -4,8 +4,8 @@
 //! restart the LR schedule. The run's epochs are split evenly over the levels + 1 cycles.
 
 use super::{
-    Cycle, MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext, counts_for,
-    dense_start, equal_cycles, prune_update,
+    Cycle, MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext, dense_start,
+    equal_cycles, prune_to_density,
 };
 use crate::rng::Rng;
 use crate::sparsity::prune::PruneScope;
@@ -84,8 +84,7 @@ impl SparsityMethod for Lrr {
         masks: &mut Masks,
     ) -> Result<MaskUpdate, SparsityError> {
         let density = self.scheduled_density(ctx.step, ctx.budget);
-        let counts = counts_for(self.scope, density, ctx, masks)?;
-        Ok(prune_update(masks, ctx.weights, &counts))
+        prune_to_density(self.scope, density, ctx, masks)
     }
 
     fn scheduled_density(&self, step: usize, budget: &Budget) -> f64 {

@@ -304,32 +304,30 @@ pub fn dense_start(budget: &Budget) -> Result<Masks, SparsityError> {
     Ok(Masks::dense(&budget.layers))
 }
 
-/// Prunes each layer by magnitude down to `counts`; nothing grows.
-pub fn prune_update(masks: &mut Masks, scores: &[Vec<f32>], counts: &[usize]) -> MaskUpdate {
-    MaskUpdate {
-        dropped: crate::sparsity::prune::prune_to_counts(masks, scores, counts),
-        grown: vec![Vec::new(); masks.layers.len()],
-        drop_fraction: 0.0,
-    }
-}
-
-/// Per-layer counts at overall density `density`, by layer-wise quota or global magnitude.
-pub fn counts_for(
+/// Prunes to overall density `density` by the largest `|ctx.weights|` (the scores: the
+/// weights themselves, or SNIP's |w·g|), with layer-wise quotas or one global threshold.
+/// Nothing grows. Every pruning method (GMP, AC/DC, LRR, SCULPT-ing) goes through here.
+pub fn prune_to_density(
     scope: PruneScope,
     density: f64,
     ctx: &UpdateContext,
-    masks: &Masks,
-) -> Result<Vec<usize>, SparsityError> {
-    match scope {
-        PruneScope::Layerwise => ctx.budget.counts_at(density),
-        PruneScope::Global => Ok(crate::sparsity::prune::global_counts(
+    masks: &mut Masks,
+) -> Result<MaskUpdate, SparsityError> {
+    let counts = match scope {
+        PruneScope::Layerwise => ctx.budget.counts_at(density)?,
+        PruneScope::Global => crate::sparsity::prune::global_counts(
             masks,
             ctx.weights,
             ctx.budget
                 .target_nnz(density)
                 .min(ctx.budget.unique_total()),
-        )),
-    }
+        ),
+    };
+    Ok(MaskUpdate {
+        dropped: crate::sparsity::prune::prune_to_counts(masks, ctx.weights, &counts),
+        grown: vec![Vec::new(); masks.layers.len()],
+        drop_fraction: 0.0,
+    })
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 //! warm-up-then-decay LR (`schedule.kind = "linear"` with a warm-up) as in the paper.
 
 use super::{
-    Cycle, MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext, counts_for,
-    equal_cycles, prune_update,
+    Cycle, MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext, equal_cycles,
+    prune_to_density,
 };
 use crate::rng::Rng;
 use crate::sparsity::prune::PruneScope;
@@ -120,29 +120,22 @@ impl SparsityMethod for Sculpt {
         ctx: &UpdateContext,
         masks: &mut Masks,
     ) -> Result<MaskUpdate, SparsityError> {
-        let counts = if ctx.step == 0 {
-            let start = self.start_density(ctx.budget);
-            match self.config.init {
-                InitPruning::Snip => {
-                    let scores: Vec<Vec<f32>> = ctx
-                        .weights
-                        .iter()
-                        .zip(ctx.grads)
-                        .map(|(w, g)| w.iter().zip(g).map(|(w, g)| w * g).collect())
-                        .collect();
-                    let snip = UpdateContext {
-                        weights: &scores,
-                        ..*ctx
-                    };
-                    let counts = counts_for(self.config.scope, start, &snip, masks)?;
-                    return Ok(prune_update(masks, &scores, &counts));
-                }
-                _ => counts_for(self.config.scope, start, ctx, masks)?,
-            }
-        } else {
-            counts_for(self.config.scope, ctx.budget.config.density(), ctx, masks)?
-        };
-        Ok(prune_update(masks, ctx.weights, &counts))
+        let density = self.scheduled_density(ctx.step, ctx.budget);
+        if ctx.step == 0 && self.config.init == InitPruning::Snip {
+            // SNIP scores connections by |w·∂L/∂w| instead of |w|.
+            let scores: Vec<Vec<f32>> = ctx
+                .weights
+                .iter()
+                .zip(ctx.grads)
+                .map(|(w, g)| w.iter().zip(g).map(|(w, g)| w * g).collect())
+                .collect();
+            let snip = UpdateContext {
+                weights: &scores,
+                ..*ctx
+            };
+            return prune_to_density(self.config.scope, density, &snip, masks);
+        }
+        prune_to_density(self.config.scope, density, ctx, masks)
     }
 
     fn scheduled_density(&self, step: usize, budget: &Budget) -> f64 {

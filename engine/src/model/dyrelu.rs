@@ -76,6 +76,11 @@ fn constant(values: &[f32; 2 * PIECES], device: &Device) -> Tensor<3> {
     Tensor::from_data(TensorData::new(values.to_vec(), [1, 1, 2 * PIECES]), device)
 }
 
+/// Is this parameter path inside a DyReLU (dense, never masked, counted apart)?
+pub fn is_dyrelu_path(path: &str) -> bool {
+    path.split('.').any(|segment| segment.starts_with("dyrelu"))
+}
+
 /// EAST's phase schedule for DyReLU: 1 until `start` epochs, linear to 0 at `end`, then 0.
 pub fn phase_at(epoch: f64, start: f64, end: f64) -> f64 {
     if epoch < start {

@@ -351,13 +351,13 @@ pub struct Stage {
 }
 
 impl Stage {
-    /// The block whose convs the shared blocks run: the last one with its own weights.
-    fn owner_of(&self, b: usize) -> &Block {
-        let owner = self.blocks[..=b]
+    /// The index of the block whose convs block `b` runs: the last one up to `b` with
+    /// its own weights (`b` itself for an owning block).
+    fn owner_index(&self, b: usize) -> usize {
+        self.blocks[..=b]
             .iter()
             .rposition(|blk| !blk.is_shared())
-            .expect("block 0 always owns its weights");
-        &self.blocks[owner]
+            .expect("block 0 always owns its weights")
     }
 }
 
@@ -380,7 +380,7 @@ impl ResNet {
         let mut x = activate(&self.dyrelu_stem, stem, self.phase);
         for stage in &self.stages {
             for (b, block) in stage.blocks.iter().enumerate() {
-                x = block.forward(x, stage.owner_of(b), self.phase);
+                x = block.forward(x, &stage.blocks[stage.owner_index(b)], self.phase);
             }
         }
         let [b, c, h, w] = x.dims();
@@ -401,10 +401,7 @@ impl ResNet {
                 if !block.is_shared() {
                     continue;
                 }
-                let owner = stage.blocks[..=b]
-                    .iter()
-                    .rposition(|blk| !blk.is_shared())
-                    .expect("block 0 owns its weights");
+                let owner = stage.owner_index(b);
                 let owner_block = &stage.blocks[owner];
                 for (name, c) in [
                     ("conv1", &owner_block.conv1),

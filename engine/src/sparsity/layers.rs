@@ -29,7 +29,7 @@ pub fn sparse_layers<M: Module>(model: &M) -> Vec<SparseLayer> {
         .into_iter()
         // DyReLU's coefficient networks stay dense (EAST reports them separately).
         .filter(|p| p.dims.len() >= 2 && p.path.ends_with("weight"))
-        .filter(|p| !p.path.split('.').any(|seg| seg.starts_with("dyrelu")))
+        .filter(|p| !crate::model::dyrelu::is_dyrelu_path(&p.path))
         .map(|p| SparseLayer {
             path: p.path,
             dims: p.dims,

@@ -103,10 +103,12 @@ pub struct Trainer {
     pub masks: Masks,
     /// Weights that have been active at any point (in-time over-parameterisation).
     pub ever_active: Masks,
-    /// Training FLOPs so far (see `step_flops`).
+    /// Training FLOPs so far (see `forward_flops`).
     pub train_flops: f64,
     /// Per layer, how many times each weight is used per image (positions x uses).
     layer_uses: Vec<f64>,
+    /// Per-layer non-zeros of `masks`, counted when the masks change (not every step).
+    layer_nnz: Vec<usize>,
     mask_tensors: BTreeMap<String, Tensor<1>>,
     pub data: TrainData,
     pub step: usize,
@@ -190,6 +192,7 @@ impl Trainer {
             masks,
             train_flops: 0.0,
             layer_uses,
+            layer_nnz: Vec::new(),
             data,
             step: 0,
             epoch_sums: EpochSums::default(),
@@ -198,6 +201,7 @@ impl Trainer {
             order: None,
         };
         trainer.sync_phase();
+        trainer.count_masks();
         // Pruned weights are zero from the start.
         let masks = trainer.mask_tensors.clone();
         trainer.model = map_params(trainer.model.clone(), |path, w| match masks.get(path) {
@@ -242,6 +246,7 @@ impl Trainer {
             .unwrap_or_else(|| self.masks.clone());
         self.train_flops = ckpt.meta.train_flops;
         self.mask_tensors = mask_tensors(&self.masks, &device);
+        self.count_masks();
         self.optim.momentum.clear();
         for t in &ckpt.tensors {
             if let (Some(path), Some(Payload::F32(v))) =
@@ -306,10 +311,24 @@ impl Trainer {
         self.method.scheduled_density(self.step, &self.budget)
     }
 
+    fn count_masks(&mut self) {
+        self.layer_nnz = self.masks.layers.iter().map(|l| l.nnz()).collect();
+    }
+
+    /// Non-zeros of the masks (the learnable count).
+    pub fn nnz(&self) -> usize {
+        self.layer_nnz.iter().sum()
+    }
+
+    /// The masks' density over the unique prunable weights.
+    pub fn mask_density(&self) -> f64 {
+        self.nnz() as f64 / self.budget.unique_total().max(1) as f64
+    }
+
     /// Non-zeros over the prunable weights counted unshared: the density the configured
     /// sparsity refers to (the masks' own density is over the unique weights).
     pub fn budget_density(&self) -> f64 {
-        self.masks.nnz() as f64 / self.budget.unshared_total().max(1) as f64
+        self.nnz() as f64 / self.budget.unshared_total().max(1) as f64
     }
 
     /// Fraction of prunable weights that have ever been active.
@@ -319,28 +338,26 @@ impl Trainer {
 
     /// Non-zeros counted at every use of a shared weight.
     pub fn effective_nnz(&self) -> usize {
-        let per_layer: Vec<usize> = self.masks.layers.iter().map(|l| l.nnz()).collect();
-        self.budget.effective_nnz(&per_layer)
+        self.budget.effective_nnz(&self.layer_nnz)
     }
 
     /// Forward FLOPs per image with the current masks: 2 per multiply-add of an active
     /// weight, at every output position and every use. BatchNorm, DyReLU and the
     /// pooling are not counted (they are tiny beside the convolutions).
     pub fn forward_flops(&self) -> f64 {
-        self.masks
-            .layers
-            .iter()
-            .zip(&self.layer_uses)
-            .map(|(l, uses)| 2.0 * l.nnz() as f64 * uses)
-            .sum()
+        self.flops_of(&self.layer_nnz)
     }
 
     fn dense_forward_flops(&self) -> f64 {
-        self.masks
-            .layers
+        let numel: Vec<usize> = self.layers.iter().map(SparseLayer::numel).collect();
+        self.flops_of(&numel)
+    }
+
+    fn flops_of(&self, weights_per_layer: &[usize]) -> f64 {
+        weights_per_layer
             .iter()
             .zip(&self.layer_uses)
-            .map(|(l, uses)| 2.0 * l.numel() as f64 * uses)
+            .map(|(&n, uses)| 2.0 * n as f64 * uses)
             .sum()
     }
 
@@ -373,7 +390,7 @@ impl Trainer {
     pub fn dyrelu_param_count(&self) -> usize {
         crate::model::param_infos(&self.model)
             .iter()
-            .filter(|p| p.path.split('.').any(|seg| seg.starts_with("dyrelu")))
+            .filter(|p| crate::model::dyrelu::is_dyrelu_path(&p.path))
             .map(|p| p.numel())
             .sum()
     }
@@ -441,7 +458,6 @@ impl Trainer {
             self.optim.momentum.clear();
         }
         let phase = self.phase();
-        self.sync_phase();
         let scheduled_density = self.scheduled_density();
         let indices = self.batch_indices();
         let mut rng = Rng::stream(self.config.seed, 0xA_0000_0000 + step as u64);
@@ -611,6 +627,7 @@ impl Trainer {
             self.optim.mask_momentum(path, k);
         }
         self.mask_tensors = mask_tensors(&self.masks, &self.device);
+        self.count_masks();
     }
 
     /// Evaluates in inference mode (BatchNorm running statistics, no autodiff).
