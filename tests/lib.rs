@@ -42,3 +42,21 @@ pub fn write_tar_gz(dest: &Path, files: &[(String, Vec<u8>)]) {
     }
     builder.into_inner().unwrap().finish().unwrap();
 }
+
+/// A config from `key=value` settings on top of the defaults (as `--set` takes them).
+pub fn config_from(base: &[&str], extra: &[&str]) -> sparselab::train::TrainConfig {
+    let sets: Vec<String> = base.iter().chain(extra).map(|s| s.to_string()).collect();
+    sparselab::train::TrainConfig::load(None, &sets).unwrap()
+}
+
+/// A trainer on the built-in synthetic set, on the Flex CPU backend.
+pub fn synthetic_trainer(c: &sparselab::train::TrainConfig) -> sparselab::train::Trainer {
+    use sparselab::train::{TrainData, Trainer};
+    let set = sparselab::data::synthetic::generate(c.data.synthetic_size, c.seed);
+    Trainer::new(
+        c.clone(),
+        TrainData::new(set, c.data.val_fraction, c.seed),
+        sparselab::burn::tensor::Device::flex().autodiff(),
+    )
+    .unwrap()
+}

@@ -4,39 +4,31 @@
 //! with extra state (cycles, optimizer restarts, ever-active weights, FLOPs).
 
 use pollster::block_on;
-use sparselab::burn::tensor::Device;
-use sparselab::data::synthetic;
 use sparselab::methods::REGISTRY;
 use sparselab::train::run::{RunOptions, run};
-use sparselab::train::{Event, TrainConfig, TrainData, Trainer};
+use sparselab::train::{Event, TrainConfig, Trainer};
+use sparselab_e2e::{config_from, synthetic_trainer};
+
+const BASE: &[&str] = &[
+    "model.arch=\"resnet20\"",
+    "model.width=0.25",
+    "batch_size=32",
+    "epochs=3",
+    "data.synthetic_size=700",
+    "sparsity.sparsity=0.9",
+    "method.update_every=3",
+    "run.device=\"cpu\"",
+];
 
 fn config(method: &str, extra: &[&str]) -> TrainConfig {
-    let mut sets: Vec<String> = [
-        "model.arch=\"resnet20\"",
-        "model.width=0.25",
-        "batch_size=32",
-        "epochs=3",
-        "data.synthetic_size=700",
-        "sparsity.sparsity=0.9",
-        "method.update_every=3",
-        "run.device=\"cpu\"",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    sets.push(format!("method.name=\"{method}\""));
-    sets.extend(extra.iter().map(|s| s.to_string()));
-    TrainConfig::load(None, &sets).unwrap()
+    let name = format!("method.name=\"{method}\"");
+    let mut sets = vec![name.as_str()];
+    sets.extend(extra);
+    config_from(BASE, &sets)
 }
 
 fn trainer(c: &TrainConfig) -> Trainer {
-    let set = synthetic::generate(c.data.synthetic_size, c.seed);
-    Trainer::new(
-        c.clone(),
-        TrainData::new(set, c.data.val_fraction, c.seed),
-        Device::flex().autodiff(),
-    )
-    .unwrap()
+    synthetic_trainer(c)
 }
 
 #[test]

@@ -5,35 +5,27 @@ use pollster::block_on;
 use sparselab::burn::tensor::Device;
 use sparselab::data::synthetic;
 use sparselab::train::run::{RunOptions, run};
-use sparselab::train::{Checkpoint, Event, TrainConfig, TrainData, Trainer};
+use sparselab::train::{Checkpoint, Event, TrainConfig, Trainer};
+use sparselab_e2e::{config_from, synthetic_trainer};
+
+const BASE: &[&str] = &[
+    "model.arch=\"resnet8\"",
+    "model.width=0.5",
+    "batch_size=32",
+    "epochs=2",
+    "data.synthetic_size=640",
+    "sparsity.sparsity=0.8",
+    "method.update_every=4",
+    "method.drop_fraction=0.3",
+    "run.device=\"cpu\"",
+];
 
 fn config(extra: &[&str]) -> TrainConfig {
-    let mut sets: Vec<String> = [
-        "model.arch=\"resnet8\"",
-        "model.width=0.5",
-        "batch_size=32",
-        "epochs=2",
-        "data.synthetic_size=640",
-        "sparsity.sparsity=0.8",
-        "method.update_every=4",
-        "method.drop_fraction=0.3",
-        "run.device=\"cpu\"",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    sets.extend(extra.iter().map(|s| s.to_string()));
-    TrainConfig::load(None, &sets).unwrap()
+    config_from(BASE, extra)
 }
 
 fn trainer(c: &TrainConfig) -> Trainer {
-    let set = synthetic::generate(c.data.synthetic_size, c.seed);
-    Trainer::new(
-        c.clone(),
-        TrainData::new(set, c.data.val_fraction, c.seed),
-        Device::flex().autodiff(),
-    )
-    .unwrap()
+    synthetic_trainer(c)
 }
 
 /// Checks, after every mask update of `method`: layer densities unchanged, every weight
