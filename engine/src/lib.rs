@@ -8,6 +8,7 @@ pub use burn;
 pub mod bench;
 pub mod data;
 pub mod device;
+pub mod kernels;
 pub mod methods;
 pub mod model;
 pub mod optim;

@@ -1,0 +1,185 @@
+//! Kernel 1: the masked SGD step (Nesterov momentum, weight decay, gradient clipping) in
+//! one fused pass over weight, momentum, gradient and mask, leaving pruned weights and
+//! their momentum at exactly zero. Shader: `shaders/masked_sgd_step.wgsl`.
+//!
+//! The tensor-op reference (`reference`) is what the Flex backend runs and what the tests
+//! compare the kernel against; it is also, op for op, `optim::MaskedSgd`'s update.
+
+use super::wgsl::{self, shader};
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::wgpu::{CubeBackend, CubeTensor};
+use burn::backend::{
+    Backend, Dispatch, Flex, TensorMetadata, backend_extension, tensor::FloatTensor,
+};
+use burn::tensor::{DType, Tensor};
+
+/// The step's hyper-parameters for one call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepHyper {
+    pub lr: f32,
+    pub momentum: f32,
+    pub weight_decay: f32,
+    pub nesterov: bool,
+    /// When false the parameter is dense (BatchNorm, biases) and `mask` is ignored.
+    pub has_mask: bool,
+}
+
+#[backend_extension(Cube, Fusion, Flex)]
+pub trait MaskedStepBackend: Backend {
+    /// Returns the updated (weight, momentum). `clip` is a 1-element tensor scaling the
+    /// gradient (the global clipping coefficient, 1 when clipping is off).
+    #[fusion(meta = |weight, momentum, _grad, _mask, _clip, _hyper| (weight.clone(), momentum.clone()))]
+    fn masked_sgd_step(
+        weight: FloatTensor<Self>,
+        momentum: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
+        clip: FloatTensor<Self>,
+        hyper: StepHyper,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// One masked step on flat (1-D) tensors of any backend: the fused kernel on wgpu, the
+/// tensor reference elsewhere. Tensors must not carry autodiff.
+pub fn masked_sgd_step(
+    weight: Tensor<1>,
+    momentum: Tensor<1>,
+    grad: Tensor<1>,
+    mask: Option<Tensor<1>>,
+    clip: Tensor<1>,
+    hyper: StepHyper,
+) -> (Tensor<1>, Tensor<1>) {
+    let hyper = StepHyper {
+        has_mask: mask.is_some(),
+        ..hyper
+    };
+    let mask = mask.unwrap_or_else(|| grad.clone());
+    let (w, m) = <Dispatch as MaskedStepBackend>::masked_sgd_step(
+        weight.into_dispatch(),
+        momentum.into_dispatch(),
+        grad.into_dispatch(),
+        mask.into_dispatch(),
+        clip.into_dispatch(),
+        hyper,
+    );
+    (Tensor::from_dispatch(w), Tensor::from_dispatch(m))
+}
+
+/// The plain tensor version, in the kernel's operation order.
+pub fn reference(
+    weight: Tensor<1>,
+    momentum: Tensor<1>,
+    grad: Tensor<1>,
+    mask: Option<Tensor<1>>,
+    clip: Tensor<1>,
+    hyper: StepHyper,
+) -> (Tensor<1>, Tensor<1>) {
+    let (w, m) = reference_ops::<Dispatch>(
+        weight.into_dispatch(),
+        momentum.into_dispatch(),
+        grad.into_dispatch(),
+        mask.map(Tensor::into_dispatch),
+        clip.into_dispatch(),
+        hyper,
+    );
+    (Tensor::from_dispatch(w), Tensor::from_dispatch(m))
+}
+
+/// The reference on any backend's primitives.
+fn reference_ops<B: Backend>(
+    weight: FloatTensor<B>,
+    momentum: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    mask: Option<FloatTensor<B>>,
+    clip: FloatTensor<B>,
+    hyper: StepHyper,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let grad = match &mask {
+        Some(mask) => B::float_mul(grad, mask.clone()),
+        None => grad,
+    };
+    let clip = B::float_expand(clip, weight.shape());
+    let decay = B::float_mul_scalar(weight.clone(), hyper.weight_decay.into());
+    let g = B::float_add(B::float_mul(grad, clip), decay);
+    let m = B::float_add(
+        B::float_mul_scalar(momentum, hyper.momentum.into()),
+        g.clone(),
+    );
+    let d = if hyper.nesterov {
+        B::float_add(g, B::float_mul_scalar(m.clone(), hyper.momentum.into()))
+    } else {
+        m.clone()
+    };
+    let w = B::float_sub(weight, B::float_mul_scalar(d, hyper.lr.into()));
+    match mask {
+        Some(mask) => (B::float_mul(w, mask.clone()), B::float_mul(m, mask)),
+        None => (w, m),
+    }
+}
+
+impl MaskedStepBackend for Flex {
+    fn masked_sgd_step(
+        weight: FloatTensor<Self>,
+        momentum: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        mask: FloatTensor<Self>,
+        clip: FloatTensor<Self>,
+        hyper: StepHyper,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let mask = hyper.has_mask.then_some(mask);
+        reference_ops::<Self>(weight, momentum, grad, mask, clip, hyper)
+    }
+}
+
+impl MaskedStepBackend for CubeBackend {
+    fn masked_sgd_step(
+        weight: CubeTensor,
+        momentum: CubeTensor,
+        grad: CubeTensor,
+        mask: CubeTensor,
+        clip: CubeTensor,
+        hyper: StepHyper,
+    ) -> (CubeTensor, CubeTensor) {
+        let f32_only = [DType::F32];
+        // Updated in place: take private copies of buffers someone else still holds.
+        let weight = owned(wgsl::contiguous(weight, "weight", &f32_only));
+        let momentum = owned(wgsl::contiguous(momentum, "momentum", &f32_only));
+        let grad = wgsl::contiguous(grad, "gradient", &f32_only);
+        let mask = wgsl::contiguous(mask, "mask", &f32_only);
+        let clip = wgsl::contiguous(clip, "clip", &f32_only);
+        let n = weight.meta.shape().num_elements();
+        let (count, groups_x) = wgsl::grid(wgsl::groups_for(n));
+        wgsl::launch(
+            &weight,
+            shader!("masked_sgd_step"),
+            wgsl::WORKGROUP,
+            count,
+            vec![
+                weight.handle.clone(),
+                momentum.handle.clone(),
+                grad.handle.clone(),
+                mask.handle.clone(),
+                clip.handle.clone(),
+            ],
+            &[
+                n as u32,
+                hyper.lr.to_bits(),
+                hyper.momentum.to_bits(),
+                hyper.weight_decay.to_bits(),
+                hyper.nesterov as u32,
+                hyper.has_mask as u32,
+                groups_x,
+            ],
+        );
+        (weight, momentum)
+    }
+}
+
+/// `tensor` itself when its buffer is not shared, else a fresh copy of it.
+fn owned(tensor: CubeTensor) -> CubeTensor {
+    if tensor.handle.can_mut() {
+        tensor
+    } else {
+        CubeBackend::float_mul_scalar(tensor, 1.0f32.into())
+    }
+}

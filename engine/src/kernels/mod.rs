@@ -1,0 +1,20 @@
+//! sparselab's own GPU kernels, written in WGSL (`shaders/` at the repository root) and
+//! launched through Burn's wgpu custom-kernel API, so the same source runs natively and in
+//! the browser. Raw WGSL rather than CubeCL: the kernels are short, their bindings and
+//! workgroup layout are what we tune, and the browser runs exactly the text we test.
+//!
+//! Each kernel is a Burn backend extension with three implementations: the WGSL kernel on
+//! wgpu (`CubeBackend`, also under Fusion), a CPU version on Flex, and (for the
+//! convolution) an autodiff backward pass. Every kernel has a reference built from plain
+//! Burn tensor ops or the host code it replaces; the tests compare outputs and gradients.
+//!
+//! 1. `masked_step`: the fused masked SGD step.
+//! 2. `topk`: exact top-k selection (radix select) for prune and grow.
+//! 3. and 4. `sparse_conv`: sparse convolution / linear forward, and its backward pass
+//!    touching only active weights, over the index built in `sparse_index`.
+
+pub mod masked_step;
+pub mod sparse_conv;
+pub mod sparse_index;
+pub mod topk;
+pub(crate) mod wgsl;

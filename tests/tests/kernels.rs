@@ -1,0 +1,326 @@
+//! The kernel lab's correctness tests: every WGSL kernel against its reference, outputs and
+//! gradients, on wgpu (lavapipe here, a real GPU elsewhere) and on Flex. Small shapes:
+//! lavapipe is slow, but it runs the very shader text the browser runs.
+
+use sparselab::burn::tensor::{Device, DeviceKind, Distribution, Int, Tensor, TensorData};
+use sparselab::kernels::masked_step::{self, StepHyper};
+use sparselab::kernels::sparse_conv::{reference_conv2d, sparse_conv2d, sparse_linear};
+use sparselab::kernels::sparse_index::{SparseIndex, WeightLayout};
+use sparselab::kernels::topk::{self, TopKQuery};
+
+fn wgpu() -> Device {
+    Device::wgpu(DeviceKind::DefaultDevice)
+}
+
+fn devices() -> [Device; 2] {
+    [wgpu(), Device::flex()]
+}
+
+/// Deterministic pseudo-random numbers for test inputs (no shared RNG state).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> f32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 40) as f32) / (1u64 << 24) as f32
+    }
+
+    fn normal_vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| (self.next() - 0.5) * 2.0).collect()
+    }
+
+    fn bools(&mut self, n: usize, p: f32) -> Vec<bool> {
+        (0..n).map(|_| self.next() < p).collect()
+    }
+}
+
+fn tensor1(v: &[f32], device: &Device) -> Tensor<1> {
+    Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
+}
+
+fn host(t: Tensor<1>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+}
+
+fn host4(t: Tensor<4>) -> Vec<f32> {
+    let n = t.dims().iter().product::<usize>();
+    host(t.reshape([n]))
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn as_f32(mask: &[bool]) -> Vec<f32> {
+    mask.iter().map(|&a| if a { 1.0 } else { 0.0 }).collect()
+}
+
+#[test]
+fn masked_step_matches_the_tensor_reference_and_zeroes_pruned_weights() {
+    let mut rng = Lcg(7);
+    let n = 1000;
+    let (w, m, g) = (rng.normal_vec(n), rng.normal_vec(n), rng.normal_vec(n));
+    let mask = rng.bools(n, 0.3);
+    for device in devices() {
+        for (nesterov, has_mask) in [(true, true), (false, true), (true, false)] {
+            let hyper = StepHyper {
+                lr: 0.1,
+                momentum: 0.9,
+                weight_decay: 5e-4,
+                nesterov,
+                has_mask,
+            };
+            let mask_t = has_mask.then(|| tensor1(&as_f32(&mask), &device));
+            let clip = tensor1(&[0.7], &device);
+            let args = || {
+                (
+                    tensor1(&w, &device),
+                    tensor1(&m, &device),
+                    tensor1(&g, &device),
+                )
+            };
+            let (w0, m0, g0) = args();
+            let (kw, km) =
+                masked_step::masked_sgd_step(w0, m0, g0, mask_t.clone(), clip.clone(), hyper);
+            let (w1, m1, g1) = args();
+            let (rw, rm) = masked_step::reference(w1, m1, g1, mask_t, clip, hyper);
+            let (kw, km, rw, rm) = (host(kw), host(km), host(rw), host(rm));
+            assert!(max_abs_diff(&kw, &rw) < 1e-6, "{device:?} weights differ");
+            assert!(max_abs_diff(&km, &rm) < 1e-6, "{device:?} momentum differs");
+            // The step changed something, and pruned entries are exactly zero.
+            assert!(max_abs_diff(&kw, &w) > 1e-3);
+            for i in 0..n {
+                if has_mask && !mask[i] {
+                    assert_eq!((kw[i], km[i]), (0.0, 0.0), "pruned entry {i} not zero");
+                } else {
+                    assert_ne!(kw[i], 0.0);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn masked_step_leaves_its_inputs_untouched() {
+    // The kernel updates buffers in place, so it must copy buffers others still hold.
+    let device = wgpu();
+    let w = tensor1(&[1.0, 2.0, 3.0], &device);
+    let m = tensor1(&[0.0; 3], &device);
+    let g = tensor1(&[1.0; 3], &device);
+    let hyper = StepHyper {
+        lr: 0.5,
+        momentum: 0.0,
+        weight_decay: 0.0,
+        nesterov: false,
+        has_mask: false,
+    };
+    let (nw, _) =
+        masked_step::masked_sgd_step(w.clone(), m, g, None, tensor1(&[1.0], &device), hyper);
+    assert_eq!(host(nw), vec![0.5, 1.5, 2.5]);
+    assert_eq!(host(w), vec![1.0, 2.0, 3.0]);
+}
+
+#[test]
+fn top_k_is_exact_with_ties_broken_by_index() {
+    let mut rng = Lcg(11);
+    // Several 256-element chunks; scores quantised so ties are common, zeros included
+    // (freshly grown weights), negatives (magnitude is what counts) and one NaN.
+    let n = 70_000;
+    let mut scores: Vec<f32> = (0..n)
+        .map(|_| ((rng.next() * 40.0).floor() - 20.0) / 8.0)
+        .collect();
+    scores[123] = f32::NAN;
+    let eligible = as_f32(&rng.bools(n, 0.6));
+    let ones = eligible.iter().filter(|e| **e == 1.0).count();
+    let zeros = n - ones;
+    let device = wgpu();
+    let (s_t, e_t) = (tensor1(&scores, &device), tensor1(&eligible, &device));
+    let cases = [
+        (0, true, true),
+        (1, false, true),
+        (37, true, true),
+        (5_000, false, true),
+        (ones - 1, true, true),
+        (ones, false, true),
+        (ones + 10, true, true),
+        (300, false, false),
+        (zeros - 3, true, false),
+    ];
+    for (k, smallest, among_ones) in cases {
+        let query = TopKQuery {
+            k,
+            smallest,
+            among_ones,
+        };
+        let selected = host(topk::top_k_mask(s_t.clone(), e_t.clone(), query));
+        let got: Vec<usize> = (0..n).filter(|&i| selected[i] == 1.0).collect();
+        assert!(selected.iter().all(|&s| s == 0.0 || s == 1.0));
+        let want = topk::reference(&scores, &eligible, query);
+        assert_eq!(got.len(), want.len(), "count for {query:?}");
+        assert_eq!(got, want, "selection for {query:?}");
+        // Flex runs the reference through the same extension.
+        let flex = Device::flex();
+        let on_flex = host(topk::top_k_mask(
+            tensor1(&scores, &flex),
+            tensor1(&eligible, &flex),
+            query,
+        ));
+        assert_eq!(on_flex, selected);
+    }
+}
+
+struct ConvCase {
+    batch: usize,
+    in_channels: usize,
+    out_channels: usize,
+    size: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    density: f32,
+}
+
+fn check_conv(case: &ConvCase, device: &Device, seed: u64) {
+    let mut rng = Lcg(seed);
+    let dims = [
+        case.out_channels,
+        case.in_channels,
+        case.kernel,
+        case.kernel,
+    ];
+    let layout = WeightLayout::conv(dims);
+    let active = rng.bools(layout.numel(), case.density);
+    let index = SparseIndex::new(layout, &active).to_device(device);
+    let x_dims = [case.batch, case.in_channels, case.size, case.size];
+    let x_data = rng.normal_vec(x_dims.iter().product());
+    let w_data = rng.normal_vec(layout.numel());
+    let ad = device.clone().autodiff();
+    let input = |dev: &Device| {
+        let x = Tensor::<4>::from_data(TensorData::new(x_data.clone(), x_dims), dev).require_grad();
+        let w = Tensor::<4>::from_data(TensorData::new(w_data.clone(), dims), dev).require_grad();
+        (x, w)
+    };
+    let stride = [case.stride; 2];
+    let padding = [case.padding; 2];
+    let (x, w) = input(&ad);
+    let y = sparse_conv2d(x.clone(), w.clone(), &index, stride, padding);
+    let (rx, rw) = input(&ad);
+    let mask = Tensor::<4>::from_data(TensorData::new(as_f32(&active), dims), &ad);
+    let ry = reference_conv2d(rx.clone(), rw.clone(), mask, stride, padding);
+    assert_eq!(y.dims(), ry.dims());
+    // A random projection of the output, so every output element gets its own gradient.
+    let r = Tensor::<4>::random(y.dims(), Distribution::Uniform(-1.0, 1.0), &ad);
+    let grads = (y.clone() * r.clone()).sum().backward();
+    let rgrads = (ry.clone() * r).sum().backward();
+    let tol = 1e-4;
+    let what = format!("{} on {device:?}", case_name(case));
+    let (yv, ryv) = (host4(y.inner()), host4(ry.inner()));
+    assert!(max_abs_diff(&yv, &ryv) < tol, "forward differs: {what}");
+    let gx = host4(x.grad(&grads).unwrap());
+    let rgx = host4(rx.grad(&rgrads).unwrap());
+    assert!(
+        max_abs_diff(&gx, &rgx) < tol,
+        "input gradient differs: {what}"
+    );
+    let gw = host4(w.grad(&grads).unwrap());
+    let rgw = host4(rw.grad(&rgrads).unwrap());
+    for i in 0..gw.len() {
+        if active[i] {
+            assert!((gw[i] - rgw[i]).abs() < tol, "weight gradient {i}: {what}");
+        } else {
+            assert_eq!(gw[i], 0.0, "pruned weight {i} got a gradient: {what}");
+        }
+    }
+}
+
+fn case_name(c: &ConvCase) -> String {
+    format!(
+        "{}x{}x{}x{} -> {} k{} s{} p{} density {}",
+        c.batch,
+        c.in_channels,
+        c.size,
+        c.size,
+        c.out_channels,
+        c.kernel,
+        c.stride,
+        c.padding,
+        c.density
+    )
+}
+
+fn conv_cases() -> Vec<ConvCase> {
+    let case = |size, kernel, stride, padding, density| ConvCase {
+        batch: 2,
+        in_channels: 5,
+        out_channels: 6,
+        size,
+        kernel,
+        stride,
+        padding,
+        density,
+    };
+    vec![
+        case(9, 3, 1, 1, 0.3),   // ResNet 3x3
+        case(9, 3, 2, 1, 0.3),   // downsampling 3x3
+        case(8, 1, 2, 0, 0.5),   // 1x1 shortcut
+        case(7, 3, 1, 1, 1.0),   // dense mask
+        case(7, 3, 1, 1, 0.0),   // everything pruned
+        case(10, 5, 2, 2, 0.05), // wider kernel, very sparse
+    ]
+}
+
+#[test]
+fn sparse_conv_matches_dense_masked_conv_in_outputs_and_gradients_on_wgpu() {
+    for (i, case) in conv_cases().iter().enumerate() {
+        check_conv(case, &wgpu(), 100 + i as u64);
+    }
+}
+
+#[test]
+fn sparse_conv_matches_dense_masked_conv_in_outputs_and_gradients_on_flex() {
+    for (i, case) in conv_cases().iter().enumerate() {
+        check_conv(case, &Device::flex(), 200 + i as u64);
+    }
+}
+
+#[test]
+fn sparse_linear_matches_the_masked_matmul() {
+    for device in devices() {
+        let mut rng = Lcg(5);
+        let (d_in, d_out, batch) = (20, 7, 3);
+        let layout = WeightLayout::linear([d_in, d_out]);
+        let active = rng.bools(layout.numel(), 0.2);
+        let index = SparseIndex::new(layout, &active).to_device(&device);
+        let w = Tensor::<2>::from_data(
+            TensorData::new(rng.normal_vec(d_in * d_out), [d_in, d_out]),
+            &device,
+        );
+        let x = Tensor::<2>::from_data(
+            TensorData::new(rng.normal_vec(batch * d_in), [batch, d_in]),
+            &device,
+        );
+        let b = tensor1(&rng.normal_vec(d_out), &device);
+        let mask = Tensor::<2>::from_data(TensorData::new(as_f32(&active), [d_in, d_out]), &device);
+        let y = sparse_linear(x.clone(), w.clone(), Some(b.clone()), &index);
+        let want = x.matmul(w * mask) + b.unsqueeze();
+        let diff = max_abs_diff(
+            &host(y.reshape([batch * d_out])),
+            &host(want.reshape([batch * d_out])),
+        );
+        assert!(diff < 1e-5, "{device:?}: {diff}");
+    }
+}
+
+#[test]
+fn index_tensors_are_32_bit_on_wgpu() {
+    // The shaders read the index as array<i32>; a wider default int type would misread it.
+    let t = Tensor::<1, Int>::from_data(TensorData::new(vec![1i32, 2], [2]), &wgpu());
+    assert_eq!(t.dtype(), sparselab::burn::tensor::DType::I32);
+}
