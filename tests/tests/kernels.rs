@@ -69,8 +69,15 @@ fn masked_step_matches_the_tensor_reference_and_zeroes_pruned_weights() {
     let (w, m, g) = (rng.normal_vec(n), rng.normal_vec(n), rng.normal_vec(n));
     let mask = rng.bools(n, 0.3);
     for device in devices() {
-        for (nesterov, has_mask) in [(true, true), (false, true), (true, false)] {
+        for (nesterov, has_mask, version) in [
+            (true, true, 1),
+            (true, true, 2),
+            (false, true, 2),
+            (true, false, 1),
+            (true, false, 2),
+        ] {
             let hyper = StepHyper {
+                version,
                 lr: 0.1,
                 momentum: 0.9,
                 weight_decay: 5e-4,
@@ -92,8 +99,9 @@ fn masked_step_matches_the_tensor_reference_and_zeroes_pruned_weights() {
             let (w1, m1, g1) = args();
             let (rw, rm) = masked_step::reference(w1, m1, g1, mask_t, clip, hyper);
             let (kw, km, rw, rm) = (host(kw), host(km), host(rw), host(rm));
-            assert!(max_abs_diff(&kw, &rw) < 1e-6, "{device:?} weights differ");
-            assert!(max_abs_diff(&km, &rm) < 1e-6, "{device:?} momentum differs");
+            let what = format!("{device:?}, {hyper:?}");
+            assert!(max_abs_diff(&kw, &rw) < 1e-6, "weights differ: {what}");
+            assert!(max_abs_diff(&km, &rm) < 1e-6, "momentum differs: {what}");
             // The step changed something, and pruned entries are exactly zero.
             assert!(max_abs_diff(&kw, &w) > 1e-3);
             for i in 0..n {
@@ -115,6 +123,7 @@ fn masked_step_leaves_its_inputs_untouched() {
     let m = tensor1(&[0.0; 3], &device);
     let g = tensor1(&[1.0; 3], &device);
     let hyper = StepHyper {
+        version: 0,
         lr: 0.5,
         momentum: 0.0,
         weight_decay: 0.0,

@@ -1,12 +1,13 @@
 //! Kernel 1: the masked SGD step (Nesterov momentum, weight decay, gradient clipping) in
 //! one fused pass over weight, momentum, gradient and mask, leaving pruned weights and
-//! their momentum at exactly zero. Shader: `shaders/masked_sgd_step.wgsl`.
+//! their momentum at exactly zero. Shaders: `shaders/masked_sgd_step_v1.wgsl` (one weight
+//! per thread) and `_v2` (four per thread, vec4; used when the size is a multiple of 4).
+//! `sparselab bench kernels` times both.
 //!
 //! The tensor-op reference (`reference`) is what the Flex backend runs and what the tests
 //! compare the kernel against; it is also, op for op, `optim::MaskedSgd`'s update.
 
 use super::wgsl::{self, shader};
-use burn::backend::ops::FloatTensorOps;
 use burn::backend::wgpu::{CubeBackend, CubeTensor};
 use burn::backend::{
     Backend, Dispatch, Flex, TensorMetadata, backend_extension, tensor::FloatTensor,
@@ -16,6 +17,8 @@ use burn::tensor::{DType, Tensor};
 /// The step's hyper-parameters for one call.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepHyper {
+    /// Which kernel version runs on wgpu: 1 (scalar), 2 (vec4), or 0 (the best that fits).
+    pub version: u8,
     pub lr: f32,
     pub momentum: f32,
     pub weight_decay: f32,
@@ -53,13 +56,14 @@ pub fn masked_sgd_step(
         has_mask: mask.is_some(),
         ..hyper
     };
+    // An optimizer step is not differentiated: run it on the inner backend.
     let mask = mask.unwrap_or_else(|| grad.clone());
     let (w, m) = <Dispatch as MaskedStepBackend>::masked_sgd_step(
-        weight.into_dispatch(),
-        momentum.into_dispatch(),
-        grad.into_dispatch(),
-        mask.into_dispatch(),
-        clip.into_dispatch(),
+        weight.inner().into_dispatch(),
+        momentum.inner().into_dispatch(),
+        grad.inner().into_dispatch(),
+        mask.inner().into_dispatch(),
+        clip.inner().into_dispatch(),
         hyper,
     );
     (Tensor::from_dispatch(w), Tensor::from_dispatch(m))
@@ -141,17 +145,35 @@ impl MaskedStepBackend for CubeBackend {
         hyper: StepHyper,
     ) -> (CubeTensor, CubeTensor) {
         let f32_only = [DType::F32];
-        // Updated in place: take private copies of buffers someone else still holds.
-        let weight = owned(wgsl::contiguous(weight, "weight", &f32_only));
-        let momentum = owned(wgsl::contiguous(momentum, "momentum", &f32_only));
+        let weight = wgsl::contiguous(weight, "weight", &f32_only);
+        let momentum = wgsl::contiguous(momentum, "momentum", &f32_only);
         let grad = wgsl::contiguous(grad, "gradient", &f32_only);
         let mask = wgsl::contiguous(mask, "mask", &f32_only);
         let clip = wgsl::contiguous(clip, "clip", &f32_only);
-        let n = weight.meta.shape().num_elements();
-        let (count, groups_x) = wgsl::grid(wgsl::groups_for(n));
+        let shape = weight.meta.shape().clone();
+        let n = shape.num_elements();
+        let weight_out = wgsl::empty_f32(&weight, shape.clone());
+        let momentum_out = wgsl::empty_f32(&weight, shape);
+        let vec4 = match hyper.version {
+            1 => false,
+            2 => {
+                assert!(
+                    n % 4 == 0,
+                    "masked step v2 needs a size divisible by 4, got {n}"
+                );
+                true
+            }
+            _ => n % 4 == 0,
+        };
+        let (threads, shader) = if vec4 {
+            (n / 4, shader!("masked_sgd_step_v2"))
+        } else {
+            (n, shader!("masked_sgd_step_v1"))
+        };
+        let (count, groups_x) = wgsl::grid(wgsl::groups_for(threads));
         wgsl::launch(
             &weight,
-            shader!("masked_sgd_step"),
+            shader,
             wgsl::WORKGROUP,
             count,
             vec![
@@ -160,9 +182,11 @@ impl MaskedStepBackend for CubeBackend {
                 grad.handle.clone(),
                 mask.handle.clone(),
                 clip.handle.clone(),
+                weight_out.handle.clone(),
+                momentum_out.handle.clone(),
             ],
             &[
-                n as u32,
+                threads as u32,
                 hyper.lr.to_bits(),
                 hyper.momentum.to_bits(),
                 hyper.weight_decay.to_bits(),
@@ -171,15 +195,6 @@ impl MaskedStepBackend for CubeBackend {
                 groups_x,
             ],
         );
-        (weight, momentum)
-    }
-}
-
-/// `tensor` itself when its buffer is not shared, else a fresh copy of it.
-fn owned(tensor: CubeTensor) -> CubeTensor {
-    if tensor.handle.can_mut() {
-        tensor
-    } else {
-        CubeBackend::float_mul_scalar(tensor, 1.0f32.into())
+        (weight_out, momentum_out)
     }
 }

@@ -38,11 +38,11 @@ pub trait TopKBackend: Backend {
 }
 
 /// Selects on the device: the radix kernels on wgpu, the CPU reference elsewhere.
-/// `scores` and `eligible` are flat, without autodiff; `eligible` holds 0/1.
+/// `scores` and `eligible` are flat (autodiff is dropped); `eligible` holds 0/1.
 pub fn top_k_mask(scores: Tensor<1>, eligible: Tensor<1>, query: TopKQuery) -> Tensor<1> {
     Tensor::from_dispatch(<Dispatch as TopKBackend>::top_k_mask(
-        scores.into_dispatch(),
-        eligible.into_dispatch(),
+        scores.inner().into_dispatch(),
+        eligible.inner().into_dispatch(),
         query,
     ))
 }

@@ -4,6 +4,7 @@
 //! bias-free classifier. Conv layers carry no bias (BatchNorm follows each one).
 
 use super::dyrelu::DyRelu;
+use crate::kernels::plan::SparsePlan;
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
@@ -11,6 +12,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -190,6 +192,7 @@ impl ModelConfig {
                 .with_bias(false)
                 .init(device),
             phase: 1.0,
+            sparse: None,
         }
     }
 }
@@ -307,21 +310,51 @@ impl Block {
         self.conv1.is_none()
     }
 
-    /// `owner` is the block whose convs a shared block runs (ignored by owning blocks).
-    pub fn forward(&self, x: Tensor<4>, owner: &Block, phase: f32) -> Tensor<4> {
-        let c1 = run_conv(&self.conv1, &owner.conv1, &self.gain1, x.clone());
+    /// `owner` is the block whose convs a shared block runs (ignored by owning blocks);
+    /// `at` names both blocks' parameter paths, for the sparse plan.
+    pub fn forward(&self, x: Tensor<4>, owner: &Block, phase: f32, at: ConvSite) -> Tensor<4> {
+        let c1 = run_conv(
+            &self.conv1,
+            &owner.conv1,
+            &self.gain1,
+            x.clone(),
+            at,
+            "conv1",
+        );
         let out = activate(&self.dyrelu1, self.bn1.forward(c1), phase);
-        let c2 = run_conv(&self.conv2, &owner.conv2, &self.gain2, out);
+        let c2 = run_conv(&self.conv2, &owner.conv2, &self.gain2, out, at, "conv2");
         let mut out = self.bn2.forward(c2);
         if let Some(bn3) = &self.bn3 {
             let out2 = activate(&self.dyrelu2, out, phase);
-            out = bn3.forward(run_conv(&self.conv3, &owner.conv3, &self.gain3, out2));
+            let c3 = run_conv(&self.conv3, &owner.conv3, &self.gain3, out2, at, "conv3");
+            out = bn3.forward(c3);
         }
         let identity = match &self.shortcut {
-            Some(s) => s.bn.forward(s.conv.forward(x)),
+            Some(s) => {
+                let path = format!("{}.shortcut.conv.weight", at.block);
+                s.bn.forward(at.conv(&path, &s.conv, x))
+            }
             None => x,
         };
         activate(&self.dyrelu_out, out + identity, phase)
+    }
+}
+
+/// Where a block sits: its own path, its owner's path, and the sparse plan (if any).
+#[derive(Clone, Copy)]
+pub struct ConvSite<'a> {
+    pub block: &'a str,
+    pub owner: &'a str,
+    pub plan: Option<&'a SparsePlan>,
+}
+
+impl ConvSite<'_> {
+    /// The convolution at `path`: the sparse kernel when the plan runs that layer sparse.
+    fn conv(&self, path: &str, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+        match self.plan.and_then(|p| p.conv(path, conv, x.clone())) {
+            Some(y) => y,
+            None => conv.forward(x),
+        }
     }
 }
 
@@ -330,10 +363,14 @@ fn run_conv(
     owner: &Option<Conv2d>,
     gain: &Option<Param<Tensor<1>>>,
     x: Tensor<4>,
+    at: ConvSite,
+    name: &str,
 ) -> Tensor<4> {
     match (own, owner, gain) {
-        (Some(c), _, _) => c.forward(x),
-        (None, Some(c), Some(g)) => c.forward(x) * g.val().reshape([1, 1, 1, 1]),
+        (Some(c), _, _) => at.conv(&format!("{}.{name}.weight", at.block), c, x),
+        (None, Some(c), Some(g)) => {
+            at.conv(&format!("{}.{name}.weight", at.owner), c, x) * g.val().reshape([1, 1, 1, 1])
+        }
         _ => unreachable!("a shared block always has an owner with convs and a gain"),
     }
 }
@@ -371,21 +408,45 @@ pub struct ResNet {
     /// DyReLU's phase p (1: fully dynamic, 0: exactly ReLU); the trainer sets it.
     #[module(skip)]
     pub phase: f32,
+    /// Which layers run the sparse kernels, with their compressed index (none: all dense).
+    #[module(skip)]
+    pub sparse: Option<Arc<SparsePlan>>,
 }
 
 impl ResNet {
     /// Logits `[batch, classes]` for images `[batch, 3, 32, 32]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        let stem = self.stem_bn.forward(self.stem.forward(images));
+        let plan = self.sparse.as_deref();
+        let stem_site = ConvSite {
+            block: "",
+            owner: "",
+            plan,
+        };
+        let stem = self
+            .stem_bn
+            .forward(stem_site.conv("stem.weight", &self.stem, images));
         let mut x = activate(&self.dyrelu_stem, stem, self.phase);
-        for stage in &self.stages {
+        for (s, stage) in self.stages.iter().enumerate() {
             for (b, block) in stage.blocks.iter().enumerate() {
-                x = block.forward(x, &stage.blocks[stage.owner_index(b)], self.phase);
+                let owner = stage.owner_index(b);
+                let (block_path, owner_path) = (
+                    format!("stages.{s}.blocks.{b}"),
+                    format!("stages.{s}.blocks.{owner}"),
+                );
+                let site = ConvSite {
+                    block: &block_path,
+                    owner: &owner_path,
+                    plan,
+                };
+                x = block.forward(x, &stage.blocks[owner], self.phase, site);
             }
         }
         let [b, c, h, w] = x.dims();
         let pooled = x.reshape([b, c, h * w]).mean_dim(2).reshape([b, c]);
-        self.classifier.forward(pooled)
+        match plan.and_then(|p| p.linear("classifier.weight", &self.classifier, pooled.clone())) {
+            Some(logits) => logits,
+            None => self.classifier.forward(pooled),
+        }
     }
 
     pub fn has_dyrelu(&self) -> bool {
@@ -417,6 +478,29 @@ impl ResNet {
             }
         }
         counts
+    }
+
+    /// The stride of every convolution, by weight path.
+    pub fn conv_strides(&self) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::from([("stem.weight".to_string(), self.stem.stride[0])]);
+        for (s, stage) in self.stages.iter().enumerate() {
+            for (b, block) in stage.blocks.iter().enumerate() {
+                let at = format!("stages.{s}.blocks.{b}");
+                for (name, conv) in [
+                    ("conv1", &block.conv1),
+                    ("conv2", &block.conv2),
+                    ("conv3", &block.conv3),
+                ] {
+                    if let Some(c) = conv {
+                        out.insert(format!("{at}.{name}.weight"), c.stride[0]);
+                    }
+                }
+                if let Some(sc) = &block.shortcut {
+                    out.insert(format!("{at}.shortcut.conv.weight"), sc.conv.stride[0]);
+                }
+            }
+        }
+        out
     }
 
     /// Output positions (height x width) of the layer at `path`, for 32x32 inputs: how

@@ -3,8 +3,9 @@
 //   g = grad * mask * clip + wd * w;  m = mu * m + g;  d = g + mu * m (Nesterov) or m;
 //   w = w - lr * d;  pruned positions (mask == 0): w = 0 and m = 0.
 //
-// Weight and momentum are updated in place. `clip[0]` is the global gradient-norm clipping
-// coefficient, computed on the device, so the step never reads back to the host.
+// Reads the old weight and momentum and writes new buffers (8 bindings, WebGPU's default
+// per-stage limit), so no input needs copying first. `clip[0]` is the global
+// gradient-norm clipping coefficient, computed on the device: the step never reads back.
 // The operation order matches the tensor reference (`kernels::masked_step::reference`).
 
 @group(0) @binding(0) var<storage, read_write> weight: array<f32>;
@@ -12,8 +13,10 @@
 @group(0) @binding(2) var<storage, read_write> grad: array<f32>;
 @group(0) @binding(3) var<storage, read_write> mask: array<f32>;
 @group(0) @binding(4) var<storage, read_write> clip: array<f32>;
+@group(0) @binding(5) var<storage, read_write> weight_out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> momentum_out: array<f32>;
 // [n, lr, mu, wd (f32 bits), nesterov, has_mask, groups_x]
-@group(0) @binding(5) var<storage, read_write> params: array<u32>;
+@group(0) @binding(7) var<storage, read_write> params: array<u32>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -21,10 +24,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (i >= params[0]) {
         return;
     }
-    let has_mask = params[5] != 0u;
-    if (has_mask && mask[i] == 0.0) {
-        weight[i] = 0.0;
-        momentum[i] = 0.0;
+    if (params[5] != 0u && mask[i] == 0.0) {
+        weight_out[i] = 0.0;
+        momentum_out[i] = 0.0;
         return;
     }
     let lr = bitcast<f32>(params[1]);
@@ -37,6 +39,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (params[4] != 0u) {
         d = g + m * mu;
     }
-    momentum[i] = m;
-    weight[i] = w - d * lr;
+    momentum_out[i] = m;
+    weight_out[i] = w - d * lr;
 }

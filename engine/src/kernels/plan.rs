@@ -1,0 +1,203 @@
+//! Which layers of a model run the sparse kernels. A plan holds, per chosen layer, the
+//! compressed index built from that layer's mask; the model's forward pass asks it for each
+//! convolution and falls back to the dense one for layers it does not hold. Layers are
+//! chosen by measurement (`calibrate`): a layer runs sparse only where the sparse kernel
+//! beat the dense convolution on this device, at this layer's shape and density.
+
+use super::sparse_conv::{conv_out_len, sparse_conv2d, sparse_linear};
+use super::sparse_index::{DeviceSparseIndex, SparseIndex, WeightLayout};
+use crate::sparsity::{LayerMask, Masks};
+use burn::nn::Linear;
+use burn::nn::conv::Conv2d;
+use burn::tensor::{Device, Distribution, Tensor};
+use std::collections::BTreeMap;
+use web_time::Instant;
+
+#[derive(Clone, Debug, Default)]
+pub struct SparsePlan {
+    layers: BTreeMap<String, DeviceSparseIndex>,
+}
+
+impl SparsePlan {
+    /// A plan running the layers named in `sparse_paths` sparse, from `masks`.
+    pub fn new<'a>(
+        masks: &Masks,
+        sparse_paths: impl IntoIterator<Item = &'a str>,
+        device: &Device,
+    ) -> Self {
+        let mut layers = BTreeMap::new();
+        for path in sparse_paths {
+            if let Some(mask) = masks.layers.iter().find(|l| l.path == path)
+                && let Some(layout) = layout_of(mask)
+            {
+                let index = SparseIndex::new(layout, &mask.active).to_device(device);
+                layers.insert(path.to_string(), index);
+            }
+        }
+        Self { layers }
+    }
+
+    /// The paths of the layers that run sparse.
+    pub fn sparse_layers(&self) -> impl Iterator<Item = &str> {
+        self.layers.keys().map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    /// The sparse convolution for the layer at `path`, or None when it runs dense.
+    pub fn conv(&self, path: &str, conv: &Conv2d, x: Tensor<4>) -> Option<Tensor<4>> {
+        let index = self.layers.get(path)?;
+        let [kh, kw] = conv.kernel_size;
+        // Every conv in our models pads by half its kernel (`model::resnet::conv`).
+        Some(sparse_conv2d(
+            x,
+            conv.weight.val(),
+            index,
+            conv.stride,
+            [kh / 2, kw / 2],
+        ))
+    }
+
+    /// The sparse linear layer for `path`, or None when it runs dense.
+    pub fn linear(&self, path: &str, linear: &Linear, x: Tensor<2>) -> Option<Tensor<2>> {
+        let index = self.layers.get(path)?;
+        Some(sparse_linear(
+            x,
+            linear.weight.val(),
+            linear.bias.as_ref().map(|b| b.val()),
+            index,
+        ))
+    }
+}
+
+/// The weight layout of a conv (`[out, in, kh, kw]`) or linear (`[in, out]`) mask.
+pub fn layout_of(mask: &LayerMask) -> Option<WeightLayout> {
+    match mask.dims.as_slice() {
+        &[o, i, kh, kw] => Some(WeightLayout::conv([o, i, kh, kw])),
+        &[i, o] => Some(WeightLayout::linear([i, o])),
+        _ => None,
+    }
+}
+
+/// One layer's shape as a convolution sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvShape {
+    pub path: String,
+    /// `[out, in, kh, kw]`.
+    pub weight: [usize; 4],
+    pub in_side: usize,
+    pub stride: usize,
+}
+
+impl ConvShape {
+    pub fn padding(&self) -> usize {
+        self.weight[2] / 2
+    }
+
+    pub fn out_side(&self) -> usize {
+        conv_out_len(self.in_side, self.weight[2], self.stride, self.padding())
+    }
+
+    /// Multiply-adds of the dense layer per image.
+    pub fn dense_macs(&self) -> usize {
+        self.weight.iter().product::<usize>() * self.out_side().pow(2)
+    }
+}
+
+/// Dense and sparse time of one layer, in milliseconds (mean and std over repeats).
+#[derive(Clone, Debug)]
+pub struct LayerTiming {
+    pub shape: ConvShape,
+    pub density: f64,
+    pub nnz: usize,
+    pub dense_ms: (f64, f64),
+    pub sparse_ms: (f64, f64),
+}
+
+impl LayerTiming {
+    pub fn speedup(&self) -> f64 {
+        self.dense_ms.0 / self.sparse_ms.0
+    }
+
+    pub fn sparse_wins(&self) -> bool {
+        self.sparse_ms.0 < self.dense_ms.0
+    }
+}
+
+/// Times `f` (which must leave its work queued on `device`): `warmup` untimed calls, then
+/// `repeats` timed ones, each followed by a device sync.
+/// The result is held until after the sync, so lazy backends cannot skip the work.
+pub fn time_ms<T>(
+    device: &Device,
+    warmup: usize,
+    repeats: usize,
+    mut f: impl FnMut() -> T,
+) -> (f64, f64) {
+    for _ in 0..warmup {
+        let out = f();
+        device.sync().expect("device sync");
+        drop(out);
+    }
+    let samples: Vec<f64> = (0..repeats.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            let out = f();
+            device.sync().expect("device sync");
+            let ms = start.elapsed().as_secs_f64() * 1000.0;
+            drop(out);
+            ms
+        })
+        .collect();
+    mean_std(&samples)
+}
+
+pub fn mean_std(xs: &[f64]) -> (f64, f64) {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, var.sqrt())
+}
+
+/// Times the dense masked convolution and the sparse kernel of one layer (forward only).
+pub fn time_layer(
+    shape: &ConvShape,
+    active: &[bool],
+    batch: usize,
+    device: &Device,
+    repeats: usize,
+) -> LayerTiming {
+    let layout = WeightLayout::conv(shape.weight);
+    let index = SparseIndex::new(layout, active);
+    let nnz = index.nnz();
+    let index = index.to_device(device);
+    let x = Tensor::<4>::random(
+        [batch, shape.weight[1], shape.in_side, shape.in_side],
+        Distribution::Normal(0.0, 1.0),
+        device,
+    );
+    let weight = Tensor::<4>::random(shape.weight, Distribution::Normal(0.0, 0.1), device);
+    let mask_values: Vec<f32> = active.iter().map(|&a| f32::from(u8::from(a))).collect();
+    let mask = Tensor::<4>::from_data(
+        burn::tensor::TensorData::new(mask_values, shape.weight),
+        device,
+    );
+    // The dense baseline is what a masked-dense library runs: conv of (weight * mask).
+    let masked = weight.clone() * mask;
+    let (stride, padding) = ([shape.stride; 2], [shape.padding(); 2]);
+    let options = burn::tensor::ops::ConvOptions::new(stride, padding, [1, 1], 1);
+    let dense_ms = time_ms(device, 2, repeats, || {
+        burn::tensor::module::conv2d(x.clone(), masked.clone(), None, options.clone())
+    });
+    let sparse_ms = time_ms(device, 2, repeats, || {
+        sparse_conv2d(x.clone(), weight.clone(), &index, stride, padding)
+    });
+    LayerTiming {
+        shape: shape.clone(),
+        density: nnz as f64 / active.len() as f64,
+        nnz,
+        dense_ms,
+        sparse_ms,
+    }
+}
