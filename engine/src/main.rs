@@ -240,7 +240,7 @@ fn bench_kernels(
         let decisions = lab::decision_table(&rows);
         let wins = |s: &sparselab::kernels::plan::ConvShape, density: f64| {
             decisions
-                .get(&(s.weight, s.in_side, s.stride))
+                .get(&s.key())
                 .and_then(|ds| {
                     ds.iter()
                         .min_by(|a, b| (a.0 - density).abs().total_cmp(&(b.0 - density).abs()))

@@ -4,9 +4,11 @@
 //! Per parameter, in PyTorch's convention (dampening 0):
 //!   g = clip(mask ⊙ ∇w) + λ w;  m = μ m + g;  d = g + μ m (Nesterov) or m;  w = (w − η d) ⊙ mask;
 //!   m = m ⊙ mask.
+//! (With momentum 0 this is plain SGD: m = g and d = g.)
 //! The clipping norm is taken over the *masked* gradients of all parameters, so inactive
 //! weights (whose dense gradient RigL still reads) never shrink the step of active ones.
 
+use crate::kernels::masked_step::{StepHyper, masked_sgd_step};
 use crate::model::{grads_by_path, map_params};
 use crate::sparsity::Masks;
 use burn::module::Module;
@@ -75,6 +77,8 @@ impl MaskedSgd {
     }
 
     /// One step at learning rate `lr`. `mask_tensors` holds the device masks by path.
+    /// Each parameter's update is one call of the masked-step kernel
+    /// (`kernels::masked_step`): the fused WGSL pass on wgpu, the same tensor ops on CPU.
     pub fn step<M: Module>(
         &mut self,
         model: M,
@@ -82,64 +86,49 @@ impl MaskedSgd {
         lr: f64,
         mask_tensors: &BTreeMap<String, Tensor<1>>,
     ) -> M {
-        let mut grads: BTreeMap<String, Tensor<1>> = grads_by_path(&model, grads)
-            .into_iter()
-            .map(|(path, g)| {
-                let g = match mask_tensors.get(&path) {
-                    Some(mask) => g * mask.clone(),
-                    None => g,
-                };
-                (path, g)
-            })
-            .collect();
-        if self.config.clip_norm > 0.0 && !grads.is_empty() {
-            // Stays on the device: no read-back, the coefficient is a 1-element tensor.
+        let mut grads: BTreeMap<String, Tensor<1>> =
+            grads_by_path(&model, grads).into_iter().collect();
+        let Some(any) = grads.values().next() else {
+            return model;
+        };
+        let device = any.device();
+        let clip = if self.config.clip_norm > 0.0 {
+            // The norm of the *masked* gradients, on the device: no read-back.
             let sum_sq = grads
-                .values()
-                .map(|g| g.clone().square().sum())
+                .iter()
+                .map(|(path, g)| match mask_tensors.get(path) {
+                    Some(mask) => (g.clone() * mask.clone()).square().sum(),
+                    None => g.clone().square().sum(),
+                })
                 .reduce(|a, b| a + b)
                 .expect("non-empty");
-            let coef =
-                (sum_sq.sqrt().add_scalar(1e-6).recip() * self.config.clip_norm).clamp_max(1.0);
-            for g in grads.values_mut() {
-                *g = g.clone() * coef.clone();
-            }
-        }
-        let c = self.config.clone();
+            (sum_sq.sqrt().add_scalar(1e-6).recip() * self.config.clip_norm).clamp_max(1.0)
+        } else {
+            Tensor::<1>::ones([1], &device)
+        };
+        let c = &self.config;
+        let hyper = StepHyper {
+            version: 0,
+            lr: lr as f32,
+            momentum: c.momentum as f32,
+            weight_decay: c.weight_decay as f32,
+            nesterov: c.nesterov,
+            has_mask: false,
+        };
         let momentum = &mut self.momentum;
         map_params(model, |path, w| {
             let Some(g) = grads.remove(path) else {
                 return w;
             };
-            let g = if c.weight_decay > 0.0 {
-                g + w.clone() * c.weight_decay
-            } else {
-                g
-            };
-            let step = if c.momentum > 0.0 {
-                let m = match momentum.remove(path) {
-                    Some(m) => m * c.momentum + g.clone(),
-                    None => g.clone(),
-                };
-                let m = match mask_tensors.get(path) {
-                    Some(mask) => m * mask.clone(),
-                    None => m,
-                };
-                let d = if c.nesterov {
-                    g + m.clone() * c.momentum
-                } else {
-                    m.clone()
-                };
+            let m = momentum
+                .remove(path)
+                .unwrap_or_else(|| Tensor::zeros(w.dims(), &w.device()));
+            let mask = mask_tensors.get(path).cloned();
+            let (w, m) = masked_sgd_step(w, m, g, mask, clip.clone(), hyper);
+            if hyper.momentum > 0.0 {
                 momentum.insert(path.to_string(), m);
-                d
-            } else {
-                g
-            };
-            let w = w - step * lr;
-            match mask_tensors.get(path) {
-                Some(mask) => w * mask.clone(),
-                None => w,
             }
+            w
         })
     }
 

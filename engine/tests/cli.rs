@@ -431,3 +431,37 @@ fn east_checkpoint_evaluates_to_the_runs_own_validation_accuracy() {
     let e: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
     assert_eq!(e["accuracy"], summary["final_val_accuracy"]);
 }
+
+#[test]
+fn bench_kernels_prints_its_tables_and_rejects_bad_arguments() {
+    let out = run_ok(sparselab().args([
+        "bench",
+        "kernels",
+        "--device",
+        "flex",
+        "--models",
+        "resnet18",
+        "--sparsities",
+        "0.999",
+        "--batch",
+        "1",
+        "--repeats",
+        "1",
+        "--layers-only",
+    ]));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // One row per unique ResNet-18 conv shape (11), each with a measured ratio.
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("| [")).collect();
+    assert_eq!(rows.len(), 11, "{text}");
+    assert!(
+        rows.iter()
+            .all(|r| r.contains("| 99.") && r.contains("x |")),
+        "{text}"
+    );
+    assert!(text.contains("masked SGD step v2"), "{text}");
+    assert!(text.contains("command: sparselab bench kernels --device flex"));
+    let err = run_err(sparselab().args(["bench", "kernels", "--sparsities", "1.5"]));
+    assert!(err.contains("not in [0, 1)"), "{err}");
+    let err = run_err(sparselab().args(["bench", "kernels", "--models", "resnet19"]));
+    assert!(err.contains("unknown model 'resnet19'"), "{err}");
+}

@@ -333,3 +333,82 @@ fn index_tensors_are_32_bit_on_wgpu() {
     let t = Tensor::<1, Int>::from_data(TensorData::new(vec![1i32, 2], [2]), &wgpu());
     assert_eq!(t.dtype(), sparselab::burn::tensor::DType::I32);
 }
+
+#[test]
+fn a_model_on_the_sparse_plan_gives_the_dense_masked_logits() {
+    use sparselab::kernels::lab::uniform_masks;
+    use sparselab::kernels::plan::SparsePlan;
+    use sparselab::model::{Arch, ModelConfig, map_params};
+    use std::sync::Arc;
+    for device in devices() {
+        let model = ModelConfig {
+            arch: Arch::Resnet8,
+            ..Default::default()
+        }
+        .init(10, &device);
+        let masks = uniform_masks(&model, 0.1, 3);
+        // The dense masked model: pruned weights are zero, as in training.
+        let dense = map_params(model, |path, w| match masks.get(path) {
+            Some(m) => w * tensor1(&as_f32(&m.active), &device),
+            None => w,
+        });
+        let mut sparse = dense.clone();
+        let all: Vec<&str> = masks.layers.iter().map(|l| l.path.as_str()).collect();
+        let plan = SparsePlan::new(&masks, all.iter().copied(), &device);
+        assert_eq!(plan.sparse_layers().count(), masks.layers.len());
+        sparse.sparse = Some(Arc::new(plan));
+        let x = Tensor::<4>::random([3, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+        let (want, got) = (dense.forward(x.clone()), sparse.forward(x));
+        let (want, got) = (host(want.reshape([30])), host(got.reshape([30])));
+        let scale = want.iter().map(|v| v.abs()).fold(0.0, f32::max);
+        assert!(
+            max_abs_diff(&want, &got) < 1e-4 * scale.max(1.0),
+            "{device:?}: {want:?} vs {got:?}"
+        );
+    }
+}
+
+#[test]
+fn training_on_the_sparse_kernels_follows_dense_masked_training() {
+    use sparselab_e2e::{config_from, synthetic_trainer};
+    // RigL with a grow step (dense gradients) at step 2: steps 0, 1 and 3 run the sparse
+    // kernels forward and backward, step 2 the dense convolutions.
+    let base = [
+        "model.arch=\"resnet8\"",
+        "method.name=\"rigl\"",
+        "sparsity.sparsity=0.9",
+        "method.update_every=2",
+        "batch_size=16",
+        "data.synthetic_size=400",
+        "optim.clip_norm=1.0",
+    ];
+    let run = |kernels: &str| {
+        let c = config_from(&base, &[&format!("run.kernels=\"{kernels}\"")]);
+        let mut t = synthetic_trainer(&c);
+        let losses: Vec<f64> = (0..4)
+            .map(|_| pollster::block_on(t.train_step()).unwrap().loss)
+            .collect();
+        (t, losses)
+    };
+    let (dense, dense_losses) = run("dense");
+    let (sparse, sparse_losses) = run("sparse");
+    assert!(dense.sparse_kernel_layers.is_empty());
+    assert_eq!(sparse.sparse_kernel_layers.len(), sparse.masks.layers.len());
+    assert!(
+        sparse.model.sparse.is_some(),
+        "the plan survives optimizer steps"
+    );
+    for (d, s) in dense_losses.iter().zip(&sparse_losses) {
+        assert!(
+            (d - s).abs() < 1e-3 * d.abs().max(1.0),
+            "{dense_losses:?} vs {sparse_losses:?}"
+        );
+    }
+    assert_eq!(dense.masks.nnz(), sparse.masks.nnz());
+    // The losses moved, so the comparison is not between two untrained networks.
+    assert!(
+        dense_losses
+            .iter()
+            .any(|l| (l - dense_losses[0]).abs() > 1e-4)
+    );
+}

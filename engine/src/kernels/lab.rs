@@ -4,7 +4,7 @@
 //! measurement; then the update kernels (masked step, top-k) against their references.
 
 use super::masked_step::{self, StepHyper};
-use super::plan::{ConvShape, LayerTiming, SparsePlan, time_layer, time_ms};
+use super::plan::{ConvShape, LayerTiming, ShapeKey, SparsePlan, time_layer, time_ms};
 use super::topk::{self, TopKQuery};
 use crate::model::{Arch, ModelConfig, ResNet};
 use crate::rng::Rng;
@@ -51,6 +51,21 @@ pub fn uniform_masks(model: &ResNet, density: f64, seed: u64) -> Masks {
     Masks::random(&layers, &counts, &mut Rng::new(seed))
 }
 
+/// One unique conv shape: how often each benchmarked architecture has it, and its timings
+/// at each sparsity.
+pub struct ShapeTimings {
+    pub shape: ConvShape,
+    pub counts: Vec<usize>,
+    pub timings: Vec<LayerTiming>,
+}
+
+/// An update kernel against its reference, in ms (mean, std).
+pub struct UpdateRow {
+    pub what: String,
+    pub kernel: (f64, f64),
+    pub reference: (f64, f64),
+}
+
 /// Per unique conv shape of `archs`, at each sparsity: dense vs sparse forward time.
 pub fn layer_timings(
     archs: &[Arch],
@@ -58,13 +73,12 @@ pub fn layer_timings(
     batch: usize,
     repeats: usize,
     device: &Device,
-) -> Vec<(ConvShape, Vec<usize>, Vec<LayerTiming>)> {
+) -> Vec<ShapeTimings> {
     let flex = Device::flex();
     let mut unique: Vec<(ConvShape, Vec<usize>)> = Vec::new();
     for (a, arch) in archs.iter().enumerate() {
         for shape in conv_shapes(&model(*arch, &flex)) {
-            let key = |s: &ConvShape| (s.weight, s.in_side, s.stride);
-            match unique.iter_mut().find(|(u, _)| key(u) == key(&shape)) {
+            match unique.iter_mut().find(|(u, _)| u.key() == shape.key()) {
                 Some((_, counts)) => counts[a] += 1,
                 None => {
                     let mut counts = vec![0; archs.len()];
@@ -91,7 +105,11 @@ pub fn layer_timings(
                     time_layer(&shape, &active, batch, device, repeats)
                 })
                 .collect();
-            (shape, counts, timings)
+            ShapeTimings {
+                shape,
+                counts,
+                timings,
+            }
         })
         .collect()
 }
@@ -164,11 +182,7 @@ pub fn network_timing(
 }
 
 /// Masked step and top-k on one layer of `numel` weights: kernel vs reference.
-pub fn update_kernel_rows(
-    numel: usize,
-    repeats: usize,
-    device: &Device,
-) -> Vec<(String, (f64, f64), (f64, f64))> {
+pub fn update_kernel_rows(numel: usize, repeats: usize, device: &Device) -> Vec<UpdateRow> {
     let rand =
         |std: f32| Tensor::<1>::random([numel], Distribution::Normal(0.0, std as f64), device);
     let (w, m, g) = (rand(0.1), rand(0.01), rand(0.01));
@@ -210,18 +224,23 @@ pub fn update_kernel_rows(
         let e = mask.clone().into_data().try_to_vec::<f32>().expect("f32");
         topk::reference(&s, &e, query)
     });
+    let row = |what: String, kernel, reference| UpdateRow {
+        what,
+        kernel,
+        reference,
+    };
     vec![
-        (
+        row(
             format!("masked SGD step v1 (scalar), {numel} weights, vs tensor ops"),
             v1,
             reference,
         ),
-        (
+        row(
             format!("masked SGD step v2 (vec4), {numel} weights, vs tensor ops"),
             v2,
             reference,
         ),
-        (
+        row(
             format!("top-k grow (k = 1%), {numel} weights: radix kernel vs read-back + CPU select"),
             kernel,
             host,
@@ -243,7 +262,7 @@ fn pct(sparsity: f64) -> String {
 }
 
 /// The layer table as markdown.
-pub fn layer_table(archs: &[Arch], rows: &[(ConvShape, Vec<usize>, Vec<LayerTiming>)]) -> String {
+pub fn layer_table(archs: &[Arch], rows: &[ShapeTimings]) -> String {
     let mut out = String::new();
     let names: Vec<String> = archs.iter().map(|a| format!("# in {}", a.name())).collect();
     let _ = writeln!(
@@ -256,7 +275,12 @@ pub fn layer_table(archs: &[Arch], rows: &[(ConvShape, Vec<usize>, Vec<LayerTimi
         "|---|---:|---:|{}---:|---:|---:|---:|---:|---|",
         "---:|".repeat(archs.len())
     );
-    for (shape, counts, timings) in rows {
+    for ShapeTimings {
+        shape,
+        counts,
+        timings,
+    } in rows
+    {
         for t in timings {
             let counts: Vec<String> = counts.iter().map(usize::to_string).collect();
             let _ = writeln!(
@@ -303,20 +327,13 @@ pub fn network_table(rows: &[NetworkTiming]) -> String {
     out
 }
 
-/// The per-layer decisions as a lookup: does the sparse kernel win for this shape at a
-/// density? Uses the nearest measured density at or above the asked one.
-pub fn decision_table(
-    rows: &[(ConvShape, Vec<usize>, Vec<LayerTiming>)],
-) -> BTreeMap<([usize; 4], usize, usize), Vec<(f64, bool)>> {
+/// The per-layer decisions as a lookup: for each shape, (density, sparse wins) at each
+/// measured density; callers take the nearest density.
+pub fn decision_table(rows: &[ShapeTimings]) -> BTreeMap<ShapeKey, Vec<(f64, bool)>> {
     rows.iter()
-        .map(|(s, _, timings)| {
-            (
-                (s.weight, s.in_side, s.stride),
-                timings
-                    .iter()
-                    .map(|t| (t.density, t.sparse_wins()))
-                    .collect(),
-            )
+        .map(|r| {
+            let decisions = r.timings.iter().map(|t| (t.density, t.sparse_wins()));
+            (r.shape.key(), decisions.collect())
         })
         .collect()
 }

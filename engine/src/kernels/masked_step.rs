@@ -158,12 +158,12 @@ impl MaskedStepBackend for CubeBackend {
             1 => false,
             2 => {
                 assert!(
-                    n % 4 == 0,
+                    n.is_multiple_of(4),
                     "masked step v2 needs a size divisible by 4, got {n}"
                 );
                 true
             }
-            _ => n % 4 == 0,
+            _ => n.is_multiple_of(4),
         };
         let (threads, shader) = if vec4 {
             (n / 4, shader!("masked_sgd_step_v2"))

@@ -20,3 +20,14 @@ pub mod sparse_conv;
 pub mod sparse_index;
 pub mod topk;
 pub(crate) mod wgsl;
+
+use burn::backend::DispatchDevice;
+use burn::tensor::Device;
+
+/// Whether `device` runs our WGSL kernels (a wgpu device, hardware or software).
+pub fn runs_wgsl(device: &Device) -> bool {
+    matches!(
+        device.clone().inner().as_dispatch(),
+        DispatchDevice::Cube(_)
+    )
+}

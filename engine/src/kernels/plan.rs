@@ -13,6 +13,60 @@ use burn::tensor::{Device, Distribution, Tensor};
 use std::collections::BTreeMap;
 use web_time::Instant;
 
+/// Which layers of a training run use the sparse kernels (`run.kernels`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelMode {
+    /// Dense convolutions of the masked weights everywhere (what peer libraries do).
+    Dense,
+    /// Every conv and linear layer through the sparse kernels.
+    Sparse,
+    /// On wgpu, each conv layer runs sparse where a timing at the run's batch size and
+    /// initial density says the sparse kernel wins; dense on CPU backends.
+    #[default]
+    Auto,
+}
+
+/// The layers that run sparse under `mode`, with the per-layer timings behind the choice
+/// (empty unless `mode` is auto on a wgpu device).
+pub fn choose_layers(
+    model: &crate::model::ResNet,
+    masks: &Masks,
+    mode: KernelMode,
+    batch: usize,
+    device: &Device,
+) -> (Vec<String>, Vec<LayerTiming>) {
+    match mode {
+        KernelMode::Dense => (Vec::new(), Vec::new()),
+        KernelMode::Sparse => (
+            masks
+                .layers
+                .iter()
+                .filter(|l| layout_of(l).is_some())
+                .map(|l| l.path.clone())
+                .collect(),
+            Vec::new(),
+        ),
+        KernelMode::Auto if !super::runs_wgsl(device) => (Vec::new(), Vec::new()),
+        KernelMode::Auto => {
+            let device = device.clone().inner();
+            let timings: Vec<LayerTiming> = super::lab::conv_shapes(model)
+                .into_iter()
+                .filter_map(|shape| {
+                    let mask = masks.get(&shape.path)?;
+                    Some(time_layer(&shape, &mask.active, batch, &device, 3))
+                })
+                .collect();
+            let chosen = timings
+                .iter()
+                .filter(|t| t.sparse_wins())
+                .map(|t| t.shape.path.clone())
+                .collect();
+            (chosen, timings)
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct SparsePlan {
     layers: BTreeMap<String, DeviceSparseIndex>,
@@ -74,9 +128,9 @@ impl SparsePlan {
 
 /// The weight layout of a conv (`[out, in, kh, kw]`) or linear (`[in, out]`) mask.
 pub fn layout_of(mask: &LayerMask) -> Option<WeightLayout> {
-    match mask.dims.as_slice() {
-        &[o, i, kh, kw] => Some(WeightLayout::conv([o, i, kh, kw])),
-        &[i, o] => Some(WeightLayout::linear([i, o])),
+    match *mask.dims.as_slice() {
+        [o, i, kh, kw] => Some(WeightLayout::conv([o, i, kh, kw])),
+        [i, o] => Some(WeightLayout::linear([i, o])),
         _ => None,
     }
 }
@@ -91,7 +145,14 @@ pub struct ConvShape {
     pub stride: usize,
 }
 
+/// A conv shape without its path: weight dims, input side, stride.
+pub type ShapeKey = ([usize; 4], usize, usize);
+
 impl ConvShape {
+    pub fn key(&self) -> ShapeKey {
+        (self.weight, self.in_side, self.stride)
+    }
+
     pub fn padding(&self) -> usize {
         self.weight[2] / 2
     }

@@ -42,6 +42,9 @@ pub struct RunConfig {
     pub log_every: usize,
     /// Evaluate on the dataset's test split at the end, when it has one.
     pub eval_test: bool,
+    /// Sparse kernels: "auto" (by measurement, on wgpu), "sparse" (every layer) or
+    /// "dense" (masked dense convolutions).
+    pub kernels: crate::kernels::plan::KernelMode,
 }
 
 impl Default for RunConfig {
@@ -52,6 +55,7 @@ impl Default for RunConfig {
             checkpoint_every: 0,
             log_every: 1,
             eval_test: true,
+            kernels: Default::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ use super::eval::Evaluation;
 use super::metrics::LayerDensity;
 use crate::data::split::epoch_order;
 use crate::data::{Batcher, ImageSet, Normalization, TrainValSplit};
+use crate::kernels::plan::SparsePlan;
 use crate::methods::{self, MaskUpdate, SparsityMethod, Timeline, UpdateContext};
 use crate::model::{ResNet, for_each_param, grads_by_path, map_params};
 use crate::optim::{MaskedSgd, mask_tensors};
@@ -17,6 +18,7 @@ use burn::optim::GradientsParams;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -116,6 +118,8 @@ pub struct Trainer {
     pub best_val_accuracy: Option<f64>,
     /// The last mask update's dropped/grown indices (for inspection and tests).
     pub last_update: Option<MaskUpdate>,
+    /// The layers that run the sparse kernels (`run.kernels`), chosen at creation.
+    pub sparse_kernel_layers: Vec<String>,
     order: Option<(usize, Vec<usize>)>,
 }
 
@@ -179,7 +183,15 @@ impl Trainer {
             .map(|i| (model.output_positions(&layers[i].path) * budget.uses(i)) as f64)
             .collect();
         let optim = MaskedSgd::new(config.optim.clone());
+        let (sparse_kernel_layers, _) = crate::kernels::plan::choose_layers(
+            &model,
+            &masks,
+            config.run.kernels,
+            config.batch_size,
+            &device,
+        );
         let mut trainer = Self {
+            sparse_kernel_layers,
             mask_tensors: mask_tensors(&masks, &device),
             config,
             device,
@@ -311,8 +323,17 @@ impl Trainer {
         self.method.scheduled_density(self.step, &self.budget)
     }
 
+    /// Called whenever the masks change: recounts them and rebuilds the sparse kernels'
+    /// index from them.
     fn count_masks(&mut self) {
         self.layer_nnz = self.masks.layers.iter().map(|l| l.nnz()).collect();
+        self.model.sparse = (!self.sparse_kernel_layers.is_empty()).then(|| {
+            Arc::new(SparsePlan::new(
+                &self.masks,
+                self.sparse_kernel_layers.iter().map(String::as_str),
+                &self.device,
+            ))
+        });
     }
 
     /// Non-zeros of the masks (the learnable count).
@@ -467,6 +488,15 @@ impl Trainer {
         let x = Tensor::<4>::from_data(TensorData::new(batch.images, [b, 3, 32, 32]), &self.device);
         let y = Tensor::<1, Int>::from_data(TensorData::new(batch.labels, [b]), &self.device);
 
+        // A step that reads the dense gradient (RigL's grow) runs the dense convolutions:
+        // the sparse kernels compute weight gradients at active positions only.
+        let is_update = self.method.is_update_step(step);
+        let dense_step = is_update && self.method.needs_gradients(step);
+        let plan = if dense_step {
+            self.model.sparse.take()
+        } else {
+            None
+        };
         let logits = self.model.forward(x);
         let correct = logits
             .clone()
@@ -480,15 +510,17 @@ impl Trainer {
         let loss = cross_entropy_sum(logits, y) / b as f32;
         let loss_value = loss.clone().inner();
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        if plan.is_some() {
+            self.model.sparse = plan;
+        }
         let lr = self.lr();
 
         // FLOPs of a sparse implementation, as the papers count them: forward plus a
         // backward of twice its cost with the step's masks; a step that reads dense
         // gradients (RigL's grow) computes the dense weight gradient instead.
-        let is_update = self.method.is_update_step(step);
         let sparse = self.forward_flops();
         self.train_flops += b as f64
-            * if is_update && self.method.needs_gradients(step) {
+            * if dense_step {
                 2.0 * sparse + self.dense_forward_flops()
             } else {
                 3.0 * sparse
