@@ -262,14 +262,16 @@ fn bench_kernels(
     eprintln!("timing update kernels...");
     println!("\n## Update kernels (one ResNet-34 stage-4 layer)\n");
     println!("| kernel | kernel ms | reference ms | ratio |\n|---|---:|---:|---:|");
-    for (what, kernel, reference) in lab::update_kernel_rows(512 * 512 * 9, repeats, &dev) {
+    for r in lab::update_kernel_rows(512 * 512 * 9, repeats, &dev) {
+        let (k, rf) = (r.kernel, r.reference);
         println!(
-            "| {what} | {:.2} ± {:.2} | {:.2} ± {:.2} | {:.2}x |",
-            kernel.0,
-            kernel.1,
-            reference.0,
-            reference.1,
-            reference.0 / kernel.0
+            "| {} | {:.2} ± {:.2} | {:.2} ± {:.2} | {:.2}x |",
+            r.what,
+            k.0,
+            k.1,
+            rf.0,
+            rf.1,
+            rf.0 / k.0
         );
     }
     println!(
