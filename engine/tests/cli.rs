@@ -465,3 +465,37 @@ fn bench_kernels_prints_its_tables_and_rejects_bad_arguments() {
     let err = run_err(sparselab().args(["bench", "kernels", "--models", "resnet19"]));
     assert!(err.contains("unknown model 'resnet19'"), "{err}");
 }
+
+#[test]
+fn auto_kernels_choose_layers_by_measurement_and_report_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_ok(
+        sparselab()
+            .args(SMALL)
+            .args(["--sparsity", "0.999", "--set", "run.kernels=\"auto\""])
+            .arg("--out")
+            .arg(dir.path()),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let start: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(dir.path().join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let chosen = start["sparse_kernel_layers"]
+        .as_array()
+        .expect("the start event lists them");
+    // The console line says what the start event records, whichever way timing went.
+    if chosen.is_empty() {
+        assert!(stderr.contains("no layer was faster sparse"), "{stderr}");
+    } else {
+        assert!(
+            stderr.contains(&format!("sparse kernels: {} of ", chosen.len())),
+            "{stderr}"
+        );
+    }
+    assert!(String::from_utf8_lossy(&out.stdout).contains("best val acc"));
+}

@@ -102,7 +102,7 @@ pub fn layer_timings(
                     for j in rng.sample_indices(numel, k) {
                         active[j] = true;
                     }
-                    time_layer(&shape, &active, batch, device, repeats)
+                    time_layer(&shape, &active, batch, device, repeats, false)
                 })
                 .collect();
             ShapeTimings {

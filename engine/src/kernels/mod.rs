@@ -31,3 +31,12 @@ pub fn runs_wgsl(device: &Device) -> bool {
         DispatchDevice::Cube(_)
     )
 }
+
+/// Whether the sparse kernels exist for `device`'s backend: wgpu (WGSL) or Flex (CPU
+/// loops). Elsewhere (the deprecated ndarray backend) every layer runs dense.
+pub fn has_kernels(device: &Device) -> bool {
+    matches!(
+        device.clone().inner().as_dispatch(),
+        DispatchDevice::Cube(_) | DispatchDevice::Flex(_)
+    )
+}

@@ -17,18 +17,20 @@ use web_time::Instant;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KernelMode {
-    /// Dense convolutions of the masked weights everywhere (what peer libraries do).
+    /// Dense convolutions of the masked weights everywhere (what peer libraries do). The
+    /// default: two runs of one config give the same numbers, bit for bit.
+    #[default]
     Dense,
     /// Every conv and linear layer through the sparse kernels.
     Sparse,
-    /// On wgpu, each conv layer runs sparse where a timing at the run's batch size and
-    /// initial density says the sparse kernel wins; dense on CPU backends.
-    #[default]
+    /// Each conv layer runs sparse where a timing (forward and backward, at the run's batch
+    /// size and initial density) says the sparse kernel wins. The choice is logged and
+    /// kept in checkpoints; being timed, it can differ between two runs of one config.
     Auto,
 }
 
 /// The layers that run sparse under `mode`, with the per-layer timings behind the choice
-/// (empty unless `mode` is auto on a wgpu device).
+/// (only auto measures). None on a backend without the kernels (`has_kernels`).
 pub fn choose_layers(
     model: &crate::model::ResNet,
     masks: &Masks,
@@ -36,6 +38,9 @@ pub fn choose_layers(
     batch: usize,
     device: &Device,
 ) -> (Vec<String>, Vec<LayerTiming>) {
+    if !super::has_kernels(device) {
+        return (Vec::new(), Vec::new());
+    }
     match mode {
         KernelMode::Dense => (Vec::new(), Vec::new()),
         KernelMode::Sparse => (
@@ -47,14 +52,14 @@ pub fn choose_layers(
                 .collect(),
             Vec::new(),
         ),
-        KernelMode::Auto if !super::runs_wgsl(device) => (Vec::new(), Vec::new()),
         KernelMode::Auto => {
-            let device = device.clone().inner();
+            // Timed as training uses them: forward and backward.
+            let device = device.clone().autodiff();
             let timings: Vec<LayerTiming> = super::lab::conv_shapes(model)
                 .into_iter()
                 .filter_map(|shape| {
                     let mask = masks.get(&shape.path)?;
-                    Some(time_layer(&shape, &mask.active, batch, &device, 3))
+                    Some(time_layer(&shape, &mask.active, batch, &device, 3, true))
                 })
                 .collect();
             let chosen = timings
@@ -221,13 +226,15 @@ pub fn mean_std(xs: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// Times the dense masked convolution and the sparse kernel of one layer (forward only).
+/// Times the dense masked convolution and the sparse kernel of one layer: the forward
+/// pass, or with `backward` (on an autodiff device) forward plus backward.
 pub fn time_layer(
     shape: &ConvShape,
     active: &[bool],
     batch: usize,
     device: &Device,
     repeats: usize,
+    backward: bool,
 ) -> LayerTiming {
     let layout = WeightLayout::conv(shape.weight);
     let index = SparseIndex::new(layout, active);
@@ -239,20 +246,50 @@ pub fn time_layer(
         device,
     );
     let weight = Tensor::<4>::random(shape.weight, Distribution::Normal(0.0, 0.1), device);
+    let (x, weight) = if backward {
+        (x.require_grad(), weight.require_grad())
+    } else {
+        (x, weight)
+    };
+    let finish = |y: Tensor<4>| {
+        if backward {
+            drop(y.sum().backward());
+            None
+        } else {
+            Some(y)
+        }
+    };
     let mask_values: Vec<f32> = active.iter().map(|&a| f32::from(u8::from(a))).collect();
     let mask = Tensor::<4>::from_data(
         burn::tensor::TensorData::new(mask_values, shape.weight),
         device,
     );
     // The dense baseline is what a masked-dense library runs: conv of (weight * mask).
-    let masked = weight.clone() * mask;
+    let masked = (weight.clone() * mask).detach();
+    // A fresh leaf: every timed backward builds its graph from leaves.
+    let masked = if backward {
+        masked.require_grad()
+    } else {
+        masked
+    };
     let (stride, padding) = ([shape.stride; 2], [shape.padding(); 2]);
     let options = burn::tensor::ops::ConvOptions::new(stride, padding, [1, 1], 1);
     let dense_ms = time_ms(device, 2, repeats, || {
-        burn::tensor::module::conv2d(x.clone(), masked.clone(), None, options.clone())
+        finish(burn::tensor::module::conv2d(
+            x.clone(),
+            masked.clone(),
+            None,
+            options.clone(),
+        ))
     });
     let sparse_ms = time_ms(device, 2, repeats, || {
-        sparse_conv2d(x.clone(), weight.clone(), &index, stride, padding)
+        finish(sparse_conv2d(
+            x.clone(),
+            weight.clone(),
+            &index,
+            stride,
+            padding,
+        ))
     });
     LayerTiming {
         shape: shape.clone(),

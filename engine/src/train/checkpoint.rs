@@ -53,6 +53,10 @@ pub struct CheckpointMeta {
     /// DyReLU's phase p at this step, for evaluating the checkpoint.
     #[serde(default)]
     pub dyrelu_phase: Option<f64>,
+    /// The layers that ran the sparse kernels, so a resumed run keeps the same choice
+    /// (`run.kernels = "auto"` measures, and a second measurement could differ).
+    #[serde(default)]
+    pub sparse_kernel_layers: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -31,6 +31,9 @@ pub enum Event {
         /// DyReLU's parameters, included in `dense_params`.
         #[serde(default)]
         dyrelu_params: usize,
+        /// The layers that run the sparse kernels (`run.kernels`); the rest run dense.
+        #[serde(default)]
+        sparse_kernel_layers: Vec<String>,
         layers: Vec<LayerDensity>,
         resumed_from: Option<usize>,
     },

@@ -126,6 +126,22 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
             model.own_blocks
         );
     }
+    if config.run.kernels != crate::kernels::plan::KernelMode::Dense {
+        let (n, of) = (
+            trainer.sparse_kernel_layers.len(),
+            trainer.masks.layers.len(),
+        );
+        if n > 0 {
+            eprintln!(
+                "sparse kernels: {n} of {of} layers run sparse ({}); the rest dense",
+                trainer.sparse_kernel_layers.join(", ")
+            );
+        } else if !crate::kernels::has_kernels(&trainer.device) {
+            eprintln!("sparse kernels: none for this backend (use flex or wgpu); all dense");
+        } else {
+            eprintln!("sparse kernels: no layer was faster sparse at this density; all dense");
+        }
+    }
     let mut log = MetricsLog::append_to(&metrics_path)
         .with_context(|| format!("cannot write {}", metrics_path.display()))?;
     log.write(&Event::Start {
@@ -140,6 +156,7 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
         dense_params: trainer.dense_param_count(),
         unshared_numel: trainer.budget.unshared_total(),
         dyrelu_params: trainer.dyrelu_param_count(),
+        sparse_kernel_layers: trainer.sparse_kernel_layers.clone(),
         layers: trainer.layer_densities(),
         resumed_from: resumed.as_ref().map(|c| c.meta.step),
     })?;

@@ -257,6 +257,9 @@ impl Trainer {
             .ever_active(&self.layers)?
             .unwrap_or_else(|| self.masks.clone());
         self.train_flops = ckpt.meta.train_flops;
+        if let Some(layers) = &ckpt.meta.sparse_kernel_layers {
+            self.sparse_kernel_layers = layers.clone();
+        }
         self.mask_tensors = mask_tensors(&self.masks, &device);
         self.count_masks();
         self.optim.momentum.clear();
@@ -737,6 +740,7 @@ impl Trainer {
                 best_val_accuracy: self.best_val_accuracy,
                 train_flops: self.train_flops,
                 dyrelu_phase: self.phase(),
+                sparse_kernel_layers: Some(self.sparse_kernel_layers.clone()),
             },
             tensors,
         })
