@@ -8,3 +8,5 @@ bash scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
 cargo test --release --locked --workspace 2>&1
+# The kernel tests again in headless Chromium on WebGPU (the browser runs the same WGSL).
+bash scripts/test-browser.sh

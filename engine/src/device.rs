@@ -3,6 +3,7 @@
 //! fastest CPU backend Burn 0.22 offers here. Software adapters (lavapipe, SwiftShader,
 //! WARP) count as CPUs: far too slow to train on, they serve only to test GPU code.
 
+#[cfg(not(target_arch = "wasm32"))]
 use burn::tensor::{Device, DeviceKind};
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The kernel tests in a browser: builds tests/browser for wasm32 and runs it in headless
+# Chromium (Debian's package; WebGPU through SwiftShader with --enable-unsafe-webgpu),
+# driven by wasm-bindgen-test-runner and chromedriver. Installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+rustup target add wasm32-unknown-unknown >/dev/null
+if ! command -v chromedriver >/dev/null 2>&1 || [ ! -x /usr/lib/chromium/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "error: needs Debian's chromium and chromium-driver: sudo apt-get install chromium chromium-driver" >&2
+    exit 1
+  fi
+fi
+# The runner must match the wasm-bindgen version in Cargo.lock exactly.
+wb_version=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[version ="]/, ""); print; exit}' Cargo.lock)
+if ! wasm-bindgen-test-runner --version 2>/dev/null | grep -q "$wb_version"; then
+  # Its own target dir: the workspace's is locked by the build below in parallel runs.
+  CARGO_TARGET_DIR="$HOME/.cache/sparselab-tools" cargo install wasm-bindgen-cli --version "$wb_version"
+fi
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"
+export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}"
+# The runner reads webdriver.json (Chromium's path and flags) from the working directory.
+cd tests/browser
+cargo test --release --locked --target wasm32-unknown-unknown -p sparselab-browser-tests
