@@ -1,19 +1,20 @@
 // Shared by the top-k kernels: the radix key of element i.
 //
 // Selection takes the k largest keys among eligible elements; ties go to the lower index.
-// key = bits(|score|) orders non-negative floats like their values. For "smallest first"
-// the key is inverted. A NaN gets key 0 either way, so it is never picked ahead of a number
-// (the CPU reference `sparsity::topk::top_k` ranks NaN below everything too).
+// key = bits(|score|) + 1 orders non-negative floats like their values, with NaN at 0
+// below every number. For "smallest first" the key is inverted. This is the order of the
+// CPU reference `sparsity::topk::top_k`, which ranks NaN as -inf.
 
 fn radix_key(score: f32, smallest_first: bool) -> u32 {
     // |score| by clearing the sign bit; NaN tested on the bits, since shader compilers may
     // assume floats are never NaN and fold `x != x` away.
     let bits = bitcast<u32>(score) & 0x7fffffffu;
-    if (bits > 0x7f800000u) {
-        return 0u;
-    }
+    let is_nan = bits > 0x7f800000u;
     if (smallest_first) {
-        return ~bits;
+        // The CPU ranks NaN as -inf, level with |score| = inf: the same key, so the tie
+        // goes to the lower index there too.
+        return ~select(bits, 0x7f800000u, is_nan);
     }
-    return bits;
+    // Every number gets a key of at least 1, strictly above a NaN's 0.
+    return select(bits + 1u, 0u, is_nan);
 }

@@ -26,7 +26,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
         }
     }
     workgroupBarrier();
-    if (lid == 0u) {
+    // Past the last chunk (a 2-D grid can overshoot) there is no count to write.
+    if (lid == 0u && chunk * 256u < params[0]) {
         chunk_counts[chunk] = atomicLoad(&chunk_total);
     }
 }

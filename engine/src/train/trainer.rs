@@ -494,7 +494,10 @@ impl Trainer {
         // A step that reads the dense gradient (RigL's grow) runs the dense convolutions:
         // the sparse kernels compute weight gradients at active positions only.
         let is_update = self.method.is_update_step(step);
-        let dense_step = is_update && self.method.needs_gradients(step);
+        // So does an update followed by an optimizer step (AC/DC's decompression, GMP):
+        // weights it reactivates need their real gradient, which the sparse kernels leave 0.
+        let dense_step = is_update
+            && (self.method.needs_gradients(step) || !self.method.replaces_optimizer_step());
         let plan = if dense_step {
             self.model.sparse.take()
         } else {
@@ -523,7 +526,7 @@ impl Trainer {
         // gradients (RigL's grow) computes the dense weight gradient instead.
         let sparse = self.forward_flops();
         self.train_flops += b as f64
-            * if dense_step {
+            * if is_update && self.method.needs_gradients(step) {
                 2.0 * sparse + self.dense_forward_flops()
             } else {
                 3.0 * sparse
