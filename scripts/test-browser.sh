@@ -26,4 +26,4 @@ export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}"
 # The runner reads webdriver.json (Chromium's path and flags) from the working directory.
 cd tests/browser
-cargo test --release --locked --target wasm32-unknown-unknown -p sparselab-browser-tests
+cargo test --release --locked --target wasm32-unknown-unknown -p sparselab-browser-tests -- --nocapture

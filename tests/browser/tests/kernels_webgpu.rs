@@ -22,10 +22,17 @@ async fn webgpu() -> Device {
     if let Some(device) = DEVICE.with(|d| d.borrow().clone()) {
         return device;
     }
-    let device = Device::wgpu_options()
-        .init_async()
+    let (device, setup) = Device::wgpu_options()
+        .init_with_setup_async()
         .await
         .expect("a WebGPU adapter (is --enable-unsafe-webgpu set?)");
+    let info = setup.adapter.get_info();
+    console_log!(
+        "WebGPU adapter: {} ({:?}, {:?})",
+        info.name,
+        info.backend,
+        info.device_type
+    );
     DEVICE.with(|d| *d.borrow_mut() = Some(device.clone()));
     device
 }
