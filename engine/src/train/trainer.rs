@@ -243,7 +243,13 @@ impl Trainer {
             meta.config.seed,
             meta.normalization,
         );
-        let mut trainer = Self::new(meta.config.clone(), data, device)?;
+        // The checkpoint names the layers that ran sparse: no need to time them again.
+        let mut config = meta.config.clone();
+        if meta.sparse_kernel_layers.is_some() {
+            config.run.kernels = crate::kernels::plan::KernelMode::Dense;
+        }
+        let mut trainer = Self::new(config, data, device)?;
+        trainer.config.run.kernels = meta.config.run.kernels;
         trainer.load_state(ckpt)?;
         Ok(trainer)
     }
