@@ -33,3 +33,9 @@ fn geometry() -> Geometry {
         params[15], params[16],
     );
 }
+
+// (n, c, h, w) of element `index` of a contiguous NCHW tensor.
+fn nchw(index: u32, channels: u32, height: u32, width: u32) -> vec4<u32> {
+    let rest = index / width / height;
+    return vec4<u32>(rest / channels, rest % channels, (index / width) % height, index % width);
+}

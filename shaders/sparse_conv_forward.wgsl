@@ -19,12 +19,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (index >= g.count) {
         return;
     }
-    let ow = index % g.out_w;
-    var rest = index / g.out_w;
-    let oh = rest % g.out_h;
-    rest = rest / g.out_h;
-    let oc = rest % g.out_channels;
-    let n = rest / g.out_channels;
+    let at = nchw(index, g.out_channels, g.out_h, g.out_w);
+    let n = at.x;
+    let oc = at.y;
+    let oh = at.z;
+    let ow = at.w;
     let taps = g.kernel_h * g.kernel_w;
     let h0 = i32(oh * g.stride_h) - i32(g.pad_h);
     let w0 = i32(ow * g.stride_w) - i32(g.pad_w);

@@ -19,12 +19,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (index >= g.count) {
         return;
     }
-    let iw = index % g.in_w;
-    var rest = index / g.in_w;
-    let ih = rest % g.in_h;
-    rest = rest / g.in_h;
-    let ic = rest % g.in_channels;
-    let n = rest / g.in_channels;
+    let at = nchw(index, g.in_channels, g.in_h, g.in_w);
+    let n = at.x;
+    let ic = at.y;
+    let ih = at.z;
+    let iw = at.w;
     let taps = g.kernel_h * g.kernel_w;
     var acc = 0.0;
     let end = col_start[ic + 1u];

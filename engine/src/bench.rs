@@ -17,15 +17,7 @@ pub struct BenchRow {
 
 impl BenchRow {
     pub fn mean_std(&self) -> (f64, f64) {
-        let n = self.ms_per_step.len() as f64;
-        let mean = self.ms_per_step.iter().sum::<f64>() / n;
-        let var = self
-            .ms_per_step
-            .iter()
-            .map(|x| (x - mean).powi(2))
-            .sum::<f64>()
-            / (n - 1.0).max(1.0);
-        (mean, var.sqrt())
+        crate::stats::mean_std(&self.ms_per_step)
     }
 }
 

@@ -15,6 +15,7 @@ pub mod optim;
 pub mod rng;
 pub mod schedule;
 pub mod sparsity;
+pub mod stats;
 #[cfg(feature = "native")]
 pub mod sweep;
 pub mod train;

@@ -113,7 +113,6 @@ impl MaskedSgd {
             momentum: c.momentum as f32,
             weight_decay: c.weight_decay as f32,
             nesterov: c.nesterov,
-            has_mask: false,
         };
         let momentum = &mut self.momentum;
         map_params(model, |path, w| {

@@ -8,6 +8,10 @@ use sparselab::kernels::sparse_conv::{reference_conv2d, sparse_conv2d, sparse_li
 use sparselab::kernels::sparse_index::{SparseIndex, WeightLayout};
 use sparselab::kernels::topk::{self, TopKQuery};
 
+#[path = "../kernel_inputs.rs"]
+mod kernel_inputs;
+use kernel_inputs::{Lcg, as_f32, max_abs_diff, tensor1};
+
 /// The wgpu device (lavapipe on a machine without a GPU), or None where there is no wgpu
 /// adapter at all (`scripts/setup.sh` installs lavapipe when run as root).
 fn wgpu() -> Option<Device> {
@@ -22,31 +26,6 @@ fn devices() -> Vec<Device> {
     wgpu().into_iter().chain([Device::flex()]).collect()
 }
 
-/// Deterministic pseudo-random numbers for test inputs (no shared RNG state).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 40) as f32) / (1u64 << 24) as f32
-    }
-
-    fn normal_vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| (self.next() - 0.5) * 2.0).collect()
-    }
-
-    fn bools(&mut self, n: usize, p: f32) -> Vec<bool> {
-        (0..n).map(|_| self.next() < p).collect()
-    }
-}
-
-fn tensor1(v: &[f32], device: &Device) -> Tensor<1> {
-    Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
-}
-
 fn host(t: Tensor<1>) -> Vec<f32> {
     t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
 }
@@ -56,23 +35,11 @@ fn host4(t: Tensor<4>) -> Vec<f32> {
     host(t.reshape([n]))
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
-fn as_f32(mask: &[bool]) -> Vec<f32> {
-    mask.iter().map(|&a| if a { 1.0 } else { 0.0 }).collect()
-}
-
 #[test]
 fn masked_step_matches_the_tensor_reference_and_zeroes_pruned_weights() {
     let mut rng = Lcg(7);
     let n = 1000;
-    let (w, m, g) = (rng.normal_vec(n), rng.normal_vec(n), rng.normal_vec(n));
+    let (w, m, g) = (rng.uniform_vec(n), rng.uniform_vec(n), rng.uniform_vec(n));
     let mask = rng.bools(n, 0.3);
     for device in devices() {
         for (nesterov, has_mask, version) in [
@@ -88,7 +55,6 @@ fn masked_step_matches_the_tensor_reference_and_zeroes_pruned_weights() {
                 momentum: 0.9,
                 weight_decay: 5e-4,
                 nesterov,
-                has_mask,
             };
             let mask_t = has_mask.then(|| tensor1(&as_f32(&mask), &device));
             let clip = tensor1(&[0.7], &device);
@@ -134,7 +100,6 @@ fn masked_step_leaves_its_inputs_untouched() {
         momentum: 0.0,
         weight_decay: 0.0,
         nesterov: false,
-        has_mask: false,
     };
     let (nw, _) =
         masked_step::masked_sgd_step(w.clone(), m, g, None, tensor1(&[1.0], &device), hyper);
@@ -248,8 +213,8 @@ fn check_conv(case: &ConvCase, device: &Device, seed: u64) {
     let active = rng.bools(layout.numel(), case.density);
     let index = SparseIndex::new(layout, &active).to_device(device);
     let x_dims = [case.batch, case.in_channels, case.size, case.size];
-    let x_data = rng.normal_vec(x_dims.iter().product());
-    let w_data = rng.normal_vec(layout.numel());
+    let x_data = rng.uniform_vec(x_dims.iter().product());
+    let w_data = rng.uniform_vec(layout.numel());
     let ad = device.clone().autodiff();
     let input = |dev: &Device| {
         let x = Tensor::<4>::from_data(TensorData::new(x_data.clone(), x_dims), dev).require_grad();
@@ -349,14 +314,14 @@ fn sparse_linear_matches_the_masked_matmul() {
         let active = rng.bools(layout.numel(), 0.2);
         let index = SparseIndex::new(layout, &active).to_device(&device);
         let w = Tensor::<2>::from_data(
-            TensorData::new(rng.normal_vec(d_in * d_out), [d_in, d_out]),
+            TensorData::new(rng.uniform_vec(d_in * d_out), [d_in, d_out]),
             &device,
         );
         let x = Tensor::<2>::from_data(
-            TensorData::new(rng.normal_vec(batch * d_in), [batch, d_in]),
+            TensorData::new(rng.uniform_vec(batch * d_in), [batch, d_in]),
             &device,
         );
-        let b = tensor1(&rng.normal_vec(d_out), &device);
+        let b = tensor1(&rng.uniform_vec(d_out), &device);
         let mask = Tensor::<2>::from_data(TensorData::new(as_f32(&active), [d_in, d_out]), &device);
         let y = sparse_linear(x.clone(), w.clone(), Some(b.clone()), &index);
         let want = x.matmul(w * mask) + b.unsqueeze();

@@ -4,7 +4,7 @@
 //! measurement; then the update kernels (masked step, top-k) against their references.
 
 use super::masked_step::{self, StepHyper};
-use super::plan::{ConvShape, LayerTiming, ShapeKey, SparsePlan, time_layer, time_ms};
+use super::plan::{ConvShape, LayerTiming, ShapeKey, SparsePlan, conv_shapes, time_layer, time_ms};
 use super::topk::{self, TopKQuery};
 use crate::model::{Arch, ModelConfig, ResNet};
 use crate::rng::Rng;
@@ -13,25 +13,6 @@ use burn::tensor::{Device, Distribution, Tensor};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
-
-/// The conv layers of `arch` (CIFAR, 32x32 inputs) with their input size and stride.
-pub fn conv_shapes(model: &ResNet) -> Vec<ConvShape> {
-    let strides = model.conv_strides();
-    sparse_layers(model)
-        .into_iter()
-        .filter(|l| l.dims.len() == 4)
-        .map(|l| {
-            let stride = strides[&l.path];
-            let out_side = (model.output_positions(&l.path) as f64).sqrt().round() as usize;
-            ConvShape {
-                weight: [l.dims[0], l.dims[1], l.dims[2], l.dims[3]],
-                in_side: out_side * stride,
-                stride,
-                path: l.path,
-            }
-        })
-        .collect()
-}
 
 fn model(arch: Arch, device: &Device) -> ResNet {
     ModelConfig {
@@ -137,8 +118,9 @@ pub fn network_timing(
     device: &Device,
     sparse_wins: &dyn Fn(&ConvShape, f64) -> bool,
 ) -> NetworkTiming {
-    let masks = uniform_masks(&model(arch, &Device::flex()), 1.0 - sparsity, 11);
-    let shapes = conv_shapes(&model(arch, &Device::flex()));
+    let cpu_model = model(arch, &Device::flex());
+    let masks = uniform_masks(&cpu_model, 1.0 - sparsity, 11);
+    let shapes = conv_shapes(&cpu_model);
     let chosen: Vec<&str> = shapes
         .iter()
         .filter(|s| sparse_wins(s, 1.0 - sparsity))
@@ -194,7 +176,6 @@ pub fn update_kernel_rows(numel: usize, repeats: usize, device: &Device) -> Vec<
         momentum: 0.9,
         weight_decay: 5e-4,
         nesterov: true,
-        has_mask: true,
     };
     let step = |version| {
         time_ms(device, 2, repeats, || {

@@ -23,15 +23,14 @@ pub struct StepHyper {
     pub momentum: f32,
     pub weight_decay: f32,
     pub nesterov: bool,
-    /// When false the parameter is dense (BatchNorm, biases) and `mask` is ignored.
-    pub has_mask: bool,
 }
 
 #[backend_extension(Cube, Fusion, Flex)]
 pub trait MaskedStepBackend: Backend {
     /// Returns the updated (weight, momentum). `clip` is a 1-element tensor scaling the
-    /// gradient (the global clipping coefficient, 1 when clipping is off).
-    #[fusion(meta = |weight, momentum, _grad, _mask, _clip, _hyper| (weight.clone(), momentum.clone()))]
+    /// gradient (the global clipping coefficient, 1 when clipping is off). Without
+    /// `has_mask` the parameter is dense (BatchNorm, biases) and `mask` is not read.
+    #[fusion(meta = |weight, momentum, _grad, _mask, _clip, _hyper, _has_mask| (weight.clone(), momentum.clone()))]
     fn masked_sgd_step(
         weight: FloatTensor<Self>,
         momentum: FloatTensor<Self>,
@@ -39,6 +38,7 @@ pub trait MaskedStepBackend: Backend {
         mask: FloatTensor<Self>,
         clip: FloatTensor<Self>,
         hyper: StepHyper,
+        has_mask: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }
 
@@ -52,10 +52,7 @@ pub fn masked_sgd_step(
     clip: Tensor<1>,
     hyper: StepHyper,
 ) -> (Tensor<1>, Tensor<1>) {
-    let hyper = StepHyper {
-        has_mask: mask.is_some(),
-        ..hyper
-    };
+    let has_mask = mask.is_some();
     // An optimizer step is not differentiated: run it on the inner backend.
     let mask = mask.unwrap_or_else(|| grad.clone());
     let (w, m) = <Dispatch as MaskedStepBackend>::masked_sgd_step(
@@ -65,6 +62,7 @@ pub fn masked_sgd_step(
         mask.inner().into_dispatch(),
         clip.inner().into_dispatch(),
         hyper,
+        has_mask,
     );
     (Tensor::from_dispatch(w), Tensor::from_dispatch(m))
 }
@@ -129,8 +127,9 @@ impl MaskedStepBackend for Flex {
         mask: FloatTensor<Self>,
         clip: FloatTensor<Self>,
         hyper: StepHyper,
+        has_mask: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let mask = hyper.has_mask.then_some(mask);
+        let mask = has_mask.then_some(mask);
         reference_ops::<Self>(weight, momentum, grad, mask, clip, hyper)
     }
 }
@@ -143,6 +142,7 @@ impl MaskedStepBackend for CubeBackend {
         mask: CubeTensor,
         clip: CubeTensor,
         hyper: StepHyper,
+        has_mask: bool,
     ) -> (CubeTensor, CubeTensor) {
         let f32_only = [DType::F32];
         let weight = wgsl::contiguous(weight, "weight", &f32_only);
@@ -191,7 +191,7 @@ impl MaskedStepBackend for CubeBackend {
                 hyper.momentum.to_bits(),
                 hyper.weight_decay.to_bits(),
                 hyper.nesterov as u32,
-                hyper.has_mask as u32,
+                has_mask as u32,
                 groups_x,
             ],
         );

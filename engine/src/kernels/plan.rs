@@ -6,7 +6,9 @@
 
 use super::sparse_conv::{conv_out_len, sparse_conv2d, sparse_linear};
 use super::sparse_index::{DeviceSparseIndex, SparseIndex, WeightLayout};
-use crate::sparsity::{LayerMask, Masks};
+use crate::model::ResNet;
+use crate::sparsity::{LayerMask, Masks, sparse_layers};
+use crate::stats::mean_std;
 use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Distribution, Tensor};
@@ -32,7 +34,7 @@ pub enum KernelMode {
 /// The layers that run sparse under `mode`, with the per-layer timings behind the choice
 /// (only auto measures). None on a backend without the kernels (`has_kernels`).
 pub fn choose_layers(
-    model: &crate::model::ResNet,
+    model: &ResNet,
     masks: &Masks,
     mode: KernelMode,
     batch: usize,
@@ -55,7 +57,7 @@ pub fn choose_layers(
         KernelMode::Auto => {
             // Timed as training uses them: forward and backward.
             let device = device.clone().autodiff();
-            let timings: Vec<LayerTiming> = super::lab::conv_shapes(model)
+            let timings: Vec<LayerTiming> = conv_shapes(model)
                 .into_iter()
                 .filter_map(|shape| {
                     let mask = masks.get(&shape.path)?;
@@ -105,29 +107,24 @@ impl SparsePlan {
         self.layers.is_empty()
     }
 
-    /// The sparse convolution for the layer at `path`, or None when it runs dense.
-    pub fn conv(&self, path: &str, conv: &Conv2d, x: Tensor<4>) -> Option<Tensor<4>> {
-        let index = self.layers.get(path)?;
+    /// The convolution at `path`: the sparse kernel when this plan holds the layer, else
+    /// the layer's own dense convolution.
+    pub fn conv(&self, path: &str, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+        let Some(index) = self.layers.get(path) else {
+            return conv.forward(x);
+        };
         let [kh, kw] = conv.kernel_size;
         // Every conv in our models pads by half its kernel (`model::resnet::conv`).
-        Some(sparse_conv2d(
-            x,
-            conv.weight.val(),
-            index,
-            conv.stride,
-            [kh / 2, kw / 2],
-        ))
+        sparse_conv2d(x, conv.weight.val(), index, conv.stride, [kh / 2, kw / 2])
     }
 
-    /// The sparse linear layer for `path`, or None when it runs dense.
-    pub fn linear(&self, path: &str, linear: &Linear, x: Tensor<2>) -> Option<Tensor<2>> {
-        let index = self.layers.get(path)?;
-        Some(sparse_linear(
-            x,
-            linear.weight.val(),
-            linear.bias.as_ref().map(|b| b.val()),
-            index,
-        ))
+    /// The linear layer at `path`: sparse when this plan holds it, else dense.
+    pub fn linear(&self, path: &str, linear: &Linear, x: Tensor<2>) -> Tensor<2> {
+        let Some(index) = self.layers.get(path) else {
+            return linear.forward(x);
+        };
+        let bias = linear.bias.as_ref().map(|b| b.val());
+        sparse_linear(x, linear.weight.val(), bias, index)
     }
 }
 
@@ -138,6 +135,25 @@ pub fn layout_of(mask: &LayerMask) -> Option<WeightLayout> {
         [i, o] => Some(WeightLayout::linear([i, o])),
         _ => None,
     }
+}
+
+/// The conv layers of `model` (CIFAR, 32x32 inputs) with their input size and stride.
+pub fn conv_shapes(model: &ResNet) -> Vec<ConvShape> {
+    let strides = model.conv_strides();
+    sparse_layers(model)
+        .into_iter()
+        .filter(|l| l.dims.len() == 4)
+        .map(|l| {
+            let stride = strides[&l.path];
+            let out_side = (model.output_positions(&l.path) as f64).sqrt().round() as usize;
+            ConvShape {
+                weight: [l.dims[0], l.dims[1], l.dims[2], l.dims[3]],
+                in_side: out_side * stride,
+                stride,
+                path: l.path,
+            }
+        })
+        .collect()
 }
 
 /// One layer's shape as a convolution sees it.
@@ -217,13 +233,6 @@ pub fn time_ms<T>(
         })
         .collect();
     mean_std(&samples)
-}
-
-pub fn mean_std(xs: &[f64]) -> (f64, f64) {
-    let n = xs.len() as f64;
-    let mean = xs.iter().sum::<f64>() / n;
-    let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    (mean, var.sqrt())
 }
 
 /// Times the dense masked convolution and the sparse kernel of one layer: the forward

@@ -374,6 +374,35 @@ fn to_flex(values: Vec<f32>, shape: Shape, like: &FloatTensor<Flex>) -> FloatTen
     )
 }
 
+/// Calls `f(output_offset, input_offset)` for every output position of one image plane
+/// whose input position under tap (kh, kw) lies inside the (unpadded) input plane: the
+/// loop every CPU kernel below shares.
+fn for_each_tap(g: &ConvGeometry, kh: usize, kw: usize, mut f: impl FnMut(usize, usize)) {
+    for oh in 0..g.out_h {
+        let Some(ih) = (oh * g.stride[0] + kh).checked_sub(g.padding[0]) else {
+            continue;
+        };
+        if ih >= g.in_h {
+            continue;
+        }
+        for ow in 0..g.out_w {
+            let Some(iw) = (ow * g.stride[1] + kw).checked_sub(g.padding[1]) else {
+                continue;
+            };
+            if iw < g.in_w {
+                f(oh * g.out_w + ow, ih * g.in_w + iw);
+            }
+        }
+    }
+}
+
+/// (ic or oc, kh, kw) of an index entry `channel * taps + tap`.
+fn split_entry(g: &ConvGeometry, entry: i32) -> (usize, usize, usize) {
+    let (entry, taps) = (entry as usize, g.layout.taps);
+    let tap = entry % taps;
+    (entry / taps, tap / g.kernel[1], tap % g.kernel[1])
+}
+
 impl SparseConvBackend for Flex {
     fn sparse_conv2d(
         x: FloatTensor<Self>,
@@ -387,33 +416,15 @@ impl SparseConvBackend for Flex {
         let like = x.clone();
         let (xs, ws) = (host_f32(x), host_f32(weight));
         let (rows, entries) = (host_i32(row_start), host_i32(row_entries));
-        let l = g.layout;
-        let plane = g.out_h * g.out_w;
+        let (l, in_plane) = (g.layout, g.in_h * g.in_w);
         let mut out = vec![0.0f32; g.output_shape().num_elements()];
-        for (slab, out_slab) in out.chunks_mut(plane).enumerate() {
+        for (slab, out_plane) in out.chunks_mut(g.out_h * g.out_w).enumerate() {
             let (n, oc) = (slab / l.out_channels, slab % l.out_channels);
-            for e in rows[oc]..rows[oc + 1] {
-                let r = entries[e as usize] as usize;
-                let (ic, tap) = (r / l.taps, r % l.taps);
-                let (kh, kw) = (tap / g.kernel[1], tap % g.kernel[1]);
-                let w = ws[l.flat(oc, ic, tap)];
-                let image = &xs[(n * l.in_channels + ic) * g.in_h * g.in_w..];
-                for oh in 0..g.out_h {
-                    let Some(ih) = (oh * g.stride[0] + kh).checked_sub(g.padding[0]) else {
-                        continue;
-                    };
-                    if ih >= g.in_h {
-                        continue;
-                    }
-                    for ow in 0..g.out_w {
-                        let Some(iw) = (ow * g.stride[1] + kw).checked_sub(g.padding[1]) else {
-                            continue;
-                        };
-                        if iw < g.in_w {
-                            out_slab[oh * g.out_w + ow] += w * image[ih * g.in_w + iw];
-                        }
-                    }
-                }
+            for &entry in &entries[rows[oc] as usize..rows[oc + 1] as usize] {
+                let (ic, kh, kw) = split_entry(&g, entry);
+                let w = ws[l.flat(oc, ic, kh * g.kernel[1] + kw)];
+                let image = &xs[(n * l.in_channels + ic) * in_plane..][..in_plane];
+                for_each_tap(&g, kh, kw, |o, i| out_plane[o] += w * image[i]);
             }
         }
         to_flex(out, g.output_shape(), &like)
@@ -429,36 +440,16 @@ impl SparseConvBackend for Flex {
         let like = grad_out.clone();
         let (dy, ws) = (host_f32(grad_out), host_f32(weight));
         let (cols, entries) = (host_i32(col_start), host_i32(col_entries));
-        let l = g.layout;
+        let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
         let mut dx = vec![0.0f32; g.input_shape().num_elements()];
         // Scatter form: each active weight adds its contribution to the input plane.
-        for n in 0..g.batch {
-            for ic in 0..l.in_channels {
-                let plane =
-                    &mut dx[(n * l.in_channels + ic) * g.in_h * g.in_w..][..g.in_h * g.in_w];
-                for e in cols[ic]..cols[ic + 1] {
-                    let q = entries[e as usize] as usize;
-                    let (oc, tap) = (q / l.taps, q % l.taps);
-                    let (kh, kw) = (tap / g.kernel[1], tap % g.kernel[1]);
-                    let w = ws[l.flat(oc, ic, tap)];
-                    let dy_plane = &dy[(n * l.out_channels + oc) * g.out_h * g.out_w..];
-                    for oh in 0..g.out_h {
-                        let Some(ih) = (oh * g.stride[0] + kh).checked_sub(g.padding[0]) else {
-                            continue;
-                        };
-                        if ih >= g.in_h {
-                            continue;
-                        }
-                        for ow in 0..g.out_w {
-                            let Some(iw) = (ow * g.stride[1] + kw).checked_sub(g.padding[1]) else {
-                                continue;
-                            };
-                            if iw < g.in_w {
-                                plane[ih * g.in_w + iw] += w * dy_plane[oh * g.out_w + ow];
-                            }
-                        }
-                    }
-                }
+        for (slab, dx_plane) in dx.chunks_mut(in_plane).enumerate() {
+            let (n, ic) = (slab / l.in_channels, slab % l.in_channels);
+            for &entry in &entries[cols[ic] as usize..cols[ic + 1] as usize] {
+                let (oc, kh, kw) = split_entry(&g, entry);
+                let w = ws[l.flat(oc, ic, kh * g.kernel[1] + kw)];
+                let dy_plane = &dy[(n * l.out_channels + oc) * out_plane..][..out_plane];
+                for_each_tap(&g, kh, kw, |o, i| dx_plane[i] += w * dy_plane[o]);
             }
         }
         to_flex(dx, g.input_shape(), &like)
@@ -474,35 +465,18 @@ impl SparseConvBackend for Flex {
         let like = x.clone();
         let (xs, dy) = (host_f32(x), host_f32(grad_out));
         let (rows, entries) = (host_i32(row_start), host_i32(row_entries));
-        let l = g.layout;
+        let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
         let mut dw = vec![0.0f32; g.weight_shape().num_elements()];
         for oc in 0..l.out_channels {
-            for e in rows[oc]..rows[oc + 1] {
-                let r = entries[e as usize] as usize;
-                let (ic, tap) = (r / l.taps, r % l.taps);
-                let (kh, kw) = (tap / g.kernel[1], tap % g.kernel[1]);
+            for &entry in &entries[rows[oc] as usize..rows[oc + 1] as usize] {
+                let (ic, kh, kw) = split_entry(&g, entry);
                 let mut acc = 0.0f32;
                 for n in 0..g.batch {
-                    let image = &xs[(n * l.in_channels + ic) * g.in_h * g.in_w..];
-                    let dy_plane = &dy[(n * l.out_channels + oc) * g.out_h * g.out_w..];
-                    for oh in 0..g.out_h {
-                        let Some(ih) = (oh * g.stride[0] + kh).checked_sub(g.padding[0]) else {
-                            continue;
-                        };
-                        if ih >= g.in_h {
-                            continue;
-                        }
-                        for ow in 0..g.out_w {
-                            let Some(iw) = (ow * g.stride[1] + kw).checked_sub(g.padding[1]) else {
-                                continue;
-                            };
-                            if iw < g.in_w {
-                                acc += dy_plane[oh * g.out_w + ow] * image[ih * g.in_w + iw];
-                            }
-                        }
-                    }
+                    let image = &xs[(n * l.in_channels + ic) * in_plane..][..in_plane];
+                    let dy_plane = &dy[(n * l.out_channels + oc) * out_plane..][..out_plane];
+                    for_each_tap(&g, kh, kw, |o, i| acc += dy_plane[o] * image[i]);
                 }
-                dw[l.flat(oc, ic, tap)] = acc;
+                dw[l.flat(oc, ic, kh * g.kernel[1] + kw)] = acc;
             }
         }
         to_flex(dw, g.weight_shape(), &like)

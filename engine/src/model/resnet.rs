@@ -311,7 +311,7 @@ impl Block {
     }
 
     /// `owner` is the block whose convs a shared block runs (ignored by owning blocks);
-    /// `at` names both blocks' parameter paths, for the sparse plan.
+    /// `at` locates both blocks, for the sparse plan.
     pub fn forward(&self, x: Tensor<4>, owner: &Block, phase: f32, at: ConvSite) -> Tensor<4> {
         let c1 = run_conv(
             &self.conv1,
@@ -330,29 +330,31 @@ impl Block {
             out = bn3.forward(c3);
         }
         let identity = match &self.shortcut {
-            Some(s) => {
-                let path = format!("{}.shortcut.conv.weight", at.block);
-                s.bn.forward(at.conv(&path, &s.conv, x))
-            }
+            Some(s) => s.bn.forward(at.conv(at.block, "shortcut.conv", &s.conv, x)),
             None => x,
         };
         activate(&self.dyrelu_out, out + identity, phase)
     }
 }
 
-/// Where a block sits: its own path, its owner's path, and the sparse plan (if any).
+/// Where a block sits (stage, its own index, its owner's index) and the sparse plan.
 #[derive(Clone, Copy)]
 pub struct ConvSite<'a> {
-    pub block: &'a str,
-    pub owner: &'a str,
+    pub stage: usize,
+    pub block: usize,
+    pub owner: usize,
     pub plan: Option<&'a SparsePlan>,
 }
 
 impl ConvSite<'_> {
-    /// The convolution at `path`: the sparse kernel when the plan runs that layer sparse.
-    fn conv(&self, path: &str, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-        match self.plan.and_then(|p| p.conv(path, conv, x.clone())) {
-            Some(y) => y,
+    /// Block `block`'s convolution `name`: through the plan (sparse where it says so)
+    /// when there is one. Paths are only spelled out then, off the plain dense path.
+    fn conv(&self, block: usize, name: &str, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+        match self.plan {
+            Some(plan) => {
+                let path = format!("stages.{}.blocks.{block}.{name}.weight", self.stage);
+                plan.conv(&path, conv, x)
+            }
             None => conv.forward(x),
         }
     }
@@ -367,10 +369,8 @@ fn run_conv(
     name: &str,
 ) -> Tensor<4> {
     match (own, owner, gain) {
-        (Some(c), _, _) => at.conv(&format!("{}.{name}.weight", at.block), c, x),
-        (None, Some(c), Some(g)) => {
-            at.conv(&format!("{}.{name}.weight", at.owner), c, x) * g.val().reshape([1, 1, 1, 1])
-        }
+        (Some(c), _, _) => at.conv(at.block, name, c, x),
+        (None, Some(c), Some(g)) => at.conv(at.owner, name, c, x) * g.val().reshape([1, 1, 1, 1]),
         _ => unreachable!("a shared block always has an owner with convs and a gain"),
     }
 }
@@ -417,25 +417,19 @@ impl ResNet {
     /// Logits `[batch, classes]` for images `[batch, 3, 32, 32]`.
     pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
         let plan = self.sparse.as_deref();
-        let stem_site = ConvSite {
-            block: "",
-            owner: "",
-            plan,
+        let stem = match plan {
+            Some(p) => p.conv("stem.weight", &self.stem, images),
+            None => self.stem.forward(images),
         };
-        let stem = self
-            .stem_bn
-            .forward(stem_site.conv("stem.weight", &self.stem, images));
+        let stem = self.stem_bn.forward(stem);
         let mut x = activate(&self.dyrelu_stem, stem, self.phase);
         for (s, stage) in self.stages.iter().enumerate() {
             for (b, block) in stage.blocks.iter().enumerate() {
                 let owner = stage.owner_index(b);
-                let (block_path, owner_path) = (
-                    format!("stages.{s}.blocks.{b}"),
-                    format!("stages.{s}.blocks.{owner}"),
-                );
                 let site = ConvSite {
-                    block: &block_path,
-                    owner: &owner_path,
+                    stage: s,
+                    block: b,
+                    owner,
                     plan,
                 };
                 x = block.forward(x, &stage.blocks[owner], self.phase, site);
@@ -443,8 +437,8 @@ impl ResNet {
         }
         let [b, c, h, w] = x.dims();
         let pooled = x.reshape([b, c, h * w]).mean_dim(2).reshape([b, c]);
-        match plan.and_then(|p| p.linear("classifier.weight", &self.classifier, pooled.clone())) {
-            Some(logits) => logits,
+        match plan {
+            Some(p) => p.linear("classifier.weight", &self.classifier, pooled),
             None => self.classifier.forward(pooled),
         }
     }

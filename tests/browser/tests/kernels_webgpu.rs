@@ -11,6 +11,10 @@ use sparselab::kernels::sparse_index::{SparseIndex, WeightLayout};
 use sparselab::kernels::topk::{self, TopKQuery};
 use wasm_bindgen_test::*;
 
+#[path = "../../kernel_inputs.rs"]
+mod kernel_inputs;
+use kernel_inputs::{Lcg, as_f32, max_abs_diff, tensor1};
+
 wasm_bindgen_test_configure!(run_in_browser);
 
 thread_local! {
@@ -37,30 +41,6 @@ async fn webgpu() -> Device {
     device
 }
 
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> f32 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 40) as f32) / (1u64 << 24) as f32
-    }
-
-    fn normal_vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| (self.next() - 0.5) * 2.0).collect()
-    }
-
-    fn bools(&mut self, n: usize, p: f32) -> Vec<bool> {
-        (0..n).map(|_| self.next() < p).collect()
-    }
-}
-
-fn tensor1(v: &[f32], device: &Device) -> Tensor<1> {
-    Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
-}
-
 async fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     let n = t.dims().iter().product::<usize>();
     t.reshape([n])
@@ -72,24 +52,12 @@ async fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .unwrap()
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
-fn as_f32(mask: &[bool]) -> Vec<f32> {
-    mask.iter().map(|&a| if a { 1.0 } else { 0.0 }).collect()
-}
-
 #[wasm_bindgen_test]
 async fn masked_step_matches_the_reference_on_webgpu() {
     let device = webgpu().await;
     let mut rng = Lcg(7);
     let n = 1000;
-    let (w, m, g) = (rng.normal_vec(n), rng.normal_vec(n), rng.normal_vec(n));
+    let (w, m, g) = (rng.uniform_vec(n), rng.uniform_vec(n), rng.uniform_vec(n));
     let mask = rng.bools(n, 0.3);
     for version in [1u8, 2] {
         let hyper = StepHyper {
@@ -98,7 +66,6 @@ async fn masked_step_matches_the_reference_on_webgpu() {
             momentum: 0.9,
             weight_decay: 5e-4,
             nesterov: true,
-            has_mask: true,
         };
         let args = || {
             (
@@ -179,8 +146,8 @@ async fn sparse_conv_matches_the_dense_masked_conv_on_webgpu() {
         let active = rng.bools(layout.numel(), density);
         let index = SparseIndex::new(layout, &active).to_device(&ad);
         let x_dims = [2, 5, 9, 9];
-        let x_data = rng.normal_vec(x_dims.iter().product());
-        let w_data = rng.normal_vec(layout.numel());
+        let x_data = rng.uniform_vec(x_dims.iter().product());
+        let w_data = rng.uniform_vec(layout.numel());
         let input = || {
             (
                 Tensor::<4>::from_data(TensorData::new(x_data.clone(), x_dims), &ad).require_grad(),
