@@ -10,3 +10,5 @@ cargo clippy --release --locked --workspace --all-targets -- -D warnings
 cargo test --release --locked --workspace 2>&1
 # The kernel tests again in headless Chromium on WebGPU (the browser runs the same WGSL).
 bash scripts/test-browser.sh
+# The playground page end to end in headless Chromium (WebGPU and the CPU fallback).
+bash scripts/test-e2e.sh

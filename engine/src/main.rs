@@ -154,6 +154,9 @@ enum BenchCommand {
         backends: String,
         #[arg(long, default_value = "resnet20")]
         model: String,
+        /// Width multiplier (the playground's small models use 0.25 or 0.5).
+        #[arg(long, default_value_t = 1.0)]
+        width: f64,
         #[arg(long, default_value_t = 128)]
         batch: usize,
         #[arg(long, default_value_t = 1)]
@@ -507,6 +510,7 @@ fn real_main() -> anyhow::Result<()> {
                 BenchCommand::Train {
                     backends,
                     model,
+                    width,
                     batch,
                     warmup,
                     steps,
@@ -518,6 +522,7 @@ fn real_main() -> anyhow::Result<()> {
                 None,
                 &[
                     format!("model.arch=\"{model}\""),
+                    format!("model.width={width}"),
                     format!("batch_size={batch}"),
                     format!("method.name=\"{method}\""),
                     format!("sparsity.sparsity={sparsity}"),
@@ -535,12 +540,12 @@ fn real_main() -> anyhow::Result<()> {
                 }
             }
             println!(
-                "training throughput, {model}, {method} at {:.1}% sparsity, batch {batch}:\n",
+                "training throughput, {model} (width x{width}), {method} at {:.1}% sparsity, batch {batch}:\n",
                 sparsity * 100.0
             );
             print!("{}", sparselab::bench::table(&rows));
             println!(
-                "\ncommand: sparselab bench train --backends {backends} --model {model} --batch {batch} --warmup {warmup} --steps {steps} --method {method} --sparsity {sparsity}"
+                "\ncommand: sparselab bench train --backends {backends} --model {model} --width {width} --batch {batch} --warmup {warmup} --steps {steps} --method {method} --sparsity {sparsity}"
             );
         }
     }

@@ -98,14 +98,40 @@ pub fn load(path: &Path, kind: Cifar, split: Split) -> Result<ImageSet, DataErro
     let files = if path.is_dir() {
         read_from_folder(path, &wanted)?
     } else {
-        read_from_tar_gz(path, &wanted)?
+        let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+        read_from_tar_gz(file, &path.display().to_string(), &wanted)?
     };
+    from_files(&files, &path.display().to_string(), kind, split)
+}
+
+/// Reads one split from the bytes of the official `.tar.gz` (the browser has no files:
+/// the page hands over what the user picked). `origin` names it in errors.
+pub fn load_tar_gz_bytes(
+    bytes: &[u8],
+    origin: &str,
+    kind: Cifar,
+    split: Split,
+) -> Result<ImageSet, DataError> {
+    let wanted: Vec<&str> = kind
+        .files(split)
+        .into_iter()
+        .chain([kind.names_file()])
+        .collect();
+    let files = read_from_tar_gz(bytes, origin, &wanted)?;
+    from_files(&files, origin, kind, split)
+}
+
+fn from_files(
+    files: &BTreeMap<String, Vec<u8>>,
+    origin: &str,
+    kind: Cifar,
+    split: Split,
+) -> Result<ImageSet, DataError> {
     for name in kind.files(split) {
         if !files.contains_key(name) {
             return Err(DataError::Invalid(format!(
-                "{}: no {name} found; expected the official {} binary release \
+                "{origin}: no {name} found; expected the official {} binary release \
                  (get it with `sparselab data fetch {}`)",
-                path.display(),
                 kind.label(),
                 if kind == Cifar::Ten {
                     "cifar10"
@@ -135,12 +161,7 @@ pub fn load(path: &Path, kind: Cifar, split: Split) -> Result<ImageSet, DataErro
         class_names,
     };
     for name in kind.files(split) {
-        parse_records(
-            &files[name],
-            kind,
-            &format!("{}:{name}", path.display()),
-            &mut set,
-        )?;
+        parse_records(&files[name], kind, &format!("{origin}:{name}"), &mut set)?;
     }
     Ok(set)
 }
@@ -229,13 +250,16 @@ fn read_from_folder(dir: &Path, wanted: &[&str]) -> Result<BTreeMap<String, Vec<
     Ok(out)
 }
 
-fn read_from_tar_gz(path: &Path, wanted: &[&str]) -> Result<BTreeMap<String, Vec<u8>>, DataError> {
-    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+fn read_from_tar_gz(
+    reader: impl Read,
+    origin: &str,
+    wanted: &[&str],
+) -> Result<BTreeMap<String, Vec<u8>>, DataError> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
     let mut out = BTreeMap::new();
     let broken = |e: std::io::Error| {
         DataError::corrupt(
-            path.display(),
+            origin,
             format!("not a readable .tar.gz ({e}); the download may be incomplete: fetch it again"),
         )
     };

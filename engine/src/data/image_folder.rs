@@ -25,11 +25,44 @@ pub fn load(
     subset: Option<&str>,
     require_subset: bool,
 ) -> Result<ImageSet, DataError> {
-    let mut files = if path.is_dir() {
+    let files = if path.is_dir() {
         read_dir_files(path)?
     } else {
-        read_tar_gz_files(path)?
+        let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+        read_tar_gz_files(file, &path.display().to_string())?
     };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "images".into());
+    from_files(
+        files,
+        &path.display().to_string(),
+        name,
+        subset,
+        require_subset,
+    )
+}
+
+/// Loads an image folder from the bytes of a `.tar.gz` (the browser hands over the
+/// archive the user picked); `origin` names it in errors and becomes the set's name.
+pub fn load_tar_gz_bytes(
+    bytes: &[u8],
+    origin: &str,
+    subset: Option<&str>,
+    require_subset: bool,
+) -> Result<ImageSet, DataError> {
+    let files = read_tar_gz_files(bytes, origin)?;
+    from_files(files, origin, origin.to_string(), subset, require_subset)
+}
+
+fn from_files(
+    mut files: Vec<(PathBuf, Vec<u8>)>,
+    origin: &str,
+    name: String,
+    subset: Option<&str>,
+    require_subset: bool,
+) -> Result<ImageSet, DataError> {
     if let Some(subset) = subset {
         let has_subset = files
             .iter()
@@ -38,15 +71,13 @@ pub fn load(
             files.retain(|(p, _)| p.components().any(|c| c.as_os_str() == subset));
         } else if require_subset {
             return Err(DataError::Invalid(format!(
-                "{}: has no '{subset}/' folder, so it has no {subset} split",
-                path.display()
+                "{origin}: has no '{subset}/' folder, so it has no {subset} split"
             )));
         }
     }
     if files.is_empty() {
         return Err(DataError::Invalid(format!(
-            "{}: no .jpg or .png images found; expected the layout root/<class>/<image>.jpg",
-            path.display()
+            "{origin}: no .jpg or .png images found; expected the layout root/<class>/<image>.jpg"
         )));
     }
     // Sort by path so the order (and so every seeded split) is the same on every machine.
@@ -63,15 +94,12 @@ pub fn load(
         return Err(DataError::Invalid(format!(
             "{}: found {} class folder(s); an image folder needs one sub-folder per class \
              (root/<class>/<image>.jpg) and at least two classes",
-            path.display(),
+            origin,
             class_names.len()
         )));
     }
     let mut set = ImageSet {
-        name: path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "images".into()),
+        name,
         images: Vec::with_capacity(files.len() * IMAGE_BYTES),
         labels: Vec::with_capacity(files.len()),
         class_names,
@@ -80,7 +108,7 @@ pub fn load(
         let class = class_of(p).expect("image files have a parent folder");
         let label = set.class_names.binary_search(&class).expect("class listed");
         let chw = decode_to_chw(bytes)
-            .map_err(|m| DataError::corrupt(format!("{}:{}", path.display(), p.display()), m))?;
+            .map_err(|m| DataError::corrupt(format!("{origin}:{}", p.display()), m))?;
         set.images.extend_from_slice(&chw);
         set.labels.push(label as u16);
     }
@@ -131,12 +159,14 @@ fn read_dir_files(root: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, DataError> {
     Ok(out)
 }
 
-fn read_tar_gz_files(path: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, DataError> {
-    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+fn read_tar_gz_files(
+    reader: impl Read,
+    origin: &str,
+) -> Result<Vec<(PathBuf, Vec<u8>)>, DataError> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
     let broken = |e: std::io::Error| {
         DataError::corrupt(
-            path.display(),
+            origin,
             format!("not a readable .tar.gz ({e}); the file is truncated or corrupt"),
         )
     };

@@ -11,7 +11,7 @@ pub mod split;
 pub mod synthetic;
 
 pub use batcher::{Batch, Batcher, Normalization};
-pub use source::{DataConfig, DataKind, load_split};
+pub use source::{DataConfig, DataKind, load_split, load_split_from_bytes};
 pub use split::TrainValSplit;
 
 /// Side of the square images every model here takes.

@@ -62,8 +62,10 @@ impl DataConfig {
                 self.kind
             )));
         }
+        // The browser has no file system: there the page hands over the file's bytes.
         if let Some(p) = &self.path
             && self.kind != DataKind::Synthetic
+            && cfg!(not(target_arch = "wasm32"))
             && !p.exists()
         {
             return Err(DataError::Invalid(format!(
@@ -108,10 +110,52 @@ pub fn load_split(config: &DataConfig, test: bool, seed: u64) -> Result<ImageSet
             image_folder::load(&path, Some(if test { "test" } else { "train" }), test)?
         }
     };
-    if config.limit > 0 && config.limit < set.len() && !test {
+    if !test {
+        apply_limit(&mut set, config.limit);
+    }
+    Ok(set)
+}
+
+/// Loads a split from the bytes of an archive (`.tar.gz`: CIFAR's official release or an
+/// image folder), as the browser must: `origin` (the file's name) names it in errors.
+pub fn load_split_from_bytes(
+    config: &DataConfig,
+    bytes: &[u8],
+    origin: &str,
+    test: bool,
+) -> Result<ImageSet, DataError> {
+    let split = if test { Split::Test } else { Split::Train };
+    let mut set = match config.kind {
+        DataKind::Synthetic => {
+            return Err(DataError::Invalid(
+                "the synthetic set is generated, not read from a file".into(),
+            ));
+        }
+        DataKind::Cifar10 => cifar_binary::load_tar_gz_bytes(bytes, origin, Cifar::Ten, split)?,
+        DataKind::Cifar100 => {
+            cifar_binary::load_tar_gz_bytes(bytes, origin, Cifar::HundredFine, split)?
+        }
+        DataKind::Cifar100Coarse => {
+            cifar_binary::load_tar_gz_bytes(bytes, origin, Cifar::HundredCoarse, split)?
+        }
+        DataKind::Folder => image_folder::load_tar_gz_bytes(
+            bytes,
+            origin,
+            Some(if test { "test" } else { "train" }),
+            test,
+        )?,
+    };
+    if !test {
+        apply_limit(&mut set, config.limit);
+    }
+    Ok(set)
+}
+
+fn apply_limit(set: &mut ImageSet, limit: usize) {
+    if limit > 0 && limit < set.len() {
         // An evenly strided subset: deterministic, and class-balanced for class-sorted sets.
-        let stride = set.len() as f64 / config.limit as f64;
-        let keep: Vec<usize> = (0..config.limit)
+        let stride = set.len() as f64 / limit as f64;
+        let keep: Vec<usize> = (0..limit)
             .map(|i| (i as f64 * stride) as usize)
             .collect();
         let mut images = Vec::with_capacity(keep.len() * super::IMAGE_BYTES);
@@ -122,5 +166,4 @@ pub fn load_split(config: &DataConfig, test: bool, seed: u64) -> Result<ImageSet
         set.images = images;
         set.labels = labels;
     }
-    Ok(set)
 }

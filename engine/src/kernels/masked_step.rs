@@ -54,7 +54,9 @@ pub fn masked_sgd_step(
 ) -> (Tensor<1>, Tensor<1>) {
     let has_mask = mask.is_some();
     // An optimizer step is not differentiated: run it on the inner backend.
-    let mask = mask.unwrap_or_else(|| grad.clone());
+    // Without a mask the kernel still needs a buffer to bind: a small one of its own, since
+    // WebGPU rejects two writable bindings of the same buffer (passing `grad` twice did).
+    let mask = mask.unwrap_or_else(|| Tensor::zeros([4], &grad.device()));
     let (w, m) = <Dispatch as MaskedStepBackend>::masked_sgd_step(
         weight.inner().into_dispatch(),
         momentum.inner().into_dispatch(),

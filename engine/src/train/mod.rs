@@ -13,4 +13,4 @@ pub use checkpoint::Checkpoint;
 pub use config::{RunConfig, TrainConfig};
 pub use eval::Evaluation;
 pub use metrics::{Event, LayerDensity};
-pub use trainer::{StepOutcome, TrainData, TrainError, Trainer};
+pub use trainer::{Prediction, SchedulePoint, StepOutcome, TrainData, TrainError, Trainer};

@@ -68,6 +68,22 @@ impl TrainData {
     }
 }
 
+/// One point of `Trainer::schedule_preview`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SchedulePoint {
+    pub step: usize,
+    pub density: f64,
+    pub phase: Option<f64>,
+    pub lr: f64,
+}
+
+/// One image's prediction: the class and its softmax probability.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Prediction {
+    pub class: usize,
+    pub probability: f64,
+}
+
 /// What one step did, with the values read back from the device.
 #[derive(Clone, Debug)]
 pub struct StepOutcome {
@@ -306,30 +322,62 @@ impl Trainer {
     /// The LR at the current step: the schedule over the whole run, or over the
     /// method's current cycle for methods that restart it (LRR, SCULPT-ing).
     pub fn lr(&self) -> f64 {
+        self.lr_at(self.step)
+    }
+
+    fn lr_at(&self, step: usize) -> f64 {
         let spe = self.steps_per_epoch() as f64;
-        let (start, len) = match self.method.cycle(self.step) {
+        let (start, len) = match self.method.cycle(step) {
             Some(c) => (c.start, c.len),
             None => (0, self.total_steps()),
         };
         self.config.schedule.lr_at(
             self.config.optim.lr,
-            (self.step - start) as f64 / spe,
+            (step - start) as f64 / spe,
             len as f64 / spe,
         )
     }
 
     /// DyReLU's phase p at the current step; None without DyReLU.
     pub fn phase(&self) -> Option<f64> {
+        self.phase_at(self.step)
+    }
+
+    fn phase_at(&self, step: usize) -> Option<f64> {
         if !self.model.has_dyrelu() {
             return None;
         }
         let (start, end) = self.config.dyrelu_phase_window();
-        let epoch = self.step as f64 / self.steps_per_epoch() as f64;
+        let epoch = step as f64 / self.steps_per_epoch() as f64;
         Some(crate::model::dyrelu::phase_at(epoch, start, end))
     }
 
     pub fn scheduled_density(&self) -> f64 {
         self.method.scheduled_density(self.step, &self.budget)
+    }
+
+    /// The whole run's schedules ahead of time, at `points` evenly spaced steps (and the
+    /// last): the method's density, DyReLU's phase and the LR, for plotting the plan
+    /// beside what happened. Computed from the same functions the steps use.
+    pub fn schedule_preview(&self, points: usize) -> Vec<SchedulePoint> {
+        let total = self.total_steps();
+        let points = points.clamp(2, total.max(2));
+        let mut steps: Vec<usize> = (0..points)
+            .map(|i| i * total.saturating_sub(1) / (points - 1))
+            .collect();
+        // Every mask update step too, so cyclic density's jumps are drawn where they happen.
+        steps.extend((0..total).filter(|&s| self.method.is_update_step(s)));
+        steps.sort_unstable();
+        steps.dedup();
+        steps
+            .into_iter()
+            .map(|step| SchedulePoint {
+                step,
+                density: self.method.scheduled_density(step, &self.budget),
+                phase: self.phase_at(step),
+                lr: self.lr_at(step),
+            })
+            .collect()
     }
 
     /// Called whenever the masks change: recounts them and rebuilds the sparse kernels'
@@ -689,6 +737,37 @@ impl Trainer {
             &self.device,
         )
         .await
+    }
+
+    /// Predictions for a few images (the page's strip of samples), in inference mode.
+    pub async fn predict(
+        &self,
+        set: &ImageSet,
+        indices: &[usize],
+    ) -> Result<Vec<Prediction>, TrainError> {
+        if indices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let model = self.model.valid();
+        let device = self.device.clone().without_autodiff();
+        let batch = self.data.batcher.batch(set, indices, None);
+        let b = batch.size;
+        let x = Tensor::<4>::from_data(TensorData::new(batch.images, [b, 3, 32, 32]), &device);
+        let probs = burn::tensor::activation::softmax(model.forward(x), 1);
+        let classes = set.num_classes();
+        let values = read_f32(probs.reshape([b * classes])).await?;
+        Ok(values
+            .chunks(classes)
+            .map(|row| {
+                let (class, p) = row.iter().enumerate().fold((0, f32::MIN), |best, (i, &p)| {
+                    if p > best.1 { (i, p) } else { best }
+                });
+                Prediction {
+                    class,
+                    probability: p as f64,
+                }
+            })
+            .collect())
     }
 
     pub async fn evaluate_validation(&self) -> Result<Option<Evaluation>, TrainError> {

@@ -1,0 +1,428 @@
+//! The page's settings and their URL-hash form: `#method=east&sparsity=0.999&hide=method`.
+//! A link reproduces a run; `hide` removes controls (for a teacher's cut-down page);
+//! `x.section.key=value` passes any other engine setting through.
+
+use crate::protocol::BackendChoice;
+use sparselab::train::TrainConfig;
+use std::collections::BTreeSet;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    /// synthetic, cifar10, cifar100, cifar100-coarse or folder.
+    pub data: String,
+    /// Fetch the dataset from here instead of asking for a file.
+    pub data_url: Option<String>,
+    pub synthetic_size: usize,
+    /// Train on this many images of the dataset (0: all).
+    pub limit: usize,
+    pub model: String,
+    pub width: f64,
+    pub method: String,
+    pub sparsity: f64,
+    pub distribution: String,
+    pub east_dyrelu: bool,
+    pub east_sharing: bool,
+    pub east_cyclic: bool,
+    pub lr_schedule: String,
+    pub lr: f64,
+    pub batch: usize,
+    pub epochs: usize,
+    pub seed: u64,
+    /// ΔT: steps between mask updates.
+    pub update_every: usize,
+    pub backend: BackendChoice,
+    /// Start training as soon as the page has loaded.
+    pub autoplay: bool,
+    pub hide: BTreeSet<String>,
+    /// Other engine settings, `section.key=value`.
+    pub extra: Vec<String>,
+}
+
+impl Default for Settings {
+    /// A run that shows something within a minute on a laptop GPU: a quarter-width
+    /// ResNet-20 on 2,000 synthetic images.
+    fn default() -> Self {
+        Self {
+            data: "synthetic".into(),
+            data_url: None,
+            synthetic_size: 2000,
+            limit: 0,
+            model: "resnet20".into(),
+            width: 0.25,
+            method: "east".into(),
+            sparsity: 0.99,
+            distribution: "erk".into(),
+            east_dyrelu: true,
+            east_sharing: true,
+            east_cyclic: true,
+            lr_schedule: "cosine".into(),
+            lr: 0.1,
+            batch: 32,
+            epochs: 3,
+            seed: 0,
+            update_every: 20,
+            backend: BackendChoice::Auto,
+            autoplay: false,
+            hide: BTreeSet::new(),
+            extra: Vec::new(),
+        }
+    }
+}
+
+/// The controls a link can hide (`hide=a,b`).
+pub const CONTROLS: &[&str] = &[
+    "data",
+    "model",
+    "method",
+    "east",
+    "sparsity",
+    "distribution",
+    "schedule",
+    "batch",
+    "epochs",
+    "seed",
+    "backend",
+    "compare",
+    "export",
+    "explain",
+];
+
+const KEYS: &[&str] = &[
+    "data",
+    "data_url",
+    "synthetic_size",
+    "limit",
+    "model",
+    "width",
+    "method",
+    "sparsity",
+    "distribution",
+    "dyrelu",
+    "sharing",
+    "cyclic",
+    "schedule",
+    "lr",
+    "batch",
+    "epochs",
+    "seed",
+    "update_every",
+    "backend",
+    "autoplay",
+    "hide",
+];
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| format!("link setting {key}={value}: not a valid value"))
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
+    match value {
+        "1" | "true" | "on" => Ok(true),
+        "0" | "false" | "off" => Ok(false),
+        _ => Err(format!("link setting {key}={value}: use 1 or 0")),
+    }
+}
+
+impl Settings {
+    /// Reads a URL hash (with or without the leading `#`). Unknown keys are errors that
+    /// list the known ones; values are checked again by the engine at `to_config`.
+    pub fn from_hash(hash: &str) -> Result<Self, String> {
+        let mut s = Settings::default();
+        for pair in hash.trim_start_matches('#').split('&') {
+            if pair.is_empty() {
+                continue;
+            }
+            let (key, raw) = pair.split_once('=').unwrap_or((pair, "1"));
+            let key = decode(key);
+            let value = decode(raw);
+            let v = value.as_str();
+            match key.as_str() {
+                "data" => s.data = value,
+                "data_url" => s.data_url = Some(value),
+                "synthetic_size" => s.synthetic_size = parse(&key, v)?,
+                "limit" => s.limit = parse(&key, v)?,
+                "model" => s.model = value,
+                "width" => s.width = parse(&key, v)?,
+                "method" => s.method = value,
+                "sparsity" => s.sparsity = parse(&key, v)?,
+                "distribution" => s.distribution = value,
+                "dyrelu" => s.east_dyrelu = parse_bool(&key, v)?,
+                "sharing" => s.east_sharing = parse_bool(&key, v)?,
+                "cyclic" => s.east_cyclic = parse_bool(&key, v)?,
+                "schedule" => s.lr_schedule = value,
+                "lr" => s.lr = parse(&key, v)?,
+                "batch" => s.batch = parse(&key, v)?,
+                "epochs" => s.epochs = parse(&key, v)?,
+                "seed" => s.seed = parse(&key, v)?,
+                "update_every" => s.update_every = parse(&key, v)?,
+                "backend" => {
+                    s.backend = match v {
+                        "auto" => BackendChoice::Auto,
+                        "gpu" => BackendChoice::Gpu,
+                        "cpu" => BackendChoice::Cpu,
+                        _ => return Err(format!("link setting backend={v}: use auto, gpu or cpu")),
+                    }
+                }
+                "autoplay" => s.autoplay = parse_bool(&key, v)?,
+                "hide" => {
+                    for name in v.split(',').filter(|n| !n.is_empty()) {
+                        if !CONTROLS.contains(&name) {
+                            return Err(format!(
+                                "link setting hide={v}: no control named {name}; controls: {}",
+                                CONTROLS.join(", ")
+                            ));
+                        }
+                        s.hide.insert(name.to_string());
+                    }
+                }
+                k if k.starts_with("x.") => s.extra.push(format!("{}={value}", &k[2..])),
+                k => {
+                    return Err(format!(
+                        "link setting {k}: unknown; known: {}, or x.section.key for any engine setting",
+                        KEYS.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(s)
+    }
+
+    /// The hash that reproduces these settings: only what differs from the defaults.
+    pub fn to_hash(&self) -> String {
+        let d = Settings::default();
+        let mut parts: Vec<String> = Vec::new();
+        let mut put = |k: &str, v: String, dv: String| {
+            if v != dv {
+                parts.push(format!("{k}={}", encode(&v)));
+            }
+        };
+        put("data", self.data.clone(), d.data.clone());
+        put(
+            "data_url",
+            self.data_url.clone().unwrap_or_default(),
+            String::new(),
+        );
+        put(
+            "synthetic_size",
+            self.synthetic_size.to_string(),
+            d.synthetic_size.to_string(),
+        );
+        put("limit", self.limit.to_string(), d.limit.to_string());
+        put("model", self.model.clone(), d.model.clone());
+        put("width", self.width.to_string(), d.width.to_string());
+        put("method", self.method.clone(), d.method.clone());
+        put(
+            "sparsity",
+            self.sparsity.to_string(),
+            d.sparsity.to_string(),
+        );
+        put(
+            "distribution",
+            self.distribution.clone(),
+            d.distribution.clone(),
+        );
+        let b = |x: bool| if x { "1" } else { "0" }.to_string();
+        put("dyrelu", b(self.east_dyrelu), b(d.east_dyrelu));
+        put("sharing", b(self.east_sharing), b(d.east_sharing));
+        put("cyclic", b(self.east_cyclic), b(d.east_cyclic));
+        put("schedule", self.lr_schedule.clone(), d.lr_schedule.clone());
+        put("lr", self.lr.to_string(), d.lr.to_string());
+        put("batch", self.batch.to_string(), d.batch.to_string());
+        put("epochs", self.epochs.to_string(), d.epochs.to_string());
+        put("seed", self.seed.to_string(), d.seed.to_string());
+        put(
+            "update_every",
+            self.update_every.to_string(),
+            d.update_every.to_string(),
+        );
+        let backend = |c: BackendChoice| format!("{c:?}").to_lowercase();
+        put("backend", backend(self.backend), backend(d.backend));
+        put("autoplay", b(self.autoplay), b(d.autoplay));
+        let hide: Vec<&str> = self.hide.iter().map(String::as_str).collect();
+        put("hide", hide.join(","), String::new());
+        for e in &self.extra {
+            if let Some((k, v)) = e.split_once('=') {
+                parts.push(format!("x.{k}={}", encode(v)));
+            }
+        }
+        parts.join("&")
+    }
+
+    /// The engine settings (`section.key=value`) of this run.
+    pub fn overrides(&self) -> Vec<String> {
+        let mut o = vec![
+            format!("data.kind={}", self.data),
+            format!("data.synthetic_size={}", self.synthetic_size),
+            format!("data.limit={}", self.limit),
+            format!("model.arch={}", self.model),
+            format!("model.width={}", self.width),
+            format!("method.name={}", self.method),
+            format!("method.update_every={}", self.update_every),
+            format!("method.east.dyrelu={}", self.east_dyrelu),
+            format!("method.east.weight_sharing={}", self.east_sharing),
+            format!("method.east.cyclic={}", self.east_cyclic),
+            format!("sparsity.sparsity={}", self.sparsity),
+            format!("sparsity.distribution={}", self.distribution),
+            format!("schedule.kind={}", self.lr_schedule),
+            format!("optim.lr={}", self.lr),
+            format!("batch_size={}", self.batch),
+            format!("epochs={}", self.epochs),
+            format!("seed={}", self.seed),
+            // The page evaluates on the validation split; a test split needs a second file.
+            "run.eval_test=false".into(),
+            "eval_batch_size=200".into(),
+        ];
+        if self.data != "synthetic" {
+            // Checked against the file the page hands over, not a path on disk.
+            o.push(format!(
+                "data.path={}",
+                self.data_url.as_deref().unwrap_or("upload")
+            ));
+        }
+        o.extend(self.extra.iter().cloned());
+        o
+    }
+
+    /// The engine's config for these settings, with its own checks (impossible sparsity,
+    /// an unknown method, a bad key) as the error.
+    pub fn to_config(&self) -> Result<TrainConfig, String> {
+        TrainConfig::load(None, &self.overrides()).map_err(|e| {
+            e.to_string()
+                .replace("defaults + command-line settings: ", "")
+        })
+    }
+}
+
+/// The sparsity slider: position 0–1000 maps to density 10^(-4 t/1000), so the top of the
+/// range (99%–99.99%) gets as much travel as 0%–90%.
+pub fn sparsity_from_slider(position: f64) -> f64 {
+    let density = 10f64.powf(-4.0 * position.clamp(0.0, 1000.0) / 1000.0);
+    // Round the density to 3 significant digits: 0.999, not 0.99899997.
+    let digits = (-density.log10()).floor() as i32 + 3;
+    let scale = 10f64.powi(digits);
+    let density = (density * scale).round() / scale;
+    ((1.0 - density) * 1e6).round() / 1e6
+}
+
+pub fn slider_from_sparsity(sparsity: f64) -> f64 {
+    let density = (1.0 - sparsity).clamp(1e-4, 1.0);
+    (-density.log10() / 4.0 * 1000.0).clamp(0.0, 1000.0)
+}
+
+fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.,:/~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(hex) = std::str::from_utf8(&bytes[i + 1..i + 3])
+            && let Ok(v) = u8::from_str_radix(hex, 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_make_a_valid_config() {
+        let c = Settings::default().to_config().unwrap();
+        assert_eq!(c.method.name, "east");
+        assert_eq!(c.sparsity.sparsity, 0.99);
+        assert_eq!(c.batch_size, 32);
+    }
+
+    #[test]
+    fn hash_round_trips_and_only_lists_changes() {
+        assert_eq!(Settings::default().to_hash(), "");
+        let s = Settings::from_hash(
+            "#method=rigl&sparsity=0.999&hide=method,seed&cyclic=0&x.method.drop_fraction=0.5&data_url=https://x.org/a%20b.tar.gz",
+        )
+        .unwrap();
+        assert_eq!(s.method, "rigl");
+        assert_eq!(s.sparsity, 0.999);
+        assert!(!s.east_cyclic);
+        assert!(s.hide.contains("seed"));
+        assert_eq!(s.data_url.as_deref(), Some("https://x.org/a b.tar.gz"));
+        assert_eq!(s.extra, vec!["method.drop_fraction=0.5".to_string()]);
+        assert_eq!(Settings::from_hash(&s.to_hash()).unwrap(), s);
+        assert_eq!(s.to_config().unwrap().method.drop_fraction, 0.5);
+    }
+
+    #[test]
+    fn bad_links_say_what_is_wrong() {
+        let e = Settings::from_hash("methd=rigl").unwrap_err();
+        assert!(e.contains("methd") && e.contains("method"), "{e}");
+        let e = Settings::from_hash("hide=everything").unwrap_err();
+        assert!(e.contains("everything") && e.contains("sparsity"), "{e}");
+        let e = Settings::from_hash("batch=many").unwrap_err();
+        assert!(e.contains("batch=many"), "{e}");
+        // Values the engine rejects: impossible sparsity, unknown method or engine key.
+        let e = Settings::from_hash("sparsity=1")
+            .unwrap()
+            .to_config()
+            .unwrap_err();
+        assert!(e.contains("sparsity"), "{e}");
+        let e = Settings::from_hash("method=magic")
+            .unwrap()
+            .to_config()
+            .unwrap_err();
+        assert!(e.contains("magic"), "{e}");
+        let e = Settings::from_hash("x.method.nope=1")
+            .unwrap()
+            .to_config()
+            .unwrap_err();
+        assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn every_registry_method_is_a_valid_setting() {
+        for m in sparselab::methods::REGISTRY {
+            let s = Settings {
+                method: m.name.into(),
+                ..Settings::default()
+            };
+            s.to_config().unwrap_or_else(|e| panic!("{}: {e}", m.name));
+        }
+    }
+
+    #[test]
+    fn slider_is_log_scaled_near_the_top() {
+        assert_eq!(sparsity_from_slider(0.0), 0.0);
+        assert_eq!(sparsity_from_slider(500.0), 0.99);
+        assert_eq!(sparsity_from_slider(750.0), 0.999);
+        assert_eq!(sparsity_from_slider(1000.0), 0.9999);
+        // 99%..99.99% takes half the slider; 0..90% a quarter.
+        assert_eq!(sparsity_from_slider(250.0), 0.9);
+        for s in [0.0, 0.5, 0.9, 0.99, 0.995, 0.999, 0.9999] {
+            let back = sparsity_from_slider(slider_from_sparsity(s));
+            assert!(
+                (back - s).abs() < 1e-3 * (1.0 - s).max(1e-4),
+                "{s} -> {back}"
+            );
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! The controls: every setting of the run (each group hideable by the link), the
+//! play/pause/step/reset buttons, data loading, comparison, export and import.
+
+use super::explain::{self, Explain};
+use super::state::State;
+use crate::protocol::ToWorker;
+use crate::settings::{Settings, slider_from_sparsity, sparsity_from_slider};
+use leptos::ev;
+use leptos::prelude::*;
+use web_sys::{File, HtmlInputElement};
+
+const DATASETS: &[(&str, &str)] = &[
+    ("synthetic", "synthetic shapes (built in)"),
+    ("cifar10", "CIFAR-10 (official .tar.gz)"),
+    ("cifar100", "CIFAR-100 (official .tar.gz)"),
+    ("cifar100-coarse", "CIFAR-100, 20 superclasses"),
+    ("folder", "image folder (.tar.gz: class/img.jpg)"),
+];
+const MODELS: &[&str] = &[
+    "resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56", "resnet18", "resnet34",
+];
+const WIDTHS: &[&str] = &["0.125", "0.25", "0.5", "1"];
+const SCHEDULES: &[&str] = &["cosine", "multistep", "constant", "linear"];
+const BATCHES: &[&str] = &["8", "16", "32", "64", "128", "256"];
+
+fn select(
+    state: State,
+    id: &'static str,
+    options: Vec<(String, String)>,
+    current: impl Fn(&Settings) -> String + Send + Sync + 'static + Copy,
+    apply: impl Fn(&mut Settings, String) + Send + Sync + 'static + Copy,
+) -> impl IntoView {
+    view! {
+        <select id=id on:change=move |e| {
+            let v = event_target_value(&e);
+            state.change(|s| apply(s, v));
+        }>
+            {options.into_iter().map(|(value, label)| {
+                let v = value.clone();
+                view! {
+                    <option value=value selected=move || state.settings.with(|s| current(s) == v)>{label}</option>
+                }
+            }).collect_view()}
+        </select>
+    }
+}
+
+fn number(
+    state: State,
+    id: &'static str,
+    step: &'static str,
+    current: impl Fn(&Settings) -> String + Send + Sync + 'static + Copy,
+    apply: impl Fn(&mut Settings, &str) -> bool + Send + Sync + 'static + Copy,
+) -> impl IntoView {
+    view! {
+        <input id=id type="number" step=step prop:value=move || state.settings.with(current)
+            on:change=move |e| {
+                let v = event_target_value(&e);
+                let mut next = state.settings.get_untracked();
+                if apply(&mut next, &v) {
+                    state.change(|s| *s = next);
+                } else {
+                    state.error.set(Some(("settings".into(), format!("{id} = {v}: not a valid number"))));
+                }
+            } />
+    }
+}
+
+fn guess_kind(name: &str) -> &'static str {
+    let n = name.to_ascii_lowercase();
+    if n.contains("cifar-100") || n.contains("cifar100") {
+        "cifar100"
+    } else if n.contains("cifar-10")
+        || n.contains("cifar10-binary")
+        || n.contains("cifar-10-binary")
+    {
+        "cifar10"
+    } else {
+        "folder"
+    }
+}
+
+fn use_file(state: State, file: File) {
+    let kind = guess_kind(&file.name());
+    state.file.set(Some(file));
+    state.change(|s| {
+        s.data_url = None;
+        if s.data == "synthetic" || !(s.data.starts_with("cifar") || s.data == "folder") {
+            s.data = kind.into();
+        } else if kind != "folder" && !s.data.starts_with(kind) {
+            s.data = kind.into();
+        }
+    });
+}
+
+#[component]
+pub fn Controls(state: State) -> impl IntoView {
+    let hidden = move |name: &'static str| state.settings.with(|s| s.hide.contains(name));
+    let shown = move |name: &'static str| !hidden(name);
+    let method_summary = move || {
+        state.settings.with(|s| {
+            sparselab::methods::find(&s.method)
+                .map(|m| m.summary)
+                .unwrap_or("")
+        })
+    };
+    let sparsity_text = move || {
+        state.settings.with(|s| {
+            format!(
+                "{}% sparse: keeps 1 weight in {:.0}",
+                trim(s.sparsity * 100.0),
+                1.0 / (1.0 - s.sparsity).max(1e-9)
+            )
+        })
+    };
+    let running = move || state.running.get();
+    let url_input = RwSignal::new(String::new());
+    view! {
+        <div class="buttons">
+            <button id="play" on:click=move |_| state.send(ToWorker::Play) disabled=running>"▶ Play"</button>
+            <button id="pause" on:click=move |_| state.send(ToWorker::Pause) disabled=move || !running()>"⏸ Pause"</button>
+            <button id="step" on:click=move |_| state.send(ToWorker::Step) disabled=running>"Step (1 batch)"</button>
+            <button id="reset" on:click=move |_| { state.keep_if_trained(); state.send(ToWorker::Reset) }>"⟲ Reset"</button>
+        </div>
+
+        <Show when=move || shown("data")>
+            <fieldset>
+                <legend>"Data"</legend>
+                {select(state, "data", DATASETS.iter().map(|(v, l)| (v.to_string(), l.to_string())).collect(),
+                    |s| s.data.clone(), |s, v| s.data = v)}
+                <Show when=move || state.settings.with(|s| s.data == "synthetic")>
+                    <label>"images " {number(state, "synthetic_size", "100", |s| s.synthetic_size.to_string(),
+                        |s, v| v.parse().map(|n| s.synthetic_size = n).is_ok())}</label>
+                </Show>
+                <Show when=move || state.settings.with(|s| s.data != "synthetic")>
+                    <div class="drop" id="drop"
+                        on:dragover=move |e: ev::DragEvent| e.prevent_default()
+                        on:drop=move |e: ev::DragEvent| {
+                            e.prevent_default();
+                            if let Some(f) = e.data_transfer().and_then(|d| d.files()).and_then(|l| l.get(0)) {
+                                use_file(state, f);
+                            }
+                        }>
+                        "Drop the dataset's .tar.gz here, or "
+                        <input id="data-file" type="file" accept=".gz,.tgz,.tar.gz"
+                            on:change=move |e| {
+                                let input: HtmlInputElement = event_target(&e);
+                                if let Some(f) = input.files().and_then(|l| l.get(0)) {
+                                    use_file(state, f);
+                                }
+                            } />
+                        <p class="muted">{move || state.file.with(|f| f.as_ref().map(|f| format!("file: {}", f.name())).unwrap_or_else(|| "no file yet".into()))}</p>
+                    </div>
+                    <label>"or URL "
+                        <input id="data-url" type="url" placeholder="https://…/cifar-10-binary.tar.gz"
+                            prop:value=move || url_input.get() on:input=move |e| url_input.set(event_target_value(&e)) />
+                        <button on:click=move |_| {
+                            let url = url_input.get_untracked();
+                            if !url.is_empty() { state.change(|s| s.data_url = Some(url)); }
+                        }>"Load"</button>
+                    </label>
+                    <label>"use at most " {number(state, "limit", "1000", |s| s.limit.to_string(),
+                        |s, v| v.parse().map(|n| s.limit = n).is_ok())} " images (0: all)"</label>
+                </Show>
+            </fieldset>
+        </Show>
+
+        <Show when=move || shown("model")>
+            <fieldset>
+                <legend>"Model"</legend>
+                {select(state, "model", MODELS.iter().map(|m| (m.to_string(), m.to_string())).collect(),
+                    |s| s.model.clone(), |s, v| s.model = v)}
+                " width ×"
+                {select(state, "width", WIDTHS.iter().map(|w| (w.to_string(), w.to_string())).collect(),
+                    |s| s.width.to_string(), |s, v| s.width = v.parse().unwrap_or(s.width))}
+            </fieldset>
+        </Show>
+
+        <Show when=move || shown("method")>
+            <fieldset>
+                <legend>"Method"</legend>
+                {select(state, "method",
+                    sparselab::methods::REGISTRY.iter().map(|m| (m.name.to_string(), m.name.to_string())).collect(),
+                    |s| s.method.clone(), |s, v| s.method = v)}
+                <p class="muted" id="method-summary">{method_summary}</p>
+                <label>"ΔT (steps between mask updates) " {number(state, "update_every", "1", |s| s.update_every.to_string(),
+                    |s, v| v.parse().map(|n| s.update_every = n).is_ok())}</label>
+            </fieldset>
+        </Show>
+
+        <Show when=move || shown("east") && state.settings.with(|s| s.method == "east")>
+            <fieldset>
+                <legend>"EAST's tricks"</legend>
+                <label><input id="east-dyrelu" type="checkbox" prop:checked=move || state.settings.with(|s| s.east_dyrelu)
+                    on:change=move |e| { let v = event_target_checked(&e); state.change(|s| s.east_dyrelu = v) } />
+                    " DyReLU phasing"</label>
+                <label><input id="east-sharing" type="checkbox" prop:checked=move || state.settings.with(|s| s.east_sharing)
+                    on:change=move |e| { let v = event_target_checked(&e); state.change(|s| s.east_sharing = v) } />
+                    " weight sharing"</label>
+                <label><input id="east-cyclic" type="checkbox" prop:checked=move || state.settings.with(|s| s.east_cyclic)
+                    on:change=move |e| { let v = event_target_checked(&e); state.change(|s| s.east_cyclic = v) } />
+                    " cyclic sparsity"</label>
+                <Show when=move || shown("explain")><Explain title="Weight sharing" text=explain::SHARING /></Show>
+            </fieldset>
+        </Show>
+
+        <Show when=move || shown("sparsity")>
+            <fieldset>
+                <legend>"Target sparsity"</legend>
+                <input id="sparsity" type="range" min="0" max="1000" step="1"
+                    prop:value=move || state.settings.with(|s| slider_from_sparsity(s.sparsity).round().to_string())
+                    on:change=move |e| {
+                        let t: f64 = event_target_value(&e).parse().unwrap_or(0.0);
+                        state.change(|s| s.sparsity = sparsity_from_slider(t));
+                    } />
+                <p id="sparsity-value">{sparsity_text}</p>
+                <Show when=move || shown("explain")><Explain title="Sparsity" text=explain::SPARSITY /></Show>
+            </fieldset>
+        </Show>
+
+        <Show when=move || shown("distribution")>
+            <fieldset>
+                <legend>"Layer-wise densities"</legend>
+                {select(state, "distribution", vec![("erk".into(), "ERK".into()), ("uniform".into(), "uniform".into())],
+                    |s| s.distribution.clone(), |s, v| s.distribution = v)}
+            </fieldset>
+        </Show>
+
+        <Show when=move || shown("schedule")>
+            <fieldset>
+                <legend>"LR schedule"</legend>
+                {select(state, "schedule", SCHEDULES.iter().map(|m| (m.to_string(), m.to_string())).collect(),
+                    |s| s.lr_schedule.clone(), |s, v| s.lr_schedule = v)}
+                <label>" LR " {number(state, "lr", "0.01", |s| s.lr.to_string(), |s, v| v.parse().map(|n| s.lr = n).is_ok())}</label>
+            </fieldset>
+        </Show>
+
+        <Show when=move || shown("batch") || shown("epochs") || shown("seed")>
+            <fieldset>
+                <legend>"Training"</legend>
+                <Show when=move || shown("batch")>
+                    <label>"batch " {select(state, "batch", BATCHES.iter().map(|m| (m.to_string(), m.to_string())).collect(),
+                        |s| s.batch.to_string(), |s, v| s.batch = v.parse().unwrap_or(s.batch))}</label>
+                </Show>
+                <Show when=move || shown("epochs")>
+                    <label>" epochs " {number(state, "epochs", "1", |s| s.epochs.to_string(), |s, v| v.parse().map(|n| s.epochs = n).is_ok())}</label>
+                </Show>
+                <Show when=move || shown("seed")>
+                    <label>" seed " {number(state, "seed", "1", |s| s.seed.to_string(), |s, v| v.parse().map(|n| s.seed = n).is_ok())}</label>
+                </Show>
+            </fieldset>
+        </Show>
+
+        <Show when=move || shown("backend")>
+            <fieldset>
+                <legend>"Device"</legend>
+                <select id="backend" on:change=move |e| {
+                    let v = event_target_value(&e);
+                    state.settings.update(|s| s.backend = match v.as_str() {
+                        "gpu" => crate::protocol::BackendChoice::Gpu,
+                        "cpu" => crate::protocol::BackendChoice::Cpu,
+                        _ => crate::protocol::BackendChoice::Auto,
+                    });
+                    // The worker picks its device once: start a fresh page with the new link.
+                    let h = state.settings.with_untracked(|s| s.to_hash());
+                    if let Some(w) = web_sys::window() {
+                        let _ = w.location().set_hash(&h);
+                        let _ = w.location().reload();
+                    }
+                }>
+                    {["auto", "gpu", "cpu"].into_iter().map(|b| view! {
+                        <option value=b selected=move || state.settings.with(|s| format!("{:?}", s.backend).to_lowercase() == b)>{b}</option>
+                    }).collect_view()}
+                </select>
+            </fieldset>
+        </Show>
+
+        <Show when=move || shown("compare")>
+            <fieldset>
+                <legend>"Compare runs"</legend>
+                <button id="keep" on:click=move |_| state.keep_if_trained()>"Keep this run"</button>
+                <button on:click=move |_| state.kept.set(Vec::new())>"Clear"</button>
+                <ul id="kept">{move || state.kept.get().into_iter().map(|k| {
+                    let last = k.evals.last().map(|e| format!(" · val {:.1}%", e.accuracy * 100.0)).unwrap_or_default();
+                    view! { <li>{format!("{}: {} steps{last}", k.label, k.steps.len())}</li> }
+                }).collect_view()}</ul>
+            </fieldset>
+        </Show>
+
+        <Show when=move || shown("export")>
+            <fieldset>
+                <legend>"Export / import"</legend>
+                <button id="export-csv" on:click=move |_| state.export_csv()>"metrics CSV"</button>
+                <button id="export-json" on:click=move |_| state.export_json()>"run JSON"</button>
+                <button id="export-ckpt" on:click=move |_| state.send(ToWorker::ExportCheckpoint)>"checkpoint"</button>
+                <label>"import a checkpoint (from the CLI or this page): "
+                    <input id="import-ckpt" type="file" accept=".bin"
+                        on:change=move |e| {
+                            let input: HtmlInputElement = event_target(&e);
+                            if let Some(f) = input.files().and_then(|l| l.get(0)) {
+                                state.import_checkpoint(f);
+                            }
+                        } />
+                </label>
+                <details>
+                    <summary>"this run's engine config (for the CLI: --config)"</summary>
+                    <pre id="config-toml">{move || state.info.with(|i| i.as_ref().map(|i| i.config_toml.clone()).unwrap_or_default())}</pre>
+                </details>
+            </fieldset>
+        </Show>
+    }
+}
+
+fn trim(v: f64) -> String {
+    let s = format!("{v:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}

@@ -1,0 +1,215 @@
+//! The page: settings from the URL hash, the worker bridge, the live views.
+
+mod charts;
+mod controls;
+mod explain;
+mod masks;
+mod state;
+mod views;
+
+use charts::{LineChart, Series};
+use explain::Explain;
+use leptos::prelude::*;
+use masks::{DensityBars, MaskHeatmaps};
+use state::State;
+use views::{Confusion, Histogram, Samples};
+
+pub fn mount() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(App);
+}
+
+/// Colours of kept runs in the comparison overlays.
+const PALETTE: &[&str] = &["#888", "#c60", "#909", "#066", "#660", "#06c"];
+
+#[component]
+fn App() -> impl IntoView {
+    let state = State::new();
+    state.start();
+    let x_max = Signal::derive(move || {
+        state
+            .info
+            .with(|i| i.as_ref().map(|i| i.total_steps as f64).unwrap_or(1.0))
+    });
+    let loss_series = Signal::derive(move || {
+        let mut out: Vec<Series> = state
+            .kept
+            .get()
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                Series::line(&k.label, PALETTE[i % PALETTE.len()], k.smoothed_loss()).dashed()
+            })
+            .collect();
+        out.push(Series::line(
+            "train loss",
+            "#2a6",
+            state.smoothed(|s| s.loss),
+        ));
+        out.push(
+            Series::line(
+                "val loss",
+                "#d33",
+                state
+                    .evals
+                    .with(|e| e.iter().map(|p| (p.step as f64, p.loss)).collect()),
+            )
+            .dots(),
+        );
+        out
+    });
+    let acc_series = Signal::derive(move || {
+        let mut out: Vec<Series> = state
+            .kept
+            .get()
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                Series::line(&k.label, PALETTE[i % PALETTE.len()], k.val_accuracy()).dashed()
+            })
+            .collect();
+        out.push(Series::line(
+            "train acc",
+            "#2a6",
+            state.smoothed(|s| s.accuracy),
+        ));
+        out.push(
+            Series::line(
+                "val acc",
+                "#d33",
+                state
+                    .evals
+                    .with(|e| e.iter().map(|p| (p.step as f64, p.accuracy)).collect()),
+            )
+            .dots(),
+        );
+        out
+    });
+    let density_series = Signal::derive(move || {
+        let plan = state.info.with(|i| {
+            i.as_ref()
+                .map(|i| {
+                    i.schedule
+                        .iter()
+                        .map(|p| (p.step as f64, p.density))
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        vec![
+            Series::line("planned density", "#999", plan).dashed(),
+            Series::line(
+                "mask density (counted)",
+                "#26c",
+                state
+                    .steps
+                    .with(|s| s.iter().map(|r| (r.step as f64, r.mask_density)).collect()),
+            ),
+        ]
+    });
+    let phase_series = Signal::derive(move || {
+        let (phase, lr): (Vec<(f64, f64)>, Vec<(f64, f64)>) = state.info.with(|i| {
+            i.as_ref()
+                .map(|i| {
+                    let lr_max = i.schedule.iter().map(|p| p.lr).fold(1e-12, f64::max);
+                    (
+                        i.schedule
+                            .iter()
+                            .filter_map(|p| p.phase.map(|ph| (p.step as f64, ph)))
+                            .collect(),
+                        i.schedule
+                            .iter()
+                            .map(|p| (p.step as f64, p.lr / lr_max))
+                            .collect(),
+                    )
+                })
+                .unwrap_or_default()
+        });
+        let mut out = vec![Series::line("LR (relative)", "#999", lr).dashed()];
+        if !phase.is_empty() {
+            out.push(Series::line("DyReLU phase p (plan)", "#c60", phase).dashed());
+            out.push(Series::line(
+                "phase p (steps)",
+                "#c60",
+                state.steps.with(|s| {
+                    s.iter()
+                        .filter_map(|r| r.phase.map(|p| (r.step as f64, p)))
+                        .collect()
+                }),
+            ));
+        }
+        out
+    });
+    let classes = Signal::derive(move || {
+        state.info.with(|i| {
+            i.as_ref()
+                .map(|i| i.class_names.clone())
+                .unwrap_or_default()
+        })
+    });
+    let hidden = move |name: &'static str| state.settings.with(|s| s.hide.contains(name));
+
+    view! {
+        <header>
+            <h1>"sparselab"<span class="muted">" extreme sparse training, live"</span></h1>
+            <state::StatusLine state=state />
+        </header>
+        <state::Banners state=state />
+        <main>
+            <aside class="controls">
+                <controls::Controls state=state />
+            </aside>
+            <section class="views">
+                <div class="card">
+                    <h2>"Loss"</h2>
+                    <LineChart series=loss_series x_max=x_max test_id="loss-chart" />
+                </div>
+                <div class="card">
+                    <h2>"Accuracy"</h2>
+                    <LineChart series=acc_series x_max=x_max y_range=(0.0, 1.0) test_id="acc-chart" />
+                </div>
+                <div class="card">
+                    <h2>"Density over training (log scale)"</h2>
+                    <LineChart series=density_series x_max=x_max log_y=true test_id="density-chart" />
+                    <Show when=move || !hidden("explain")><Explain title="Cyclic sparsity (EAST)" text=explain::CYCLIC /></Show>
+                </div>
+                <div class="card">
+                    <h2>"DyReLU phase and learning rate"</h2>
+                    <LineChart series=phase_series x_max=x_max y_range=(0.0, 1.0) test_id="phase-chart" />
+                    <Show when=move || !hidden("explain")><Explain title="DyReLU phasing (EAST)" text=explain::DYRELU /></Show>
+                </div>
+                <div class="card wide">
+                    <h2>"Per-layer density"</h2>
+                    <div data-testid="density-bars"><DensityBars masks=state.masks /></div>
+                    <Show when=move || !hidden("explain")><Explain title="Layer-wise densities (ERK, uniform)" text=explain::DISTRIBUTION /></Show>
+                </div>
+                <div class="card wide">
+                    <h2>"Masks"<span class="muted">" green: active · blue: regrown · red: pruned (since the last update)"</span></h2>
+                    <MaskHeatmaps masks=state.masks />
+                    <Show when=move || !hidden("explain")><Explain title="Prune and regrow (SET, RigL)" text=explain::DYNAMIC /></Show>
+                </div>
+                <div class="card">
+                    <h2>"Weight magnitudes (active weights)"</h2>
+                    <Histogram hist=state.weights />
+                </div>
+                <div class="card">
+                    <h2>"Confusion matrix"</h2>
+                    <Confusion eval=state.last_eval classes=classes />
+                </div>
+                <div class="card wide">
+                    <h2>"Sample predictions (validation)"</h2>
+                    <Samples eval=state.last_eval classes=classes />
+                </div>
+                <Show when=move || !hidden("explain")>
+                    <div class="card wide">
+                        <h2>"The methods"</h2>
+                        <Explain title="Sparsity" text=explain::SPARSITY />
+                        <Explain title="Weight sharing (EAST)" text=explain::SHARING />
+                        <Explain title="SCULPT-ing" text=explain::SCULPT />
+                        <Explain title="Recipes for sparse training" text=explain::RECIPES />
+                    </div>
+                </Show>
+            </section>
+        </main>
+    }
+}

@@ -1,0 +1,510 @@
+//! The page's state (signals), what each worker message does to it, and the commands the
+//! controls send.
+
+use crate::bridge::Bridge;
+use crate::export::{EvalPoint, RunRecord, to_csv, to_json};
+use crate::protocol::{
+    DataSource, DeviceInfo, EvalReport, FromWorker, MaskReport, RunInfo, StepReport, ToWorker,
+    WeightHistogram,
+};
+use crate::settings::Settings;
+use leptos::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::File;
+
+/// A finished (or kept) run, for the comparison overlays.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeptRun {
+    pub label: String,
+    pub steps: Vec<(usize, f64)>,
+    pub evals: Vec<EvalPoint>,
+}
+
+impl KeptRun {
+    pub fn smoothed_loss(&self) -> Vec<(f64, f64)> {
+        smooth(self.steps.iter().map(|&(s, l)| (s as f64, l)))
+    }
+
+    pub fn val_accuracy(&self) -> Vec<(f64, f64)> {
+        self.evals
+            .iter()
+            .map(|e| (e.step as f64, e.accuracy))
+            .collect()
+    }
+}
+
+/// An exponential moving average, as training curves are usually drawn.
+fn smooth(points: impl Iterator<Item = (f64, f64)>) -> Vec<(f64, f64)> {
+    let mut avg: Option<f64> = None;
+    points
+        .map(|(x, y)| {
+            let a = avg.map_or(y, |a| 0.9 * a + 0.1 * y);
+            avg = Some(a);
+            (x, a)
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy)]
+pub struct State {
+    pub settings: RwSignal<Settings>,
+    pub device: RwSignal<Option<DeviceInfo>>,
+    pub info: RwSignal<Option<RunInfo>>,
+    pub steps: RwSignal<Vec<StepReport>>,
+    pub evals: RwSignal<Vec<EvalPoint>>,
+    pub last_eval: RwSignal<Option<EvalReport>>,
+    pub masks: RwSignal<Option<MaskReport>>,
+    pub weights: RwSignal<Option<WeightHistogram>>,
+    pub running: RwSignal<bool>,
+    pub finished: RwSignal<bool>,
+    pub loading: RwSignal<Option<String>>,
+    /// (what failed, the message): shown until the next successful start.
+    pub error: RwSignal<Option<(String, String)>>,
+    pub kept: RwSignal<Vec<KeptRun>>,
+    /// Milliseconds from navigation start to the first finished training step.
+    pub first_step_ms: RwSignal<Option<f64>>,
+    pub file: RwSignal<Option<File>, LocalStorage>,
+    bridge: StoredValue<Option<Bridge>, LocalStorage>,
+}
+
+fn now_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map(|p| p.now())
+        .unwrap_or(0.0)
+}
+
+fn hash() -> String {
+    web_sys::window()
+        .and_then(|w| w.location().hash().ok())
+        .unwrap_or_default()
+}
+
+impl State {
+    pub fn new() -> Self {
+        let (settings, link_error) = match Settings::from_hash(&hash()) {
+            Ok(s) => (s, None),
+            Err(e) => (Settings::default(), Some(("link".to_string(), e))),
+        };
+        Self {
+            settings: RwSignal::new(settings),
+            device: RwSignal::new(None),
+            info: RwSignal::new(None),
+            steps: RwSignal::new(Vec::new()),
+            evals: RwSignal::new(Vec::new()),
+            last_eval: RwSignal::new(None),
+            masks: RwSignal::new(None),
+            weights: RwSignal::new(None),
+            running: RwSignal::new(false),
+            finished: RwSignal::new(false),
+            loading: RwSignal::new(Some("starting the worker".into())),
+            error: RwSignal::new(link_error),
+            kept: RwSignal::new(Vec::new()),
+            first_step_ms: RwSignal::new(None),
+            file: RwSignal::new_local(None),
+            bridge: StoredValue::new_local(None),
+        }
+    }
+
+    /// Spawns the worker and asks it for a device.
+    pub fn start(self) {
+        match Bridge::spawn(
+            move |msg| self.on_message(msg),
+            move |crash| {
+                self.running.set(false);
+                self.error.set(Some((
+                    "worker".into(),
+                    format!(
+                        "the training worker stopped: {crash}. Reload the page to start again."
+                    ),
+                )));
+            },
+        ) {
+            Ok(b) => self.bridge.set_value(Some(b)),
+            Err(e) => self.error.set(Some(("worker".into(), e))),
+        }
+        // A pasted link (or the browser's back button) changes the hash: apply it.
+        let on_hash = wasm_bindgen::closure::Closure::<dyn FnMut()>::new(move || {
+            match Settings::from_hash(&hash()) {
+                Ok(s) => {
+                    if s != self.settings.get_untracked() {
+                        self.settings.set(s);
+                        self.configure();
+                    }
+                }
+                Err(e) => self.error.set(Some(("link".into(), e))),
+            }
+        });
+        if let Some(w) = web_sys::window() {
+            w.set_onhashchange(Some(on_hash.as_ref().unchecked_ref()));
+        }
+        on_hash.forget();
+    }
+
+    pub fn send(&self, msg: ToWorker) {
+        self.bridge.with_value(|b| {
+            if let Some(b) = b {
+                b.send(&msg)
+            }
+        });
+    }
+
+    fn send_with_file(&self, msg: ToWorker, file: Option<File>) {
+        self.bridge.with_value(|b| {
+            if let Some(b) = b {
+                b.send_with_file(&msg, file.as_ref())
+            }
+        });
+    }
+
+    /// Writes the settings into the URL (without a history entry per slider move).
+    fn write_hash(&self) {
+        let h = self.settings.with_untracked(|s| s.to_hash());
+        if let Some(w) = web_sys::window()
+            && let Ok(history) = w.history()
+        {
+            let url = if h.is_empty() {
+                "#".to_string()
+            } else {
+                format!("#{h}")
+            };
+            let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&url));
+        }
+    }
+
+    /// Changes a setting and rebuilds the run with it.
+    pub fn change(&self, f: impl FnOnce(&mut Settings)) {
+        self.settings.update(f);
+        self.configure();
+    }
+
+    /// Sends the settings to the worker, which (re)builds the run from step 0.
+    pub fn configure(&self) {
+        self.write_hash();
+        let s = self.settings.get_untracked();
+        if let Err(e) = s.to_config() {
+            self.error.set(Some(("settings".into(), e)));
+            return;
+        }
+        let file = self.file.get_untracked();
+        let data = if s.data == "synthetic" {
+            DataSource::Synthetic
+        } else if let Some(url) = &s.data_url {
+            DataSource::Url { url: url.clone() }
+        } else if let Some(f) = &file {
+            DataSource::File { name: f.name() }
+        } else {
+            self.loading.set(None);
+            self.error.set(Some((
+                "data".into(),
+                format!(
+                    "data = {}: pick or drop the dataset file (the official .tar.gz, or an image-folder .tar.gz), or give its URL",
+                    s.data
+                ),
+            )));
+            return;
+        };
+        self.keep_if_trained();
+        self.running.set(false);
+        self.send_with_file(
+            ToWorker::Configure {
+                overrides: s.overrides(),
+                data,
+            },
+            file,
+        );
+    }
+
+    pub fn import_checkpoint(&self, file: File) {
+        self.keep_if_trained();
+        self.send_with_file(ToWorker::ImportCheckpoint { name: file.name() }, Some(file));
+    }
+
+    /// Smoothed per-step values of the current run.
+    pub fn smoothed(&self, f: impl Fn(&StepReport) -> f64) -> Vec<(f64, f64)> {
+        self.steps
+            .with(|s| smooth(s.iter().map(|r| (r.step as f64, f(r)))))
+    }
+
+    fn label(&self) -> String {
+        self.info.with_untracked(|i| match i {
+            Some(i) => format!("{} {:.2}% dense", i.method, self.density_now() * 100.0),
+            None => "run".into(),
+        })
+    }
+
+    fn density_now(&self) -> f64 {
+        self.steps
+            .with_untracked(|s| s.last().map(|r| r.mask_density))
+            .or_else(|| {
+                self.info
+                    .with_untracked(|i| i.as_ref().map(|i| i.nnz as f64 / i.numel.max(1) as f64))
+            })
+            .unwrap_or(1.0)
+    }
+
+    /// Keeps the current run for comparison (once), if it trained at all.
+    pub fn keep_if_trained(&self) {
+        let steps: Vec<(usize, f64)> = self
+            .steps
+            .with_untracked(|s| s.iter().map(|r| (r.step, r.loss)).collect());
+        if steps.is_empty() {
+            return;
+        }
+        let label = self.label();
+        let evals = self.evals.get_untracked();
+        self.kept.update(|k| {
+            if !k.iter().any(|r| r.steps == steps) {
+                k.push(KeptRun {
+                    label,
+                    steps,
+                    evals,
+                });
+            }
+        });
+    }
+
+    pub fn record(&self) -> Option<RunRecord> {
+        Some(RunRecord {
+            link: self.settings.with_untracked(|s| s.to_hash()),
+            device: self
+                .device
+                .with_untracked(|d| d.as_ref().map(|d| d.adapter.clone()).unwrap_or_default()),
+            info: self.info.get_untracked()?,
+            steps: self.steps.get_untracked(),
+            evals: self.evals.get_untracked(),
+        })
+    }
+
+    pub fn export_csv(&self) {
+        let csv = self
+            .steps
+            .with_untracked(|s| self.evals.with_untracked(|e| to_csv(s, e)));
+        download("sparselab-metrics.csv", "text/csv", csv.as_bytes());
+    }
+
+    pub fn export_json(&self) {
+        if let Some(r) = self.record() {
+            download(
+                "sparselab-run.json",
+                "application/json",
+                to_json(&r).as_bytes(),
+            );
+        }
+    }
+
+    fn on_message(&self, msg: FromWorker) {
+        match msg {
+            FromWorker::Alive => {
+                let backend = self.settings.with_untracked(|s| s.backend);
+                self.send(ToWorker::Init { backend });
+            }
+            FromWorker::Ready(d) => {
+                self.device.set(Some(d));
+                self.configure();
+            }
+            FromWorker::Loading { what, done, total } => {
+                let text = match total {
+                    Some(t) if t > 0 => format!(
+                        "{what}: {:.1} of {:.1} MB ({:.0}%)",
+                        done as f64 / 1e6,
+                        t as f64 / 1e6,
+                        done as f64 / t as f64 * 100.0
+                    ),
+                    _ if done > 0 => format!("{what}: {:.1} MB", done as f64 / 1e6),
+                    _ => what,
+                };
+                self.loading.set(Some(text));
+            }
+            FromWorker::Started(info) => {
+                self.loading.set(None);
+                // A bad link stays on screen: the run started from defaults instead.
+                if self.error.with_untracked(|e| e.as_ref().is_some_and(|(c, _)| c != "link")) {
+                    self.error.set(None);
+                }
+                self.steps.set(Vec::new());
+                self.evals.set(Vec::new());
+                self.last_eval.set(None);
+                self.weights.set(None);
+                self.finished.set(false);
+                self.info.set(Some(info));
+                if self.settings.with_untracked(|s| s.autoplay)
+                    && self.first_step_ms.get_untracked().is_none()
+                {
+                    self.send(ToWorker::Play);
+                }
+            }
+            FromWorker::Step(r) => {
+                if self.first_step_ms.get_untracked().is_none() {
+                    self.first_step_ms.set(Some(now_ms()));
+                }
+                self.steps.update(|s| s.push(r));
+            }
+            FromWorker::Masks(m) => self.masks.set(Some(m)),
+            FromWorker::Eval(e) => {
+                let point = EvalPoint::from(&e);
+                self.evals.update(|v| {
+                    v.retain(|p| p.step != point.step);
+                    v.push(point);
+                });
+                self.last_eval.set(Some(e));
+            }
+            FromWorker::Weights(h) => self.weights.set(Some(h)),
+            FromWorker::State { running, finished } => {
+                self.running.set(running);
+                if finished && !self.finished.get_untracked() {
+                    self.keep_if_trained();
+                }
+                self.finished.set(finished);
+            }
+            FromWorker::Checkpoint { name, bytes } => {
+                download(&name, "application/octet-stream", &bytes)
+            }
+            FromWorker::Error { context, message } => {
+                self.loading.set(None);
+                self.error.set(Some((context, message)));
+            }
+        }
+    }
+}
+
+/// Saves bytes as a file through a temporary object URL.
+pub fn download(name: &str, mime: &str, bytes: &[u8]) {
+    let array = js_sys::Uint8Array::from(bytes);
+    let parts = js_sys::Array::of1(&array);
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(mime);
+    let Ok(blob) = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options) else {
+        return;
+    };
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else {
+        return;
+    };
+    if let Some(doc) = web_sys::window().and_then(|w| w.document())
+        && let Ok(a) = doc.create_element("a")
+    {
+        let a: web_sys::HtmlAnchorElement = a.unchecked_into();
+        a.set_href(&url);
+        a.set_download(name);
+        a.click();
+    }
+    let _ = web_sys::Url::revoke_object_url(&url);
+}
+
+#[component]
+pub fn StatusLine(state: State) -> impl IntoView {
+    let text = move || {
+        let device = state.device.with(|d| match d {
+            Some(d) => format!("{} · {}", d.backend, d.adapter),
+            None => "starting…".into(),
+        });
+        let progress = state.info.with(|i| {
+            let total = i.as_ref().map(|i| i.total_steps).unwrap_or(0);
+            let start = i.as_ref().and_then(|i| i.imported_at_step).unwrap_or(0);
+            let done = state
+                .steps
+                .with(|s| s.last().map(|r| r.step + 1).unwrap_or(start));
+            let epoch = state
+                .steps
+                .with(|s| s.last().map(|r| r.epoch + 1).unwrap_or(1));
+            format!("step {done}/{total} · epoch {epoch}")
+        });
+        let speed = state.steps.with(|s| {
+            // The median of the last 20 steps: one slow step (a mask update) does not swing it.
+            let mut recent: Vec<&StepReport> = s.iter().rev().take(20).collect();
+            if recent.is_empty() {
+                return String::new();
+            }
+            recent.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+            let m = recent[recent.len() / 2];
+            format!(
+                " · {:.1} images/s · {:.0} ms/step",
+                m.images_per_second,
+                m.seconds * 1000.0
+            )
+        });
+        let state_word = if state.running.get() {
+            "training"
+        } else if state.finished.get() {
+            "finished"
+        } else {
+            "paused"
+        };
+        let imported = state.info.with(|i| {
+            i.as_ref()
+                .and_then(|i| i.imported_at_step)
+                .map(|s| format!(" · imported checkpoint (saved at step {s})"))
+                .unwrap_or_default()
+        });
+        format!("{state_word} · {progress}{speed} · {device}{imported}")
+    };
+    let loss = move || {
+        state.steps.with(|s| {
+            s.last()
+                .map(|r| format!("{:.4}", r.loss))
+                .unwrap_or_default()
+        })
+    };
+    let steps_done = move || state.steps.with(|s| s.len());
+    // Means of the first five and the last ten losses: what "the loss falls" is judged on.
+    let loss_start = move || {
+        state.steps.with(|s| {
+            let n = s.len().min(5);
+            (n > 0).then(|| {
+                format!(
+                    "{:.4}",
+                    s[..n].iter().map(|r| r.loss).sum::<f64>() / n as f64
+                )
+            })
+        })
+    };
+    let loss_recent = move || {
+        state.steps.with(|s| {
+            let n = s.len().min(10);
+            (n > 0).then(|| {
+                format!(
+                    "{:.4}",
+                    s[s.len() - n..].iter().map(|r| r.loss).sum::<f64>() / n as f64
+                )
+            })
+        })
+    };
+    let median_ips = move || {
+        state.steps.with(|s| {
+            let mut v: Vec<f64> = s.iter().skip(2).map(|r| r.images_per_second).collect();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).map(|m| format!("{m:.2}"))
+        })
+    };
+    view! {
+        <p id="status" data-running=move || state.running.get().to_string()
+            data-steps=steps_done data-loss=loss data-loss-start=loss_start
+            data-loss-recent=loss_recent data-images-per-second=median_ips
+            data-dataset=move || state.info.with(|i| i.as_ref().map(|i| i.dataset.clone()).unwrap_or_default())
+            data-train-images=move || state.info.with(|i| i.as_ref().map(|i| i.train_images.to_string()).unwrap_or_default())
+            data-classes=move || state.info.with(|i| i.as_ref().map(|i| i.class_names.join(",")).unwrap_or_default())
+            data-imported=move || state.info.with(|i| i.as_ref().and_then(|i| i.imported_at_step).map(|s| s.to_string()).unwrap_or_default())
+            data-backend=move || state.device.with(|d| d.as_ref().map(|d| d.backend.clone()).unwrap_or_default())
+            data-first-step-ms=move || state.first_step_ms.get().map(|m| format!("{m:.0}")).unwrap_or_default()>
+            {text}
+        </p>
+    }
+}
+
+#[component]
+pub fn Banners(state: State) -> impl IntoView {
+    view! {
+        {move || state.device.get().and_then(|d| d.fallback_reason).map(|r| view! {
+            <div class="banner warn" id="fallback">
+                <strong>"No WebGPU: training on the CPU. "</strong>{r}
+                " The small models still train here, more slowly."
+            </div>
+        })}
+        {move || state.loading.get().map(|l| view! { <div class="banner info" id="loading">{l}</div> })}
+        {move || state.error.get().map(|(context, message)| view! {
+            <div class="banner error" id="error" data-context=context.clone()>
+                <strong>{format!("{context}: ")}</strong>{message}
+            </div>
+        })}
+    }
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The playground page end to end: builds dist/ (scripts/build-app.sh), then drives it in
+# Debian's headless Chromium with playwright-core (tests/e2e/). Screenshots and timings
+# land in tests/e2e/output/. Needs the native CLI built (one test imports its checkpoint).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+bash scripts/build-app.sh
+if [ ! -x /usr/lib/chromium/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+  else
+    echo "error: needs Debian's chromium: sudo apt-get install chromium" >&2
+    exit 1
+  fi
+fi
+cd tests/e2e
+node --test --test-concurrency=1 playground.test.mjs

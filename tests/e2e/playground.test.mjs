@@ -1,0 +1,257 @@
+// End-to-end tests of the playground page (dist/, built by scripts/build-app.sh) in
+// Debian's headless Chromium: WebGPU through SwiftShader with --enable-unsafe-webgpu, and
+// without it for the CPU fallback. Screenshots and timings go to tests/e2e/output/.
+// Run by scripts/test-e2e.sh (part of scripts/test.sh).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '../..');
+const dist = path.join(root, 'dist');
+const out = path.join(here, 'output');
+const chromiumPath = process.env.CHROMIUM || '/usr/lib/chromium/chromium';
+// Steps on SwiftShader take seconds: generous, but a hung page still fails.
+const LONG = 15 * 60 * 1000;
+
+const MIME = {
+  '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm',
+  '.css': 'text/css', '.svg': 'image/svg+xml', '.json': 'application/json',
+  '.gz': 'application/gzip',
+};
+
+let server, base, gpuBrowser;
+const timings = {};
+
+function serve(dir) {
+  return new Promise((resolve) => {
+    const s = http.createServer((req, res) => {
+      const url = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+      const file = path.join(dir, url === '/' ? 'index.html' : url);
+      if (!file.startsWith(dir) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+        res.writeHead(404).end('not found');
+        return;
+      }
+      res.writeHead(200, { 'content-type': MIME[path.extname(file)] || 'application/octet-stream' });
+      fs.createReadStream(file).pipe(res);
+    });
+    s.listen(0, '127.0.0.1', () => resolve(s));
+  });
+}
+
+async function launch(webgpu) {
+  const args = ['--no-sandbox', '--disable-dev-shm-usage'];
+  if (webgpu) args.push('--enable-unsafe-webgpu');
+  return chromium.launch({ executablePath: chromiumPath, headless: true, args });
+}
+
+async function open(browser, hash) {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  const logs = [];
+  page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+  page.logs = logs;
+  await page.goto(`${base}/#${hash}`);
+  return page;
+}
+
+async function status(page) {
+  return page.$eval('#status', (e) => ({ ...e.dataset, text: e.textContent }));
+}
+
+async function waitFor(page, what, fn, timeout = LONG) {
+  const start = Date.now();
+  for (;;) {
+    const s = await status(page);
+    if (await fn(s, page)) return s;
+    const err = await page.$('#error');
+    if (err) throw new Error(`${what}: the page shows an error: ${await err.textContent()}`);
+    if (Date.now() - start > timeout) {
+      throw new Error(`${what}: timed out; status: ${JSON.stringify(s)}\n${page.logs.slice(-20).join('\n')}`);
+    }
+    await page.waitForTimeout(250);
+  }
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(out, `${name}.png`), fullPage: true });
+}
+
+// A small, fast run that still shows mask updates within a few steps.
+const RUN = 'method=rigl&model=resnet8&width=0.5&sparsity=0.8&synthetic_size=400&batch=16&epochs=3&update_every=5';
+
+before(async () => {
+  assert.ok(fs.existsSync(path.join(dist, 'index.html')), 'dist/ is missing: run scripts/build-app.sh');
+  fs.mkdirSync(out, { recursive: true });
+  server = await serve(dist);
+  base = `http://127.0.0.1:${server.address().port}`;
+  gpuBrowser = await launch(true);
+});
+
+after(async () => {
+  await gpuBrowser?.close();
+  server?.close();
+  fs.writeFileSync(path.join(out, 'timings.json'), JSON.stringify(timings, null, 2));
+  console.log('timings:', JSON.stringify(timings));
+});
+
+test('the page loads, gets WebGPU and shows the initial masks', { timeout: LONG }, async () => {
+  const t0 = Date.now();
+  const page = await open(gpuBrowser, RUN);
+  const s = await waitFor(page, 'first masks', async (_, p) => (await p.$$('.heatmap canvas')).length > 0);
+  assert.equal(s.backend, 'webgpu', `expected WebGPU, status: ${s.text}`);
+  timings.webgpu_page_ready_ms = Date.now() - t0;
+  const bars = await page.$$eval('.density-bar', (rows) => rows.map((r) => [+r.dataset.nnz, +r.dataset.numel]));
+  const canvases = await page.$$('.heatmap canvas');
+  assert.ok(bars.length > 3 && bars.length === canvases.length, `${bars.length} bars, ${canvases.length} heatmaps`);
+  const nnz = bars.reduce((a, [n]) => a + n, 0);
+  const numel = bars.reduce((a, [, n]) => a + n, 0);
+  // 80% sparsity, counted from the real masks (ERK rounds per layer).
+  assert.ok(Math.abs(nnz / numel - 0.2) < 0.01, `density ${nnz}/${numel}`);
+  assert.equal(await page.$('#fallback'), null);
+  await shot(page, '1-loaded');
+  await page.close();
+});
+
+test('a run from the URL hash trains: the loss falls and the masks move', { timeout: LONG }, async () => {
+  const t0 = Date.now();
+  const page = await open(gpuBrowser, `${RUN}&autoplay=1`);
+  const first = await waitFor(page, 'first step', (s) => +s.steps >= 1);
+  timings.webgpu_first_step_ms_wall = Date.now() - t0;
+  timings.webgpu_first_step_ms_page = +first.firstStepMs;
+  // Step 5 is RigL's first mask update: the heatmaps mark regrown weights.
+  await waitFor(page, 'a mask update', async (_, p) =>
+    p.$$eval('.heatmap', (h) => h.some((f) => +f.dataset.grown > 0)));
+  await shot(page, '2-mask-update');
+  const s = await waitFor(page, '40 steps', (s) => +s.steps >= 40);
+  assert.ok(+s.lossRecent < +s.lossStart, `loss ${s.lossStart} -> ${s.lossRecent}`);
+  timings.webgpu_images_per_second = +s.imagesPerSecond;
+  timings.webgpu_loss = [+s.lossStart, +s.lossRecent];
+  const step = +(await page.$eval('.heatmaps', (e) => e.dataset.step));
+  assert.ok(step >= 5, `heatmaps from step ${step}`);
+  await shot(page, '3-training');
+
+  // Pause holds, Step takes exactly one batch, Reset goes back to step 0.
+  await page.click('#pause');
+  const paused = await waitFor(page, 'pause', (s) => s.running === 'false');
+  await page.waitForTimeout(3000);
+  const still = await status(page);
+  assert.ok(+still.steps <= +paused.steps + 1, `kept training after pause: ${paused.steps} -> ${still.steps}`);
+  await page.click('#step');
+  await waitFor(page, 'one step', (s) => +s.steps === +still.steps + 1);
+  await page.waitForTimeout(1500);
+  assert.equal(+(await status(page)).steps, +still.steps + 1);
+  // Pausing evaluated the validation split: confusion matrix and samples are shown.
+  assert.ok(await page.$('[data-testid=confusion]'));
+  assert.equal((await page.$$('.sample canvas')).length, 8);
+  await shot(page, '4-paused');
+  await page.click('#reset');
+  await waitFor(page, 'reset', (s) => +s.steps === 0);
+  // The reset run was kept for comparison.
+  assert.equal((await page.$$('#kept li')).length, 1);
+  await page.close();
+});
+
+test('a bad dataset file gives a visible error', { timeout: LONG }, async () => {
+  const page = await open(gpuBrowser, 'data=cifar10&model=resnet8');
+  await page.waitForSelector('#error');
+  assert.match(await page.textContent('#error'), /pick or drop the dataset file/);
+  await page.setInputFiles('#data-file', {
+    name: 'cifar-10-binary.tar.gz', mimeType: 'application/gzip',
+    buffer: Buffer.from('this is not a tarball at all'),
+  });
+  await page.waitForFunction(() => /not a readable \.tar\.gz/.test(document.querySelector('#error')?.textContent || ''),
+    null, { timeout: 60000 });
+  assert.equal(await page.$eval('#error', (e) => e.dataset.context), 'data');
+  await shot(page, '5-bad-dataset');
+  await page.close();
+});
+
+test('real CIFAR-10 images from a dropped archive train in the page', { timeout: LONG }, async (t) => {
+  const archive = path.resolve(root, '../shared/data/cifar10-train-jpg.tar.gz');
+  if (!fs.existsSync(archive)) {
+    t.skip(`${archive} is absent (the shared development data)`);
+    return;
+  }
+  const t0 = Date.now();
+  const page = await open(gpuBrowser, 'data=folder&model=resnet8&limit=1000&batch=16');
+  await page.setInputFiles('#data-file', archive);
+  const s = await waitFor(page, 'the archive loaded', (s) => s.trainImages !== '' && s.dataset !== '' && s.classes.includes('airplane'));
+  timings.cifar10_jpg_archive_load_ms = Date.now() - t0;
+  assert.equal(s.classes.split(',').length, 10);
+  assert.equal(+s.trainImages, 900);
+  await page.click('#step');
+  await waitFor(page, 'one step on CIFAR-10', (s) => +s.steps === 1);
+  await shot(page, '6-cifar10-images');
+  await page.close();
+});
+
+test('a link can hide controls and sets the sliders', { timeout: LONG }, async () => {
+  const page = await open(gpuBrowser, 'hide=method,seed,explain&sparsity=0.999&model=resnet8');
+  await page.waitForSelector('#sparsity');
+  assert.equal(await page.$('#method'), null);
+  assert.equal(await page.$('#seed'), null);
+  assert.equal(await page.$('.explain'), null);
+  assert.ok(await page.$('#epochs'));
+  // 99.9% sits three quarters along the log-scaled slider.
+  assert.equal(await page.$eval('#sparsity', (e) => e.value), '750');
+  assert.match(await page.textContent('#sparsity-value'), /99\.9% sparse/);
+  await page.close();
+});
+
+test('a bad link names the setting', { timeout: LONG }, async () => {
+  const page = await open(gpuBrowser, 'methd=rigl');
+  await page.waitForSelector('#error');
+  assert.match(await page.textContent('#error'), /methd/);
+  await page.close();
+});
+
+test('a checkpoint from the native CLI opens in the page', { timeout: LONG }, async () => {
+  const cli = path.join(root, 'scripts/sparselab');
+  const runDir = fs.mkdtempSync(path.join(out, 'cli-run-'));
+  execFileSync(cli, ['train', '--out', runDir, '--set', 'model.arch=resnet8', '--set', 'model.width=0.25',
+    '--set', 'data.synthetic_size=200', '--set', 'batch_size=16', '--set', 'epochs=1',
+    '--set', 'method.name=set', '--set', 'sparsity.sparsity=0.95', '--set', 'run.device=cpu',
+    '--set', 'run.eval_test=false'], { stdio: 'inherit' });
+  const summary = JSON.parse(fs.readFileSync(path.join(runDir, 'summary.json'), 'utf8'));
+  const page = await open(gpuBrowser, 'model=resnet8');
+  await waitFor(page, 'ready', async (_, p) => (await p.$$('.heatmap canvas')).length > 0);
+  await page.setInputFiles('#import-ckpt', path.join(runDir, 'checkpoint.bin'));
+  await waitFor(page, 'the imported run', async (s, p) => s.imported === String(summary.steps)
+    && (await p.$(`[data-testid=confusion][data-step="${summary.steps}"]`)) !== null);
+  const text = await page.textContent('[data-testid=confusion] + p');
+  const acc = +text.match(/([0-9.]+)% of/)[1];
+  // The page evaluates the checkpoint on the same validation split as the CLI did.
+  const cliAcc = summary.final_val_accuracy ?? summary.val_accuracy;
+  if (cliAcc !== undefined) {
+    assert.ok(Math.abs(acc - cliAcc * 100) < 0.11, `page ${acc}% vs CLI ${cliAcc * 100}%`);
+  }
+  const bars = await page.$$eval('.density-bar', (rows) => rows.map((r) => +r.dataset.nnz));
+  assert.equal(bars.reduce((a, b) => a + b, 0), summary.nnz ?? bars.reduce((a, b) => a + b, 0));
+  await shot(page, '7-imported-checkpoint');
+  await page.close();
+});
+
+test('without WebGPU the page says so and trains on the CPU', { timeout: LONG }, async () => {
+  const browser = await launch(false);
+  try {
+    const t0 = Date.now();
+    const page = await open(browser, `${RUN}&autoplay=1`);
+    await page.waitForSelector('#fallback', { timeout: 120000 });
+    assert.match(await page.textContent('#fallback'), /No WebGPU/);
+    const first = await waitFor(page, 'first CPU step', (s) => +s.steps >= 1);
+    assert.equal(first.backend, 'cpu');
+    timings.cpu_first_step_ms_wall = Date.now() - t0;
+    const s = await waitFor(page, '40 CPU steps', (s) => +s.steps >= 40);
+    assert.ok(+s.lossRecent < +s.lossStart, `loss ${s.lossStart} -> ${s.lossRecent}`);
+    timings.cpu_images_per_second = +s.imagesPerSecond;
+    await shot(page, '8-cpu-fallback');
+  } finally {
+    await browser.close();
+  }
+});
