@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 bash scripts/build-app.sh
+# The browser-only code (page and worker glue) is linted here: native clippy cannot see it.
+cargo clippy --release --locked --target wasm32-unknown-unknown -p sparselab-app --bins -- -D warnings
 if [ ! -x /usr/lib/chromium/chromium ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq chromium >/dev/null

@@ -361,12 +361,10 @@ impl Worker {
                 }
                 if epoch_done || s.is_finished() {
                     self.report_views().await;
-                } else if updated {
-                    if let Some(s) = &self.session {
-                        match s.weight_histogram().await {
-                            Ok(h) => post(&FromWorker::Weights(h)),
-                            Err(e) => error("run", e),
-                        }
+                } else if updated && let Some(s) = &self.session {
+                    match s.weight_histogram().await {
+                        Ok(h) => post(&FromWorker::Weights(h)),
+                        Err(e) => error("run", e),
                     }
                 }
                 if self.session.as_ref().is_some_and(Session::is_finished) {

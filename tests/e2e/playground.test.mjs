@@ -6,6 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -57,6 +58,8 @@ async function open(browser, hash) {
   page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
   page.logs = logs;
   await page.goto(`${base}/#${hash}`);
+  // The page mounts once its wasm has loaded.
+  await page.waitForSelector('#status', { timeout: 120000 });
   return page;
 }
 
@@ -83,7 +86,9 @@ async function shot(page, name) {
 }
 
 // A small, fast run that still shows mask updates within a few steps.
-const RUN = 'method=rigl&model=resnet8&width=0.5&sparsity=0.8&synthetic_size=400&batch=16&epochs=3&update_every=5';
+// 44 training images seen again every 2 steps (60 in all), without augmentation: the loss
+// falls clearly within 42 steps (2.27 to 1.51 on SwiftShader), a signal a short test can trust.
+const RUN = 'method=rigl&model=resnet8&width=0.5&sparsity=0.8&synthetic_size=64&batch=16&epochs=30&lr=0.05&update_every=5&x.data.augment=false&x.data.val_fraction=0.25';
 
 before(async () => {
   assert.ok(fs.existsSync(path.join(dist, 'index.html')), 'dist/ is missing: run scripts/build-app.sh');
@@ -128,8 +133,8 @@ test('a run from the URL hash trains: the loss falls and the masks move', { time
   await waitFor(page, 'a mask update', async (_, p) =>
     p.$$eval('.heatmap', (h) => h.some((f) => +f.dataset.grown > 0)));
   await shot(page, '2-mask-update');
-  const s = await waitFor(page, '40 steps', (s) => +s.steps >= 40);
-  assert.ok(+s.lossRecent < +s.lossStart, `loss ${s.lossStart} -> ${s.lossRecent}`);
+  const s = await waitFor(page, '42 steps', (s) => +s.steps >= 42);
+  assert.ok(+s.lossRecent < +s.lossStart - 0.1, `loss ${s.lossStart} -> ${s.lossRecent}`);
   timings.webgpu_images_per_second = +s.imagesPerSecond;
   timings.webgpu_loss = [+s.lossStart, +s.lossRecent];
   const step = +(await page.$eval('.heatmaps', (e) => e.dataset.step));
@@ -213,7 +218,7 @@ test('a bad link names the setting', { timeout: LONG }, async () => {
 
 test('a checkpoint from the native CLI opens in the page', { timeout: LONG }, async () => {
   const cli = path.join(root, 'scripts/sparselab');
-  const runDir = fs.mkdtempSync(path.join(out, 'cli-run-'));
+  const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sparselab-cli-run-'));
   execFileSync(cli, ['train', '--out', runDir, '--set', 'model.arch=resnet8', '--set', 'model.width=0.25',
     '--set', 'data.synthetic_size=200', '--set', 'batch_size=16', '--set', 'epochs=1',
     '--set', 'method.name=set', '--set', 'sparsity.sparsity=0.95', '--set', 'run.device=cpu',
@@ -235,6 +240,7 @@ test('a checkpoint from the native CLI opens in the page', { timeout: LONG }, as
   assert.equal(bars.reduce((a, b) => a + b, 0), summary.nnz ?? bars.reduce((a, b) => a + b, 0));
   await shot(page, '7-imported-checkpoint');
   await page.close();
+  fs.rmSync(runDir, { recursive: true, force: true });
 });
 
 test('without WebGPU the page says so and trains on the CPU', { timeout: LONG }, async () => {
@@ -247,8 +253,8 @@ test('without WebGPU the page says so and trains on the CPU', { timeout: LONG },
     const first = await waitFor(page, 'first CPU step', (s) => +s.steps >= 1);
     assert.equal(first.backend, 'cpu');
     timings.cpu_first_step_ms_wall = Date.now() - t0;
-    const s = await waitFor(page, '40 CPU steps', (s) => +s.steps >= 40);
-    assert.ok(+s.lossRecent < +s.lossStart, `loss ${s.lossStart} -> ${s.lossRecent}`);
+    const s = await waitFor(page, '42 CPU steps', (s) => +s.steps >= 42);
+    assert.ok(+s.lossRecent < +s.lossStart - 0.1, `loss ${s.lossStart} -> ${s.lossRecent}`);
     timings.cpu_images_per_second = +s.imagesPerSecond;
     await shot(page, '8-cpu-fallback');
   } finally {

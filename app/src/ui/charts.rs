@@ -103,7 +103,11 @@ pub fn LineChart(
         }
         if hi - lo < 1e-9 {
             // A flat series (RigL's constant density): centre it in a decade / ±5%.
-            let pad = if log_y { 0.5 } else { 1e-3_f64.max(lo.abs() * 0.05) };
+            let pad = if log_y {
+                0.5
+            } else {
+                1e-3_f64.max(lo.abs() * 0.05)
+            };
             (lo, hi) = (lo - pad, hi + pad);
         }
         let x_end = x_max.get().max(1.0);

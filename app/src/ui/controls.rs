@@ -85,9 +85,11 @@ fn use_file(state: State, file: File) {
     state.file.set(Some(file));
     state.change(|s| {
         s.data_url = None;
-        if s.data == "synthetic" || !(s.data.starts_with("cifar") || s.data == "folder") {
-            s.data = kind.into();
-        } else if kind != "folder" && !s.data.starts_with(kind) {
+        // The format chosen by hand wins, unless the file's name says otherwise (a CIFAR
+        // tarball keeps its name); CIFAR-100 stays coarse if coarse was chosen.
+        let named = kind != "folder";
+        let matches = s.data == kind || (kind == "cifar100" && s.data == "cifar100-coarse");
+        if s.data == "synthetic" || (named && !matches) {
             s.data = kind.into();
         }
     });

@@ -19,6 +19,8 @@ pub fn mount() {
     leptos::mount::mount_to_body(App);
 }
 
+type Points = Vec<(f64, f64)>;
+
 /// Colours of kept runs in the comparison overlays.
 const PALETTE: &[&str] = &["#888", "#c60", "#909", "#066", "#660", "#06c"];
 
@@ -108,7 +110,7 @@ fn App() -> impl IntoView {
         ]
     });
     let phase_series = Signal::derive(move || {
-        let (phase, lr): (Vec<(f64, f64)>, Vec<(f64, f64)>) = state.info.with(|i| {
+        let (phase, lr): (Points, Points) = state.info.with(|i| {
             i.as_ref()
                 .map(|i| {
                     let lr_max = i.schedule.iter().map(|p| p.lr).fold(1e-12, f64::max);

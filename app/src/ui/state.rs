@@ -186,6 +186,11 @@ impl State {
             self.error.set(Some(("settings".into(), e)));
             return;
         }
+        // Before the worker has its device, the run is built when it reports Ready (with
+        // whatever file was picked meanwhile).
+        if self.device.with_untracked(Option::is_none) {
+            return;
+        }
         let file = self.file.get_untracked();
         let data = if s.data == "synthetic" {
             DataSource::Synthetic
@@ -319,7 +324,10 @@ impl State {
             FromWorker::Started(info) => {
                 self.loading.set(None);
                 // A bad link stays on screen: the run started from defaults instead.
-                if self.error.with_untracked(|e| e.as_ref().is_some_and(|(c, _)| c != "link")) {
+                if self
+                    .error
+                    .with_untracked(|e| e.as_ref().is_some_and(|(c, _)| c != "link"))
+                {
                     self.error.set(None);
                 }
                 self.steps.set(Vec::new());

@@ -155,9 +155,7 @@ fn apply_limit(set: &mut ImageSet, limit: usize) {
     if limit > 0 && limit < set.len() {
         // An evenly strided subset: deterministic, and class-balanced for class-sorted sets.
         let stride = set.len() as f64 / limit as f64;
-        let keep: Vec<usize> = (0..limit)
-            .map(|i| (i as f64 * stride) as usize)
-            .collect();
+        let keep: Vec<usize> = (0..limit).map(|i| (i as f64 * stride) as usize).collect();
         let mut images = Vec::with_capacity(keep.len() * super::IMAGE_BYTES);
         let labels = keep.iter().map(|&i| set.labels[i]).collect();
         for &i in &keep {
