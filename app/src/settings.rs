@@ -295,6 +295,44 @@ impl Settings {
     }
 }
 
+fn serde_name<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
+impl Settings {
+    /// These settings with the run-defining ones taken from an engine config (an imported
+    /// checkpoint's), so the controls show the run that is loaded. Page-only settings
+    /// (data URL, device, hidden controls) stay; engine settings the controls do not
+    /// show are not carried over (the config itself is shown under Export).
+    pub fn with_config(&self, c: &TrainConfig) -> Settings {
+        Settings {
+            data: serde_name(&c.data.kind),
+            synthetic_size: c.data.synthetic_size,
+            limit: c.data.limit,
+            model: c.model.arch.name().to_string(),
+            width: c.model.width,
+            method: c.method.name.clone(),
+            sparsity: c.sparsity.sparsity,
+            distribution: serde_name(&c.sparsity.distribution),
+            east_dyrelu: c.method.east.dyrelu,
+            east_sharing: c.method.east.weight_sharing,
+            east_cyclic: c.method.east.cyclic,
+            lr_schedule: serde_name(&c.schedule.kind),
+            lr: c.optim.lr,
+            batch: c.batch_size,
+            epochs: c.epochs,
+            seed: c.seed,
+            update_every: c.method.update_every,
+            autoplay: false,
+            extra: Vec::new(),
+            ..self.clone()
+        }
+    }
+}
+
 /// The sparsity slider: position 0–1000 maps to density 10^(-4 t/1000), so the top of the
 /// range (99%–99.99%) gets as much travel as 0%–90%.
 pub fn sparsity_from_slider(position: f64) -> f64 {
@@ -407,6 +445,23 @@ mod tests {
             };
             s.to_config().unwrap_or_else(|e| panic!("{}: {e}", m.name));
         }
+    }
+
+    #[test]
+    fn a_config_maps_back_to_the_settings_that_made_it() {
+        let s = Settings::from_hash(
+            "method=sculpt&sparsity=0.995&model=resnet14&width=0.5&distribution=uniform&schedule=multistep&lr=0.03&batch=64&epochs=7&seed=3&update_every=11&dyrelu=0&synthetic_size=500&hide=seed",
+        )
+        .unwrap();
+        let back = Settings::default().with_config(&s.to_config().unwrap());
+        assert_eq!(back.hide.len(), 0);
+        assert_eq!(
+            Settings {
+                hide: s.hide.clone(),
+                ..back
+            },
+            s
+        );
     }
 
     #[test]

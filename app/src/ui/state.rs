@@ -9,6 +9,7 @@ use crate::protocol::{
 };
 use crate::settings::Settings;
 use leptos::prelude::*;
+use sparselab::train::TrainConfig;
 use wasm_bindgen::JsCast;
 use web_sys::File;
 
@@ -335,6 +336,13 @@ impl State {
                 self.last_eval.set(None);
                 self.weights.set(None);
                 self.finished.set(false);
+                // An imported checkpoint: the controls (and the link) show its settings.
+                if info.imported_at_step.is_some()
+                    && let Ok(config) = TrainConfig::from_toml(&info.config_toml, "checkpoint")
+                {
+                    self.settings.update(|s| *s = s.with_config(&config));
+                    self.write_hash();
+                }
                 self.info.set(Some(info));
                 if self.settings.with_untracked(|s| s.autoplay)
                     && self.first_step_ms.get_untracked().is_none()
