@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-rustup target add wasm32-unknown-unknown >/dev/null
+bash scripts/install-web-tools.sh
+export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v chromedriver >/dev/null 2>&1 || [ ! -x /usr/lib/chromium/chromium ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
@@ -14,12 +15,6 @@ if ! command -v chromedriver >/dev/null 2>&1 || [ ! -x /usr/lib/chromium/chromiu
     echo "error: needs Debian's chromium and chromium-driver: sudo apt-get install chromium chromium-driver" >&2
     exit 1
   fi
-fi
-# The runner must match the wasm-bindgen version in Cargo.lock exactly.
-wb_version=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[version ="]/, ""); print; exit}' Cargo.lock)
-if ! wasm-bindgen-test-runner --version 2>/dev/null | grep -q "$wb_version"; then
-  # Its own target dir: the workspace's is locked by the build below in parallel runs.
-  CARGO_TARGET_DIR="$HOME/.cache/sparselab-tools" cargo install wasm-bindgen-cli --version "$wb_version"
 fi
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 export CHROMEDRIVER="${CHROMEDRIVER:-$(command -v chromedriver)}"

@@ -4,11 +4,31 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
+# Elapsed time at each phase, so a CI log shows where a cold run spends its minutes.
+phase() { echo "== [$((SECONDS / 60)) min $((SECONDS % 60)) s] $*"; }
+# The wasm tools (Trunk, wasm-bindgen) compile beside the native build, which leaves a core
+# idle part of the time; the browser phases wait for them.
+tools_log=$(mktemp)
+bash scripts/install-web-tools.sh >"$tools_log" 2>&1 &
+tools_pid=$!
+trap 'pkill -P "$tools_pid" 2>/dev/null; kill "$tools_pid" 2>/dev/null; rm -f "$tools_log"' EXIT
+phase "setup and native build"
 bash scripts/setup.sh
+phase "fmt and clippy"
 cargo fmt --all -- --check
 cargo clippy --release --locked --workspace --all-targets -- -D warnings
+phase "native tests"
 cargo test --release --locked --workspace 2>&1
 # The kernel tests again in headless Chromium on WebGPU (the browser runs the same WGSL).
+phase "kernel tests in the browser"
+if ! wait "$tools_pid"; then
+  cat "$tools_log"
+  echo "error: installing the wasm tools failed (its output is above)" >&2
+  exit 1
+fi
+tail -n 3 "$tools_log"
 bash scripts/test-browser.sh
 # The playground page end to end in headless Chromium (WebGPU and the CPU fallback).
+phase "page tests"
 bash scripts/test-e2e.sh
+phase "all passed"

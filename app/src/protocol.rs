@@ -98,6 +98,10 @@ pub struct DeviceInfo {
     pub adapter: String,
     /// Why the worker is on the CPU although the GPU was asked for (or `auto`).
     pub fallback_reason: Option<String>,
+    /// The WebGPU adapter that `auto` left unused because it is a software emulation
+    /// (the browser's fallback adapter, e.g. SwiftShader): the CPU path is faster there.
+    #[serde(default)]
+    pub software_adapter: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

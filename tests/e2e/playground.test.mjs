@@ -89,6 +89,9 @@ async function shot(page, name) {
 // 44 training images seen again every 2 steps (60 in all), without augmentation: the loss
 // falls clearly within 42 steps (2.27 to 1.51 on SwiftShader), a signal a short test can trust.
 const RUN = 'method=rigl&model=resnet8&width=0.5&sparsity=0.8&synthetic_size=64&batch=16&epochs=30&lr=0.05&update_every=5&x.data.augment=false&x.data.val_fraction=0.25';
+// SwiftShader is a software adapter, which `auto` skips for the (faster) CPU path: the
+// WebGPU tests ask for the GPU explicitly.
+const GPU = 'backend=gpu';
 
 before(async () => {
   assert.ok(fs.existsSync(path.join(dist, 'index.html')), 'dist/ is missing: run scripts/build-app.sh');
@@ -107,7 +110,7 @@ after(async () => {
 
 test('the page loads, gets WebGPU and shows the initial masks', { timeout: LONG }, async () => {
   const t0 = Date.now();
-  const page = await open(gpuBrowser, RUN);
+  const page = await open(gpuBrowser, `${RUN}&${GPU}`);
   const s = await waitFor(page, 'first masks', async (_, p) => (await p.$$('.heatmap canvas')).length > 0);
   assert.equal(s.backend, 'webgpu', `expected WebGPU, status: ${s.text}`);
   timings.webgpu_page_ready_ms = Date.now() - t0;
@@ -125,7 +128,7 @@ test('the page loads, gets WebGPU and shows the initial masks', { timeout: LONG 
 
 test('a run from the URL hash trains: the loss falls and the masks move', { timeout: LONG }, async () => {
   const t0 = Date.now();
-  const page = await open(gpuBrowser, `${RUN}&autoplay=1`);
+  const page = await open(gpuBrowser, `${RUN}&${GPU}&autoplay=1`);
   const first = await waitFor(page, 'first step', (s) => +s.steps >= 1);
   timings.webgpu_first_step_ms_wall = Date.now() - t0;
   timings.webgpu_first_step_ms_page = +first.firstStepMs;
@@ -224,7 +227,7 @@ test('a checkpoint from the native CLI opens in the page', { timeout: LONG }, as
     '--set', 'method.name=set', '--set', 'sparsity.sparsity=0.95', '--set', 'run.device=cpu',
     '--set', 'run.eval_test=false'], { stdio: 'inherit' });
   const summary = JSON.parse(fs.readFileSync(path.join(runDir, 'summary.json'), 'utf8'));
-  const page = await open(gpuBrowser, 'model=resnet8');
+  const page = await open(gpuBrowser, `model=resnet8&${GPU}`);
   await waitFor(page, 'ready', async (_, p) => (await p.$$('.heatmap canvas')).length > 0);
   await page.setInputFiles('#import-ckpt', path.join(runDir, 'checkpoint.bin'));
   await waitFor(page, 'the imported run', async (s, p) => s.imported === String(summary.steps)
@@ -232,15 +235,26 @@ test('a checkpoint from the native CLI opens in the page', { timeout: LONG }, as
   const text = await page.textContent('[data-testid=confusion] + p');
   const acc = +text.match(/([0-9.]+)% of/)[1];
   // The page evaluates the checkpoint on the same validation split as the CLI did.
-  const cliAcc = summary.final_val_accuracy ?? summary.val_accuracy;
-  if (cliAcc !== undefined) {
-    assert.ok(Math.abs(acc - cliAcc * 100) < 0.11, `page ${acc}% vs CLI ${cliAcc * 100}%`);
-  }
+  assert.equal(typeof summary.final_val_accuracy, 'number', 'the CLI run reported no validation accuracy');
+  assert.ok(Math.abs(acc - summary.final_val_accuracy * 100) < 0.11,
+    `page ${acc}% vs CLI ${summary.final_val_accuracy * 100}%`);
+  // The masks shown are the checkpoint's: the same non-zero count, layer by layer summed.
   const bars = await page.$$eval('.density-bar', (rows) => rows.map((r) => +r.dataset.nnz));
-  assert.equal(bars.reduce((a, b) => a + b, 0), summary.nnz ?? bars.reduce((a, b) => a + b, 0));
+  assert.equal(bars.reduce((a, b) => a + b, 0), summary.nnz);
+  assert.equal((await status(page)).backend, 'webgpu');
   await shot(page, '7-imported-checkpoint');
   await page.close();
   fs.rmSync(runDir, { recursive: true, force: true });
+});
+
+test('auto leaves a software WebGPU adapter for the CPU path, and says so', { timeout: LONG }, async () => {
+  const page = await open(gpuBrowser, 'model=resnet8');
+  await page.waitForSelector('#fallback', { timeout: 120000 });
+  assert.equal(await page.$eval('#fallback', (e) => e.dataset.software), 'true');
+  assert.match(await page.textContent('#fallback'), /Software WebGPU only.*Device: gpu/s);
+  const s = await waitFor(page, 'ready', async (_, p) => (await p.$$('.heatmap canvas')).length > 0);
+  assert.equal(s.backend, 'cpu');
+  await page.close();
 });
 
 test('without WebGPU the page says so and trains on the CPU', { timeout: LONG }, async () => {

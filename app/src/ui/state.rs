@@ -510,11 +510,19 @@ pub fn StatusLine(state: State) -> impl IntoView {
 #[component]
 pub fn Banners(state: State) -> impl IntoView {
     view! {
-        {move || state.device.get().and_then(|d| d.fallback_reason).map(|r| view! {
-            <div class="banner warn" id="fallback">
-                <strong>"No WebGPU: training on the CPU. "</strong>{r}
-                " The small models still train here, more slowly."
-            </div>
+        {move || state.device.get().and_then(|d| {
+            let software = d.software_adapter.is_some();
+            let title = if software {
+                "Software WebGPU only: training on the CPU. "
+            } else {
+                "No WebGPU: training on the CPU. "
+            };
+            d.fallback_reason.map(|r| view! {
+                <div class="banner warn" id="fallback" data-software=software.to_string()>
+                    <strong>{title}</strong>{r}
+                    " The small models still train here, more slowly than on a GPU."
+                </div>
+            })
         })}
         {move || state.loading.get().map(|l| view! { <div class="banner info" id="loading">{l}</div> })}
         {move || state.error.get().map(|(context, message)| view! {

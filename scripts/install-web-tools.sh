@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the wasm tools the browser builds need: the wasm32 target, wasm-bindgen-cli at
+# Cargo.lock's version (its test runner too) and Trunk 0.21.14 (0.22 needs a newer rustc).
+# Only checks when they are there. scripts/test.sh starts it in the background beside the
+# native build, whose two cores are not both busy all the time; build-app.sh and
+# test-browser.sh run it again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/env.sh
+
+rustup target add wasm32-unknown-unknown >/dev/null
+# Their own target dir: the workspace's is locked by the builds that run beside this.
+tools="$HOME/.cache/sparselab-tools"
+wb_version=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[version ="]/, ""); print; exit}' Cargo.lock)
+if ! grep -q "wasm_bindgen = \"$wb_version\"" Trunk.toml; then
+  echo "error: Trunk.toml's [tools] wasm_bindgen must be $wb_version (Cargo.lock's wasm-bindgen)" >&2
+  exit 1
+fi
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! wasm-bindgen --version 2>/dev/null | grep -q "$wb_version" \
+  || ! wasm-bindgen-test-runner --version 2>/dev/null | grep -q "$wb_version"; then
+  CARGO_TARGET_DIR="$tools" cargo install wasm-bindgen-cli --version "$wb_version"
+fi
+if ! trunk --version 2>/dev/null | grep -q "0.21.14"; then
+  CARGO_TARGET_DIR="$tools" cargo install --locked trunk@0.21.14
+fi
