@@ -542,7 +542,7 @@ fn software_adapter_name(adapter: &JsValue) -> Option<String> {
     }
     let name = ["description", "device", "architecture", "vendor"]
         .iter()
-        .filter_map(|k| get(&info, *k).as_string())
+        .filter_map(|k| get(&info, k).as_string())
         .find(|s| !s.is_empty())
         .unwrap_or_else(|| "a software adapter".into());
     Some(name)

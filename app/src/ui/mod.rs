@@ -173,17 +173,26 @@ fn App() -> impl IntoView {
                 <div class="card">
                     <h2>"Density over training (log scale)"</h2>
                     <LineChart series=density_series x_max=x_max log_y=true test_id="density-chart" />
-                    <Show when=move || !hidden("explain")><Explain title="Cyclic sparsity (EAST)" text=explain::CYCLIC /></Show>
+                    <Show when=move || !hidden("explain")>
+                        <Explain title="Cyclic sparsity (EAST)" text=explain::CYCLIC />
+                        <Explain title="Recipes: GMP, AC/DC, LRR" text=explain::RECIPES />
+                    </Show>
                 </div>
                 <div class="card">
                     <h2>"DyReLU phase and learning rate"</h2>
                     <LineChart series=phase_series x_max=x_max y_range=(0.0, 1.0) test_id="phase-chart" />
-                    <Show when=move || !hidden("explain")><Explain title="DyReLU phasing (EAST)" text=explain::DYRELU /></Show>
+                    <Show when=move || !hidden("explain")>
+                        <Explain title="DyReLU phasing (EAST)" text=explain::DYRELU />
+                        <Explain title="SCULPT-ing" text=explain::SCULPT />
+                    </Show>
                 </div>
                 <div class="card wide">
                     <h2>"Per-layer density"</h2>
                     <div data-testid="density-bars"><DensityBars masks=state.masks /></div>
-                    <Show when=move || !hidden("explain")><Explain title="Layer-wise densities (ERK, uniform)" text=explain::DISTRIBUTION /></Show>
+                    <Show when=move || !hidden("explain")>
+                        <Explain title="Layer-wise densities (ERK, uniform)" text=explain::DISTRIBUTION />
+                        <Explain title="Weight sharing (EAST)" text=explain::SHARING />
+                    </Show>
                 </div>
                 <div class="card wide">
                     <h2>"Masks"<span class="muted">" green: active · blue: regrown · red: pruned (since the last update)"</span></h2>
@@ -202,15 +211,6 @@ fn App() -> impl IntoView {
                     <h2>"Sample predictions (validation)"</h2>
                     <Samples eval=state.last_eval classes=classes />
                 </div>
-                <Show when=move || !hidden("explain")>
-                    <div class="card wide">
-                        <h2>"The methods"</h2>
-                        <Explain title="Sparsity" text=explain::SPARSITY />
-                        <Explain title="Weight sharing (EAST)" text=explain::SHARING />
-                        <Explain title="SCULPT-ing" text=explain::SCULPT />
-                        <Explain title="Recipes for sparse training" text=explain::RECIPES />
-                    </div>
-                </Show>
             </section>
         </main>
     }
