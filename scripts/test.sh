@@ -11,7 +11,7 @@ phase() { echo "== [$((SECONDS / 60)) min $((SECONDS % 60)) s] $*"; }
 tools_log=$(mktemp)
 bash scripts/install-web-tools.sh >"$tools_log" 2>&1 &
 tools_pid=$!
-trap 'pkill -P "$tools_pid" 2>/dev/null; kill "$tools_pid" 2>/dev/null; rm -f "$tools_log"' EXIT
+trap 'pkill -P "$tools_pid" 2>/dev/null || true; kill "$tools_pid" 2>/dev/null || true; rm -f "$tools_log"' EXIT
 phase "setup and native build"
 bash scripts/setup.sh
 phase "fmt and clippy"
