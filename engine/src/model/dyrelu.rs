@@ -125,10 +125,30 @@ mod tests {
         assert_ne!(values(act.forward(x, 1.0)), relu_values);
     }
 
+    /// Every parameter drawn from our seeded stream, so the check is the same on every run
+    /// (Burn's initializers draw from an unseeded generator).
+    fn seeded(act: DyRelu, seed: u64) -> DyRelu {
+        let mut rng = crate::rng::Rng::new(seed);
+        crate::model::map_params(act, |_, w| {
+            let n = w.dims()[0];
+            let v: Vec<f32> = (0..n).map(|_| rng.next_f32() - 0.5).collect();
+            Tensor::from_data(TensorData::new(v, [n]), &w.device())
+        })
+    }
+
+    /// The central difference of `f` at 0, or None where `f` has a kink within ±eps
+    /// (the one-sided slopes disagree): max and ReLU make the function piecewise linear,
+    /// and a difference across a kink measures neither side's gradient.
+    fn central_difference(f: impl Fn(f32) -> f32, eps: f32) -> Option<f32> {
+        let (minus, zero, plus) = (f(-eps), f(0.0), f(eps));
+        let (left, right) = ((zero - minus) / eps, (plus - zero) / eps);
+        ((left - right).abs() < 1e-2 * (1.0 + left.abs())).then_some((plus - minus) / (2.0 * eps))
+    }
+
     #[test]
     fn gradients_match_central_differences() {
         let device = Device::flex().autodiff();
-        let act = DyRelu::new(8, &device);
+        let act = seeded(DyRelu::new(8, &device), 11);
         let x = input(&device, 5);
         let direction = input(&device, 9);
         // A loss that mixes channels, so every coefficient matters.
@@ -141,49 +161,75 @@ mod tests {
         let param_grads = GradientsParams::from_grads(grads, &act);
         let by_path: std::collections::BTreeMap<_, _> =
             grads_by_path(&act, &param_grads).into_iter().collect();
-        let analytic_w: Vec<f32> = by_path["fc1.weight"]
-            .clone()
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
+        let analytic_w = |path: &str| -> Vec<f32> {
+            by_path[path]
+                .clone()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
 
-        let eps = 1e-2f32;
+        let eps = 2e-3f32;
         let eval = |m: &DyRelu, x: Tensor<4>| -> f32 { loss(m, x).into_scalar() };
-        // Input gradient, at a few coordinates away from the kinks.
+        let close =
+            |numeric: f32, analytic: f32| (numeric - analytic).abs() < 2e-2 * (1.0 + numeric.abs());
+        // Input gradient.
         let base: Vec<f32> = values(x.clone().inner());
-        for i in [0usize, 7, 31, 100] {
+        let mut checked = 0;
+        for i in (0..base.len()).step_by(7) {
             let shifted = |d: f32| {
                 let mut v = base.clone();
                 v[i] += d;
-                Tensor::<4>::from_data(TensorData::new(v, [2, 8, 3, 3]), &device)
+                eval(
+                    &act,
+                    Tensor::from_data(TensorData::new(v, [2, 8, 3, 3]), &device),
+                )
             };
-            let numeric = (eval(&act, shifted(eps)) - eval(&act, shifted(-eps))) / (2.0 * eps);
+            let Some(numeric) = central_difference(shifted, eps) else {
+                continue;
+            };
             assert!(
-                (numeric - analytic_x[i]).abs() < 2e-2 * (1.0 + numeric.abs()),
+                close(numeric, analytic_x[i]),
                 "d/dx[{i}]: numeric {numeric} vs autodiff {}",
                 analytic_x[i]
             );
+            checked += 1;
         }
-        // A weight of the coefficient network's first layer.
-        for i in [0usize, 5] {
-            let perturb = |d: f32| {
-                crate::model::map_params(act.clone(), |path, w| {
-                    if path == "fc1.weight" {
+        assert!(
+            checked >= 15,
+            "only {checked} input coordinates were away from a kink"
+        );
+        // Weights of both layers of the coefficient network.
+        for (path, expected) in [("fc1.weight", 16), ("fc2.weight", 64), ("fc2.bias", 32)] {
+            let analytic = analytic_w(path);
+            assert!(analytic.iter().any(|g| *g != 0.0), "{path} got no gradient");
+            let mut checked = 0;
+            for i in 0..analytic.len() {
+                let perturbed = |d: f32| {
+                    let m = crate::model::map_params(act.clone(), |p, w| {
+                        if p != path {
+                            return w;
+                        }
                         let mut v = w.into_data().try_to_vec::<f32>().unwrap();
                         v[i] += d;
                         let n = v.len();
                         Tensor::from_data(TensorData::new(v, [n]), &device)
-                    } else {
-                        w
-                    }
-                })
-            };
-            let numeric =
-                (eval(&perturb(eps), x.clone()) - eval(&perturb(-eps), x.clone())) / (2.0 * eps);
+                    });
+                    eval(&m, x.clone())
+                };
+                let Some(numeric) = central_difference(perturbed, eps) else {
+                    continue;
+                };
+                assert!(
+                    close(numeric, analytic[i]),
+                    "d/d{path}[{i}]: numeric {numeric} vs autodiff {}",
+                    analytic[i]
+                );
+                checked += 1;
+            }
             assert!(
-                (numeric - analytic_w[i]).abs() < 2e-2 * (1.0 + numeric.abs()),
-                "d/dfc1[{i}]: numeric {numeric} vs autodiff {}",
-                analytic_w[i]
+                checked >= expected * 3 / 4,
+                "only {checked} of {path}'s coordinates were away from a kink"
             );
         }
     }
