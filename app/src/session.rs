@@ -10,6 +10,7 @@ use crate::protocol::{
 use sparselab::burn::tensor::Device;
 use sparselab::data::{IMAGE_SIZE, ImageSet};
 use sparselab::train::{Checkpoint, TrainConfig, TrainData, Trainer};
+use std::sync::Arc;
 
 /// Images in the strip of sample predictions.
 pub const SAMPLES: usize = 8;
@@ -25,7 +26,11 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(config: TrainConfig, set: ImageSet, device: Device) -> Result<Self, String> {
+    pub fn new(
+        config: TrainConfig,
+        set: impl Into<Arc<ImageSet>>,
+        device: Device,
+    ) -> Result<Self, String> {
         let data = TrainData::new(set, config.data.val_fraction, config.seed);
         let trainer = Trainer::new(config, data, device).map_err(|e| e.to_string())?;
         Ok(Self::wrap(trainer, None))
@@ -34,7 +39,7 @@ impl Session {
     /// A run restored from a checkpoint (the native CLI's `checkpoint.bin`), on `set`.
     pub fn from_checkpoint(
         ckpt: &Checkpoint,
-        set: ImageSet,
+        set: impl Into<Arc<ImageSet>>,
         device: Device,
     ) -> Result<Self, String> {
         let trainer = Trainer::from_checkpoint(ckpt, set, device).map_err(|e| e.to_string())?;

@@ -36,14 +36,16 @@ pub enum TrainError {
 
 /// The images a run trains and validates on, split and normalised.
 pub struct TrainData {
-    pub set: ImageSet,
+    /// Shared, so a caller that keeps the images (the page's worker) holds no second copy.
+    pub set: Arc<ImageSet>,
     pub split: TrainValSplit,
     pub batcher: Batcher,
 }
 
 impl TrainData {
     /// Splits `set` (seeded, stratified) and measures normalisation on the training part.
-    pub fn new(set: ImageSet, val_fraction: f64, seed: u64) -> Self {
+    pub fn new(set: impl Into<Arc<ImageSet>>, val_fraction: f64, seed: u64) -> Self {
+        let set = set.into();
         let split = TrainValSplit::new(&set, val_fraction, seed);
         let batcher = Batcher::new(Normalization::measure(&set, &split.train));
         Self {
@@ -54,7 +56,7 @@ impl TrainData {
     }
 
     fn with_normalization(
-        set: ImageSet,
+        set: Arc<ImageSet>,
         val_fraction: f64,
         seed: u64,
         norm: Normalization,
@@ -242,9 +244,10 @@ impl Trainer {
     /// Continues a run from a checkpoint, with its data (same images, same split).
     pub fn from_checkpoint(
         ckpt: &Checkpoint,
-        set: ImageSet,
+        set: impl Into<Arc<ImageSet>>,
         device: Device,
     ) -> Result<Self, TrainError> {
+        let set = set.into();
         let meta = &ckpt.meta;
         if set.num_classes() != meta.num_classes {
             return Err(TrainError::Checkpoint(format!(
