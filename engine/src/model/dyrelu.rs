@@ -126,12 +126,14 @@ mod tests {
     }
 
     /// Every parameter drawn from our seeded stream, so the check is the same on every run
-    /// (Burn's initializers draw from an unseeded generator).
+    /// (Burn's initializers draw from an unseeded generator). The hidden layer's biases are
+    /// positive so its units are live and the first layer's weights get a gradient.
     fn seeded(act: DyRelu, seed: u64) -> DyRelu {
         let mut rng = crate::rng::Rng::new(seed);
-        crate::model::map_params(act, |_, w| {
+        crate::model::map_params(act, |path, w| {
             let n = w.dims()[0];
-            let v: Vec<f32> = (0..n).map(|_| rng.next_f32() - 0.5).collect();
+            let low = if path == "fc1.bias" { 0.1 } else { -0.5 };
+            let v: Vec<f32> = (0..n).map(|_| low + rng.next_f32()).collect();
             Tensor::from_data(TensorData::new(v, [n]), &w.device())
         })
     }
