@@ -202,7 +202,7 @@ mod tests {
             "only {checked} input coordinates were away from a kink"
         );
         // Weights of both layers of the coefficient network.
-        for (path, expected) in [("fc1.weight", 16), ("fc2.weight", 64), ("fc2.bias", 32)] {
+        for path in ["fc1.weight", "fc2.weight", "fc2.bias"] {
             let analytic = analytic_w(path);
             assert!(analytic.iter().any(|g| *g != 0.0), "{path} got no gradient");
             let mut checked = 0;
@@ -230,7 +230,7 @@ mod tests {
                 checked += 1;
             }
             assert!(
-                checked >= expected * 3 / 4,
+                checked >= analytic.len() * 3 / 4,
                 "only {checked} of {path}'s coordinates were away from a kink"
             );
         }
