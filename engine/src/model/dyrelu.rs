@@ -171,32 +171,18 @@ mod tests {
                 .unwrap()
         };
 
-        let eps = 2e-3f32;
         let eval = |m: &DyRelu, x: Tensor<4>| -> f32 { loss(m, x).into_scalar() };
-        let close =
-            |numeric: f32, analytic: f32| (numeric - analytic).abs() < 2e-2 * (1.0 + numeric.abs());
         // Input gradient.
         let base: Vec<f32> = values(x.clone().inner());
-        let mut checked = 0;
-        for i in (0..base.len()).step_by(7) {
-            let shifted = |d: f32| {
-                let mut v = base.clone();
-                v[i] += d;
-                eval(
-                    &act,
-                    Tensor::from_data(TensorData::new(v, [2, 8, 3, 3]), &device),
-                )
-            };
-            let Some(numeric) = central_difference(shifted, eps) else {
-                continue;
-            };
-            assert!(
-                close(numeric, analytic_x[i]),
-                "d/dx[{i}]: numeric {numeric} vs autodiff {}",
-                analytic_x[i]
-            );
-            checked += 1;
-        }
+        let indices: Vec<usize> = (0..base.len()).step_by(7).collect();
+        let checked = compare_coordinates("x", &indices, &analytic_x, |i, d| {
+            let mut v = base.clone();
+            v[i] += d;
+            eval(
+                &act,
+                Tensor::from_data(TensorData::new(v, [2, 8, 3, 3]), &device),
+            )
+        });
         assert!(
             checked >= 15,
             "only {checked} input coordinates were away from a kink"
@@ -205,35 +191,48 @@ mod tests {
         for path in ["fc1.weight", "fc2.weight", "fc2.bias"] {
             let analytic = analytic_w(path);
             assert!(analytic.iter().any(|g| *g != 0.0), "{path} got no gradient");
-            let mut checked = 0;
-            for i in 0..analytic.len() {
-                let perturbed = |d: f32| {
-                    let m = crate::model::map_params(act.clone(), |p, w| {
-                        if p != path {
-                            return w;
-                        }
-                        let mut v = w.into_data().try_to_vec::<f32>().unwrap();
-                        v[i] += d;
-                        let n = v.len();
-                        Tensor::from_data(TensorData::new(v, [n]), &device)
-                    });
-                    eval(&m, x.clone())
-                };
-                let Some(numeric) = central_difference(perturbed, eps) else {
-                    continue;
-                };
-                assert!(
-                    close(numeric, analytic[i]),
-                    "d/d{path}[{i}]: numeric {numeric} vs autodiff {}",
-                    analytic[i]
-                );
-                checked += 1;
-            }
+            let indices: Vec<usize> = (0..analytic.len()).collect();
+            let checked = compare_coordinates(path, &indices, &analytic, |i, d| {
+                let m = crate::model::map_params(act.clone(), |p, w| {
+                    if p != path {
+                        return w;
+                    }
+                    let mut v = w.into_data().try_to_vec::<f32>().unwrap();
+                    v[i] += d;
+                    let n = v.len();
+                    Tensor::from_data(TensorData::new(v, [n]), &device)
+                });
+                eval(&m, x.clone())
+            });
             assert!(
                 checked >= analytic.len() * 3 / 4,
                 "only {checked} of {path}'s coordinates were away from a kink"
             );
         }
+    }
+
+    /// Asserts that autodiff's `analytic[i]` matches the central difference of
+    /// `shifted(i, ·)` at every index away from a kink; returns how many were compared.
+    fn compare_coordinates(
+        name: &str,
+        indices: &[usize],
+        analytic: &[f32],
+        shifted: impl Fn(usize, f32) -> f32,
+    ) -> usize {
+        let eps = 2e-3f32;
+        let mut compared = 0;
+        for &i in indices {
+            let Some(numeric) = central_difference(|d| shifted(i, d), eps) else {
+                continue;
+            };
+            assert!(
+                (numeric - analytic[i]).abs() < 2e-2 * (1.0 + numeric.abs()),
+                "d/d{name}[{i}]: numeric {numeric} vs autodiff {}",
+                analytic[i]
+            );
+            compared += 1;
+        }
+        compared
     }
 
     #[test]
