@@ -19,6 +19,6 @@ if [ ! -x tests/e2e/node_modules/.bin/wasm-opt ]; then
   (cd tests/e2e && npm ci --no-audit --no-fund)
 fi
 # Trunk finds wasm-bindgen and wasm-opt on PATH when their versions match Trunk.toml.
-export PATH="$PWD/tests/e2e/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+export PATH="$PWD/tests/e2e/node_modules/.bin:$PATH"
 trunk build --release "$@"
 ls -l dist/*.wasm

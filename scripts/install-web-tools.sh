@@ -16,7 +16,6 @@ if ! grep -q "wasm_bindgen = \"$wb_version\"" Trunk.toml; then
   echo "error: Trunk.toml's [tools] wasm_bindgen must be $wb_version (Cargo.lock's wasm-bindgen)" >&2
   exit 1
 fi
-export PATH="$HOME/.cargo/bin:$PATH"
 if ! wasm-bindgen --version 2>/dev/null | grep -q "$wb_version" \
   || ! wasm-bindgen-test-runner --version 2>/dev/null | grep -q "$wb_version"; then
   CARGO_TARGET_DIR="$tools" cargo install wasm-bindgen-cli --version "$wb_version"

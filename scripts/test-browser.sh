@@ -7,7 +7,6 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 
 bash scripts/install-web-tools.sh
-export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v chromedriver >/dev/null 2>&1 || [ ! -x /usr/lib/chromium/chromium ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
