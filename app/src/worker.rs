@@ -203,7 +203,7 @@ impl Worker {
         let mut fallback_reason = None;
         let mut software_adapter = None;
         if backend != BackendChoice::Cpu {
-            // `auto` skips a software adapter: on SwiftShader a step is 20-40x slower than
+            // `auto` skips a software adapter: on SwiftShader a step is 20-45x slower than
             // Flex in this worker (README, playground figures). `gpu` takes it anyway.
             match webgpu(backend == BackendChoice::Auto).await {
                 Ok((device, adapter)) => {
