@@ -1,5 +1,7 @@
 //! Helpers shared by the end-to-end tests.
 
+pub mod hostile;
+
 use std::path::{Path, PathBuf};
 
 /// The shared data folder beside the project root (`../shared/data`), if present.

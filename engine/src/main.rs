@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a sparse ResNet (defaults: ResNet-20, RigL, 90% sparse ERK, synthetic data).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Accuracy and per-class accuracy of a checkpoint on a dataset split.
     Eval(EvalArgs),
     /// Datasets: `data fetch cifar10|cifar100 --to DIR`.
@@ -83,9 +83,14 @@ struct TrainArgs {
     seed: Option<u64>,
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Continue the run in --out from its checkpoint.
+    /// Continue the run in --out from its checkpoint, with the checkpoint's settings.
     #[arg(long)]
     resume: bool,
+    /// With --resume: change one of the few settings a run may change midway (optim.*,
+    /// run.checkpoint_every, run.log_every, run.eval_test, eval_batch_size, data.path),
+    /// e.g. --override optim.lr=0.01 after a divergence.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
     /// Checkpoint and stop after this many steps (continue later with --resume).
     #[arg(long)]
     stop_after: Option<usize>,
@@ -319,13 +324,20 @@ fn quiet_headless_display_probe() {
     }
 }
 
-fn train_config(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
+/// A config or sweep file is small: anything larger is the wrong file (or /dev/zero).
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
+/// Reads a TOML file the user named, bounded, as UTF-8; errors name the file.
+fn read_toml_file(path: &std::path::Path, what: &str) -> anyhow::Result<String> {
+    let bytes = sparselab::data::archive::read_bounded(path, MAX_CONFIG_BYTES, what)?;
+    String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{}: not a text file (invalid UTF-8)", path.display()))
+}
+
+/// The run's config and the settings the user gave explicitly (file and flags).
+fn train_config(a: &TrainArgs) -> anyhow::Result<(TrainConfig, toml::Table)> {
     let text = match &a.config {
-        Some(p) => Some((
-            std::fs::read_to_string(p)
-                .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", p.display()))?,
-            p.display().to_string(),
-        )),
+        Some(p) => Some((read_toml_file(p, "config file")?, p.display().to_string())),
         None => None,
     };
     let mut sets = Vec::new();
@@ -367,10 +379,9 @@ fn train_config(a: &TrainArgs) -> anyhow::Result<TrainConfig> {
         sets.push(format!("batch_size={v}"));
     }
     sets.extend(a.set.iter().cloned());
-    Ok(TrainConfig::load(
-        text.as_ref().map(|(t, o)| (t.as_str(), o.as_str())),
-        &sets,
-    )?)
+    let text = text.as_ref().map(|(t, o)| (t.as_str(), o.as_str()));
+    let requested = TrainConfig::explicit_settings(text, &sets)?;
+    Ok((TrainConfig::load(text, &sets)?, requested))
 }
 
 fn sweep(a: SweepArgs) -> anyhow::Result<()> {
@@ -418,11 +429,16 @@ fn real_main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Train(a) => {
-            let config = train_config(&a)?;
+            if a.stop_after == Some(0) {
+                anyhow::bail!("--stop-after 0 would train nothing: give at least 1 step");
+            }
+            let (config, requested) = train_config(&a)?;
             let options = RunOptions {
                 resume: a.resume,
                 stop_after_steps: a.stop_after,
                 progress: !a.quiet,
+                requested,
+                overrides: a.overrides.clone(),
             };
             let s = run(config, &options)?;
             // With weight sharing, quote the count against the unshared network (what
@@ -465,6 +481,12 @@ fn real_main() -> anyhow::Result<()> {
         Command::Data {
             command: DataCommand::Fetch { dataset, to, url },
         } => {
+            if to.exists() && !to.is_dir() {
+                anyhow::bail!(
+                    "--to {}: is a file; give the folder to download and extract into",
+                    to.display()
+                );
+            }
             let release = sparselab::data::fetch::release(&dataset)?;
             let dir = sparselab::data::fetch::fetch(release, &to, url.as_deref(), true)?;
             println!(
@@ -518,6 +540,10 @@ fn real_main() -> anyhow::Result<()> {
                     sparsity,
                 },
         } => {
+            anyhow::ensure!(
+                steps > 0,
+                "--steps must be at least 1 (the timed steps are averaged)"
+            );
             let config = TrainConfig::load(
                 None,
                 &[
@@ -597,6 +623,15 @@ fn eval(a: EvalArgs) -> anyhow::Result<()> {
             ckpt.meta.num_classes,
             set.name,
             set.num_classes()
+        );
+    }
+    if !ckpt.meta.class_names.is_empty() && set.class_names != ckpt.meta.class_names {
+        anyhow::bail!(
+            "{} has the classes {}, but the checkpoint was trained on {}: the labels would \
+             not line up",
+            set.name,
+            set.class_names.join(", "),
+            ckpt.meta.class_names.join(", ")
         );
     }
     if indices.is_empty() {

@@ -49,10 +49,13 @@ impl OptimConfig {
                 (0.0..1.0).contains(&self.momentum),
                 "optim.momentum must be in [0, 1)",
             ),
-            (self.weight_decay >= 0.0, "optim.weight_decay must be >= 0"),
             (
-                self.clip_norm >= 0.0,
-                "optim.clip_norm must be >= 0 (0 = off)",
+                self.weight_decay >= 0.0 && self.weight_decay.is_finite(),
+                "optim.weight_decay must be finite and >= 0",
+            ),
+            (
+                self.clip_norm >= 0.0 && self.clip_norm.is_finite(),
+                "optim.clip_norm must be finite and >= 0 (0 = off)",
             ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {

@@ -46,7 +46,20 @@ impl ScheduleConfig {
         if self.milestones.iter().any(|m| !(0.0..=1.0).contains(m)) {
             return Err("schedule.milestones are fractions of training, each in [0, 1]".into());
         }
-        if self.warmup_epochs < 0.0 || !(0.0..=1.0).contains(&self.warmup_start) {
+        if !(self.gamma > 0.0 && self.gamma <= 1.0) {
+            return Err(format!(
+                "schedule.gamma = {} must be in (0, 1]: the LR is multiplied by it at each milestone",
+                self.gamma
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.final_fraction) {
+            return Err(format!(
+                "schedule.final_fraction = {} must be in [0, 1]: the LR ends at lr x final_fraction",
+                self.final_fraction
+            ));
+        }
+        let warmup_ok = self.warmup_epochs.is_finite() && self.warmup_epochs >= 0.0;
+        if !warmup_ok || !(0.0..=1.0).contains(&self.warmup_start) {
             return Err(
                 "schedule.warmup_epochs must be >= 0 and schedule.warmup_start in [0, 1]".into(),
             );

@@ -1,54 +1,10 @@
 //! The `sparselab` binary as a user runs it: real processes, real files, a real SIGKILL.
 
+mod common;
+
+use common::{SMALL, run_err, run_ok, sparselab};
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
-
-fn sparselab() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sparselab"))
-}
-
-const SMALL: &[&str] = &[
-    "train",
-    "--quiet",
-    "--device",
-    "cpu",
-    "--model",
-    "resnet8",
-    "--width",
-    "0.5",
-    "--epochs",
-    "2",
-    "--batch-size",
-    "32",
-    "--set",
-    "data.synthetic_size=640",
-    "--set",
-    "method.update_every=5",
-];
-
-fn run_ok(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("runs");
-    assert!(
-        out.status.success(),
-        "failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn run_err(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("runs");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "expected a clean error exit; stderr: {stderr}"
-    );
-    assert!(!stderr.contains("panicked"), "no panic: {stderr}");
-    stderr
-}
 
 fn step_lines(dir: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(dir.join("metrics.jsonl"))

@@ -8,6 +8,7 @@ import http from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -178,7 +179,38 @@ test('a bad dataset file gives a visible error', { timeout: LONG }, async () => 
   assert.equal(await page.$eval('#error', (e) => e.dataset.context), 'data');
   await shot(page, '5-bad-dataset');
   await page.close();
+
+  // An archive bomb: 40 MiB of zeros as one "image" gzips to a few KB. The page shares the
+  // engine's bounded reader, so it refuses the entry instead of inflating it.
+  const bomb = await open(gpuBrowser, 'data=folder&model=resnet8');
+  await bomb.setInputFiles('#data-file', {
+    name: 'bomb.tar.gz', mimeType: 'application/gzip',
+    buffer: zlib.gzipSync(tarOf('train/cat/0.png', Buffer.alloc(40 << 20))),
+  });
+  await bomb.waitForFunction(() => /limit of 32 MiB for one image/.test(document.querySelector('#error')?.textContent || ''),
+    null, { timeout: 60000 });
+  assert.match(await bomb.textContent('#error'), /train\/cat\/0\.png/);
+  await bomb.close();
 });
+
+// A one-file ustar archive (header, data, padding, end marker).
+function tarOf(name, data) {
+  const header = Buffer.alloc(512);
+  header.write(name, 0);
+  header.write('0000644\0', 100);
+  header.write('0000000\0', 108);
+  header.write('0000000\0', 116);
+  header.write(data.length.toString(8).padStart(11, '0') + '\0', 124);
+  header.write('00000000000\0', 136);
+  header.write('0', 156);
+  header.write('ustar\0', 257);
+  header.write('00', 263);
+  header.fill(' ', 148, 156);
+  const sum = header.reduce((a, b) => a + b, 0);
+  header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+  const pad = Buffer.alloc((512 - (data.length % 512)) % 512);
+  return Buffer.concat([header, data, pad, Buffer.alloc(1024)]);
+}
 
 test('real CIFAR-10 images from a dropped archive train in the page', { timeout: LONG }, async (t) => {
   const archive = path.resolve(root, '../shared/data/cifar10-train-jpg.tar.gz');
@@ -243,6 +275,12 @@ test('a checkpoint from the native CLI opens in the page', { timeout: LONG }, as
   assert.equal(bars.reduce((a, b) => a + b, 0), summary.nnz);
   assert.equal((await status(page)).backend, 'webgpu');
   await shot(page, '7-imported-checkpoint');
+  // One flipped bit in the tensor data: the checksum names the damage, nothing loads.
+  const bytes = fs.readFileSync(path.join(runDir, 'checkpoint.bin'));
+  bytes[bytes.length - 100] ^= 0x10;
+  await page.setInputFiles('#import-ckpt', { name: 'flipped.bin', mimeType: 'application/octet-stream', buffer: bytes });
+  await page.waitForFunction(() => /checksum does not match/.test(document.querySelector('#error')?.textContent || ''),
+    null, { timeout: 60000 });
   await page.close();
   fs.rmSync(runDir, { recursive: true, force: true });
 });

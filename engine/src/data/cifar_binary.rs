@@ -7,7 +7,7 @@
 //! `fine_label_names.txt` / `coarse_label_names.txt`. Both read from the official
 //! `.tar.gz` or from the folder it extracts to.
 
-use super::{DataError, IMAGE_BYTES, ImageSet};
+use super::{DataError, IMAGE_BYTES, ImageSet, archive};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -243,7 +243,7 @@ fn read_from_folder(dir: &Path, wanted: &[&str]) -> Result<BTreeMap<String, Vec<
             .map(|d| d.join(name))
             .find(|p| p.is_file())
         {
-            let bytes = std::fs::read(&p).map_err(|e| DataError::io(&p, e))?;
+            let bytes = archive::read_bounded(&p, archive::CIFAR.entry, archive::CIFAR.what)?;
             out.insert(name.to_string(), bytes);
         }
     }
@@ -255,27 +255,14 @@ fn read_from_tar_gz(
     origin: &str,
     wanted: &[&str],
 ) -> Result<BTreeMap<String, Vec<u8>>, DataError> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
-    let mut out = BTreeMap::new();
-    let broken = |e: std::io::Error| {
-        DataError::corrupt(
-            origin,
-            format!("not a readable .tar.gz ({e}); the download may be incomplete: fetch it again"),
-        )
-    };
-    for entry in archive.entries().map_err(broken)? {
-        let mut entry = entry.map_err(broken)?;
-        let entry_path = entry.path().map_err(broken)?.into_owned();
-        let Some(base) = entry_path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        if let Some(name) = wanted.iter().find(|w| **w == base) {
-            let mut bytes = Vec::with_capacity(entry.size() as usize);
-            entry.read_to_end(&mut bytes).map_err(broken)?;
-            out.insert(name.to_string(), bytes);
-        }
-    }
-    Ok(out)
+    let base = |p: &Path| p.file_name().and_then(|n| n.to_str()).map(str::to_string);
+    let files = archive::read_tar_gz(reader, origin, archive::CIFAR, |p| {
+        base(p).is_some_and(|b| wanted.contains(&b.as_str()))
+    })?;
+    Ok(files
+        .into_iter()
+        .filter_map(|(p, bytes)| Some((base(&p)?, bytes)))
+        .collect())
 }
 
 /// Writes records in the official format: used by tests and by `data fetch`'s self-check.

@@ -1,6 +1,7 @@
 //! `sparselab data fetch`: download an official CIFAR binary tarball, verify its published
-//! MD5, and extract it. The download goes to `<file>.part` and is renamed only once the
-//! checksum matches, so an interrupted or corrupt download never looks finished.
+//! MD5, and extract it. The download goes to `<file>.part`, is capped in size, and is
+//! renamed only once the checksum matches; a failed or wrong download is deleted, so it
+//! never looks finished.
 
 use super::DataError;
 use md5::{Digest, Md5};
@@ -91,8 +92,12 @@ pub fn verify_and_extract(
     Ok(out)
 }
 
-/// Downloads `url` to `dest` (via `dest.part`) with a progress bar; returns the MD5.
-pub fn download(url: &str, dest: &Path, progress: bool) -> Result<String, DataError> {
+/// The official tarballs are about 170 MB: a download past this is not one of them.
+pub const MAX_DOWNLOAD_BYTES: u64 = 256 << 20;
+
+/// Downloads `url` to `part` with a progress bar, at most `MAX_DOWNLOAD_BYTES`; returns the
+/// MD5. `dest` (the final name) is only named in messages.
+pub fn download(url: &str, part: &Path, dest: &Path, progress: bool) -> Result<String, DataError> {
     let failed = |what: String| {
         DataError::Invalid(format!(
             "download of {url} failed: {what}. Check the network, or download the file by \
@@ -107,6 +112,14 @@ pub fn download(url: &str, dest: &Path, progress: bool) -> Result<String, DataEr
     let total: Option<u64> = response
         .header("Content-Length")
         .and_then(|v| v.parse().ok());
+    if let Some(t) = total
+        && t > MAX_DOWNLOAD_BYTES
+    {
+        return Err(failed(format!(
+            "the server announces {t} bytes, more than the {MAX_DOWNLOAD_BYTES} an official \
+             tarball can be"
+        )));
+    }
     let bar = if progress {
         let bar = indicatif::ProgressBar::new(total.unwrap_or(0));
         bar.set_style(
@@ -125,8 +138,7 @@ pub fn download(url: &str, dest: &Path, progress: bool) -> Result<String, DataEr
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let part = dest.with_extension("part");
-    let mut out = std::fs::File::create(&part).map_err(|e| DataError::io(&part, e))?;
+    let mut out = std::fs::File::create(part).map_err(|e| DataError::io(part, e))?;
     let mut reader = response.into_reader();
     let mut hasher = Md5::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -138,18 +150,22 @@ pub fn download(url: &str, dest: &Path, progress: bool) -> Result<String, DataEr
         }
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n])
-            .map_err(|e| DataError::io(&part, e))?;
+            .map_err(|e| DataError::io(part, e))?;
         received += n as u64;
+        if received > MAX_DOWNLOAD_BYTES {
+            return Err(failed(format!(
+                "more than {MAX_DOWNLOAD_BYTES} bytes arrived, more than an official tarball"
+            )));
+        }
         bar.set_position(received);
     }
-    out.sync_all().map_err(|e| DataError::io(&part, e))?;
+    out.sync_all().map_err(|e| DataError::io(part, e))?;
     bar.finish();
     if let Some(t) = total
         && t != received
     {
         return Err(failed(format!("received {received} of {t} bytes")));
     }
-    std::fs::rename(&part, dest).map_err(|e| DataError::io(dest, e))?;
     Ok(hex(&hasher.finalize()))
 }
 
@@ -164,7 +180,28 @@ pub fn fetch(
     let archive = to.join(release.file);
     let have_good = archive.is_file() && md5_file(&archive)? == release.md5;
     if !have_good {
-        download(url.unwrap_or(release.url), &archive, progress)?;
+        let part = archive.with_extension("part");
+        let got = download(url.unwrap_or(release.url), &part, &archive, progress);
+        let got = match got {
+            Ok(md5) if md5 == release.md5 => md5,
+            Ok(md5) => {
+                let _ = std::fs::remove_file(&part);
+                return Err(DataError::corrupt(
+                    url.unwrap_or(release.url),
+                    format!(
+                        "the download's MD5 is {md5}, the published one is {}: it is not the \
+                         official release (deleted; nothing was kept)",
+                        release.md5
+                    ),
+                ));
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&part);
+                return Err(e);
+            }
+        };
+        debug_assert_eq!(got, release.md5);
+        std::fs::rename(&part, &archive).map_err(|e| DataError::io(&archive, e))?;
     }
     verify_and_extract(&archive, release.md5, to, release.folder)
 }

@@ -3,7 +3,7 @@
 //! name of the folder that holds it; classes are sorted by name. Images that are not
 //! 32x32 are resized to 32x32.
 
-use super::{DataError, IMAGE_BYTES, IMAGE_SIZE, ImageSet};
+use super::{DataError, IMAGE_BYTES, IMAGE_SIZE, ImageSet, archive};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -70,7 +70,7 @@ fn from_files(
         if has_subset {
             files.retain(|(p, _)| p.components().any(|c| c.as_os_str() == subset));
         } else if require_subset {
-            return Err(DataError::Invalid(format!(
+            return Err(DataError::NoSplit(format!(
                 "{origin}: has no '{subset}/' folder, so it has no {subset} split"
             )));
         }
@@ -115,9 +115,22 @@ fn from_files(
     Ok(set)
 }
 
+/// The largest width or height an image may declare (it is resized to 32x32 anyway).
+const MAX_IMAGE_SIDE: u32 = 8192;
+
 /// Decodes a JPEG or PNG into 32x32 CHW bytes.
 pub fn decode_to_chw(bytes: &[u8]) -> Result<Vec<u8>, String> {
-    let img = image::load_from_memory(bytes)
+    // A few bytes can declare a gigapixel image: cap what the decoder may allocate.
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(256 << 20);
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("not a readable image ({e})"))?;
+    reader.limits(limits);
+    let img = reader
+        .decode()
         .map_err(|e| format!("not a readable image ({e})"))?
         .to_rgb8();
     let img = if img.dimensions() != (IMAGE_SIZE as u32, IMAGE_SIZE as u32) {
@@ -150,7 +163,8 @@ fn read_dir_files(root: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, DataError> {
             if p.is_dir() {
                 stack.push(p);
             } else if is_image(&p) {
-                let bytes = std::fs::read(&p).map_err(|e| DataError::io(&p, e))?;
+                let limit = archive::IMAGE_FOLDER.entry;
+                let bytes = archive::read_bounded(&p, limit, archive::IMAGE_FOLDER.what)?;
                 let rel = p.strip_prefix(root).unwrap_or(&p).to_path_buf();
                 out.push((rel, bytes));
             }
@@ -163,24 +177,7 @@ fn read_tar_gz_files(
     reader: impl Read,
     origin: &str,
 ) -> Result<Vec<(PathBuf, Vec<u8>)>, DataError> {
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(reader));
-    let broken = |e: std::io::Error| {
-        DataError::corrupt(
-            origin,
-            format!("not a readable .tar.gz ({e}); the file is truncated or corrupt"),
-        )
-    };
-    let mut out = Vec::new();
-    for entry in archive.entries().map_err(broken)? {
-        let mut entry = entry.map_err(broken)?;
-        let p = entry.path().map_err(broken)?.into_owned();
-        if entry.header().entry_type().is_file() && is_image(&p) {
-            let mut bytes = Vec::with_capacity(entry.size() as usize);
-            entry.read_to_end(&mut bytes).map_err(broken)?;
-            out.push((p, bytes));
-        }
-    }
-    Ok(out)
+    archive::read_tar_gz(reader, origin, archive::IMAGE_FOLDER, is_image)
 }
 
 #[cfg(test)]

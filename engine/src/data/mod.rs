@@ -1,6 +1,7 @@
 //! Datasets: the official CIFAR binary formats, image folders (plain or `.tar.gz`), a
 //! built-in synthetic set, and the split/augment/normalise pipeline that feeds training.
 
+pub mod archive;
 pub mod batcher;
 pub mod cifar_binary;
 #[cfg(feature = "native")]
@@ -45,6 +46,26 @@ impl ImageSet {
         &self.images[index * IMAGE_BYTES..(index + 1) * IMAGE_BYTES]
     }
 
+    /// Identifies the images: count, classes and a CRC-32 of names, labels and pixels
+    /// (fast enough to compute on every checkpoint; not a cryptographic hash).
+    pub fn fingerprint(&self) -> String {
+        let mut crc = crc32fast::Hasher::new();
+        for name in &self.class_names {
+            crc.update(name.as_bytes());
+            crc.update(&[0]);
+        }
+        for l in &self.labels {
+            crc.update(&l.to_le_bytes());
+        }
+        crc.update(&self.images);
+        format!(
+            "{} images, {} classes, crc32 {:08x}",
+            self.len(),
+            self.num_classes(),
+            crc.finalize()
+        )
+    }
+
     /// Images per class, to show class balance and to check a parse.
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.num_classes()];
@@ -68,6 +89,10 @@ pub enum DataError {
     Corrupt { path: String, message: String },
     #[error("{0}")]
     Invalid(String),
+    /// The dataset has no such split (an image folder without `test/`): not an error for
+    /// a run, which then reports no test accuracy.
+    #[error("{0}")]
+    NoSplit(String),
 }
 
 impl DataError {

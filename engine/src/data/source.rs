@@ -48,20 +48,13 @@ impl Default for DataConfig {
     }
 }
 
+/// The synthetic set is generated in memory (3 KiB an image): 1M images is 3 GiB.
+const MAX_SYNTHETIC_IMAGES: usize = 1_000_000;
+
 impl DataConfig {
+    /// Every check, the data file's existence included.
     pub fn validate(&self) -> Result<(), DataError> {
-        if !(0.0..1.0).contains(&self.val_fraction) {
-            return Err(DataError::Invalid(format!(
-                "data.val_fraction = {} must be in [0, 1)",
-                self.val_fraction
-            )));
-        }
-        if self.kind != DataKind::Synthetic && self.path.is_none() {
-            return Err(DataError::Invalid(format!(
-                "data.kind = {:?} needs data.path (a .tar.gz or a folder)",
-                self.kind
-            )));
-        }
+        self.validate_values()?;
         // The browser has no file system: there the page hands over the file's bytes.
         if let Some(p) = &self.path
             && self.kind != DataKind::Synthetic
@@ -79,10 +72,33 @@ impl DataConfig {
                 }
             )));
         }
+        Ok(())
+    }
+
+    /// The settings alone (a checkpoint's config is checked so, wherever its data is now).
+    pub fn validate_values(&self) -> Result<(), DataError> {
+        if !(0.0..1.0).contains(&self.val_fraction) {
+            return Err(DataError::Invalid(format!(
+                "data.val_fraction = {} must be in [0, 1)",
+                self.val_fraction
+            )));
+        }
+        if self.kind != DataKind::Synthetic && self.path.is_none() {
+            return Err(DataError::Invalid(format!(
+                "data.kind = {:?} needs data.path (a .tar.gz or a folder)",
+                self.kind
+            )));
+        }
         if self.kind == DataKind::Synthetic && self.synthetic_size < 20 {
             return Err(DataError::Invalid(
                 "data.synthetic_size must be at least 20".into(),
             ));
+        }
+        if self.synthetic_size > MAX_SYNTHETIC_IMAGES {
+            return Err(DataError::Invalid(format!(
+                "data.synthetic_size = {} is more than {MAX_SYNTHETIC_IMAGES} images",
+                self.synthetic_size
+            )));
         }
         Ok(())
     }

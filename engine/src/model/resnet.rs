@@ -154,6 +154,34 @@ impl ModelConfig {
         ((channels as f64 * self.width).round() as usize).max(1)
     }
 
+    /// Convolution and classifier weights of the model, counted from its layout without
+    /// building it (sharing ignored: an upper bound), to refuse a model too large for the
+    /// machine before allocating it.
+    pub fn weight_count(&self, num_classes: usize) -> u64 {
+        let (widths, depths, bottleneck) = self.arch.layout();
+        let expansion = if bottleneck { 4 } else { 1 };
+        let stem_out = self.scaled(widths[0]) as u64;
+        let mut total = 27 * stem_out;
+        let mut in_ch = stem_out;
+        for (s, (&w, &n)) in widths.iter().zip(&depths).enumerate() {
+            let mid = self.scaled(w) as u64;
+            let out = mid * expansion;
+            for b in 0..n {
+                let stride = s > 0 && b == 0;
+                total += if bottleneck {
+                    in_ch * mid + 9 * mid * mid + mid * out
+                } else {
+                    9 * in_ch * mid + 9 * mid * mid
+                };
+                if stride || in_ch != out {
+                    total += in_ch * out;
+                }
+                in_ch = out;
+            }
+        }
+        total + in_ch * num_classes as u64
+    }
+
     pub fn init(&self, num_classes: usize, device: &Device) -> ResNet {
         let (widths, depths, bottleneck) = self.arch.layout();
         let expansion = if bottleneck { 4 } else { 1 };

@@ -68,8 +68,7 @@ impl Cell {
 
 impl SweepConfig {
     pub fn load(path: &Path) -> anyhow::Result<(Self, PathBuf)> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the sweep file {}", path.display()))?;
+        let text = read_text(path, "sweep file")?;
         let config: SweepConfig = toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
         let root = path.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -88,9 +87,20 @@ impl SweepConfig {
         }
         let mut names: Vec<&str> = config.variants.iter().map(|v| v.name.as_str()).collect();
         names.sort();
-        if names.windows(2).any(|w| w[0] == w[1]) || names.iter().any(|n| n.contains('/')) {
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            bail!("{}: variant names must be unique", path.display());
+        }
+        // A name becomes a folder inside the sweep's: never `..`, a path or a hidden name.
+        if let Some(bad) = names.iter().find(|n| {
+            n.is_empty()
+                || n.starts_with('.')
+                || !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        }) {
             bail!(
-                "{}: variant names must be unique and contain no '/'",
+                "{}: variant name {bad:?} must be letters, digits, '-', '_' and '.', not \
+                 starting with '.' (it names the variant's folder)",
                 path.display()
             );
         }
@@ -102,9 +112,7 @@ impl SweepConfig {
         let base = match &self.base {
             Some(b) => {
                 let p = root.join(b);
-                let text = std::fs::read_to_string(&p).with_context(|| {
-                    format!("cannot read the sweep's base config {}", p.display())
-                })?;
+                let text = read_text(&p, "sweep's base config")?;
                 Some((text, p.display().to_string()))
             }
             None => None,
@@ -139,6 +147,16 @@ impl SweepConfig {
         }
         Ok(cells)
     }
+}
+
+/// A sweep file or base config is small: anything larger is the wrong file.
+const MAX_SWEEP_FILE_BYTES: u64 = 1 << 20;
+
+fn read_text(path: &Path, what: &str) -> anyhow::Result<String> {
+    let bytes = crate::data::archive::read_bounded(path, MAX_SWEEP_FILE_BYTES, what)
+        .with_context(|| format!("cannot read the {what}"))?;
+    String::from_utf8(bytes)
+        .map_err(|_| anyhow::anyhow!("{}: not a text file (invalid UTF-8)", path.display()))
 }
 
 /// Cells whose folder holds a run made with another config (the sweep file changed
@@ -330,6 +348,17 @@ set = ['method.name="east"', "method.east.dyrelu=false", "method.east.weight_sha
             c.config.run.out,
             Path::new("out/east-cyclic/sparsity-0.99/seed-1")
         );
+
+        for name in ["..", ".hidden", "a/b", ""] {
+            let text = std::fs::read_to_string(&sweep_path)
+                .unwrap()
+                .replace("name = \"rigl\"", &format!("name = {name:?}"));
+            std::fs::write(dir.path().join("bad.toml"), text).unwrap();
+            let err = SweepConfig::load(&dir.path().join("bad.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("variant name"), "{name}: {err}");
+        }
 
         let mut bad = sweep.clone();
         bad.variants[0].set.push("method.nmae=\"x\"".into());

@@ -91,13 +91,11 @@ impl TrainConfig {
 
     /// Builds from a TOML file's text (or none) plus `key=value` overrides.
     pub fn load(text: Option<(&str, &str)>, overrides: &[String]) -> Result<Self, ConfigError> {
-        let (mut table, origin) = match text {
-            Some((text, origin)) => (parse_table(text, origin)?, origin.to_string()),
-            None => (toml::Table::new(), "defaults".to_string()),
+        let table = Self::explicit_settings(text, overrides)?;
+        let origin = match text {
+            Some((_, origin)) => origin.to_string(),
+            None => "defaults".to_string(),
         };
-        for o in overrides {
-            apply_override(&mut table, o)?;
-        }
         let origin = if overrides.is_empty() {
             origin
         } else {
@@ -106,26 +104,89 @@ impl TrainConfig {
         Self::from_table(table, &origin)
     }
 
+    /// The settings a user gave (a TOML file's text, then `key=value` overrides), before
+    /// defaults fill the rest: what a resume compares with its checkpoint.
+    pub fn explicit_settings(
+        text: Option<(&str, &str)>,
+        overrides: &[String],
+    ) -> Result<toml::Table, ConfigError> {
+        let mut table = match text {
+            Some((text, origin)) => parse_table(text, origin)?,
+            None => toml::Table::new(),
+        };
+        for o in overrides {
+            apply_override(&mut table, o)?;
+        }
+        Ok(table)
+    }
+
     fn from_table(table: toml::Table, origin: &str) -> Result<Self, ConfigError> {
-        let config: TrainConfig = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError(format!("{origin}: {}", e.message())))?;
+        let config = Self::from_table_checked(table, origin)?;
         config
+            .data
             .validate()
             .map_err(|e| ConfigError(format!("{origin}: {e}")))?;
         Ok(config)
     }
 
+    /// Deserialises and checks the settings (not whether the data file exists).
+    pub fn from_table_checked(table: toml::Table, origin: &str) -> Result<Self, ConfigError> {
+        // The path tracker names the key of a type error ("optim.lr: invalid type ...").
+        let config: TrainConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                let message = e.into_inner().message().to_string();
+                if key == "." {
+                    ConfigError(format!("{origin}: {message}"))
+                } else {
+                    ConfigError(format!("{origin}: {key}: {message}"))
+                }
+            })?;
+        config
+            .validate_settings()
+            .map_err(|e| ConfigError(format!("{origin}: {e}")))?;
+        Ok(config)
+    }
+
+    /// Every check, the data file's existence included.
     pub fn validate(&self) -> Result<(), String> {
-        if self.epochs == 0 {
-            return Err("epochs must be at least 1".into());
+        self.validate_settings()?;
+        self.data.validate().map_err(|e| e.to_string())
+    }
+
+    /// The settings alone, wherever the data is now (a checkpoint's config is checked so).
+    pub fn validate_settings(&self) -> Result<(), String> {
+        if let Some(key) = first_non_finite(self) {
+            return Err(format!("{key} must be a finite number"));
         }
-        if !(self.length_multiplier.is_finite() && self.length_multiplier > 0.0)
+        if self.epochs == 0 || self.epochs > MAX_EPOCHS {
+            return Err(format!(
+                "epochs = {} must be in [1, {MAX_EPOCHS}]",
+                self.epochs
+            ));
+        }
+        if !(self.length_multiplier > 0.0 && self.length_multiplier <= 1000.0)
             || self.total_epochs() == 0
+            || self.total_epochs() > MAX_EPOCHS
         {
             return Err(format!(
-                "length_multiplier = {} must be > 0 and leave at least one epoch",
+                "length_multiplier = {} must be in (0, 1000] and leave between 1 and \
+                 {MAX_EPOCHS} epochs",
                 self.length_multiplier
+            ));
+        }
+        if self
+            .run
+            .out
+            .as_os_str()
+            .to_string_lossy()
+            .chars()
+            .any(char::is_control)
+        {
+            return Err(format!(
+                "run.out = {:?} contains a control character (a newline or tab?): choose a \
+                 plain folder name",
+                self.run.out
             ));
         }
         if self.batch_size == 0 || self.eval_batch_size == 0 {
@@ -134,7 +195,7 @@ impl TrainConfig {
         if self.run.log_every == 0 {
             return Err("run.log_every must be at least 1".into());
         }
-        self.data.validate().map_err(|e| e.to_string())?;
+        self.data.validate_values().map_err(|e| e.to_string())?;
         self.resolved_model().validate()?;
         self.sparsity.validate().map_err(|e| e.to_string())?;
         self.method.validate().map_err(|e| e.to_string())?;
@@ -195,6 +256,34 @@ impl TrainConfig {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serialises")
     }
+}
+
+/// The most epochs a run may train (`epochs x length_multiplier`): far past any paper's
+/// schedule, and small enough that step counts cannot overflow.
+const MAX_EPOCHS: usize = 100_000;
+
+/// The dotted key of the first NaN or infinite number in the config, if any: one check for
+/// every float key, present and future.
+fn first_non_finite(config: &TrainConfig) -> Option<String> {
+    fn walk(value: &toml::Value, path: &str) -> Option<String> {
+        match value {
+            toml::Value::Float(f) if !f.is_finite() => Some(path.to_string()),
+            toml::Value::Table(t) => t.iter().find_map(|(k, v)| {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                walk(v, &p)
+            }),
+            toml::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| walk(v, &format!("{path}[{i}]"))),
+            _ => None,
+        }
+    }
+    walk(&toml::Value::try_from(config).ok()?, "")
 }
 
 fn parse_table(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
@@ -258,6 +347,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("data.path"), "{err}");
+    }
+
+    #[test]
+    fn every_numeric_key_is_checked_and_named() {
+        for (text, key) in [
+            (
+                "[schedule]\nfinal_fraction = -100\n",
+                "schedule.final_fraction",
+            ),
+            ("[schedule]\ngamma = -1.0\n", "schedule.gamma"),
+            ("[schedule]\ngamma = nan\n", "schedule.gamma"),
+            (
+                "[schedule]\nfinal_fraction = nan\n",
+                "schedule.final_fraction",
+            ),
+            (
+                "[schedule]\nwarmup_epochs = nan\n",
+                "schedule.warmup_epochs",
+            ),
+            ("[optim]\nweight_decay = inf\n", "optim.weight_decay"),
+            ("[optim]\nclip_norm = inf\n", "optim.clip_norm"),
+            ("length_multiplier = 1e300\n", "length_multiplier"),
+            ("epochs = 1000000000\n", "epochs"),
+            ("[optim]\nlr = \"fast\"\n", "optim.lr"),
+            ("[method]\nupdate_every = -3\n", "method.update_every"),
+        ] {
+            let err = TrainConfig::from_toml(text, "c.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("c.toml") && err.contains(key), "{text}: {err}");
+        }
+        let err = TrainConfig::load(None, &["run.out=\"a\\nb\"".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("control character"), "{err}");
     }
 
     #[test]

@@ -131,6 +131,8 @@ impl Event {
 pub struct MetricsLog {
     path: PathBuf,
     file: std::fs::File,
+    /// The file's length after the last whole line: a failed write is cut back to it.
+    len: u64,
 }
 
 impl MetricsLog {
@@ -139,17 +141,32 @@ impl MetricsLog {
             .create(true)
             .append(true)
             .open(path)?;
+        let len = file.metadata()?.len();
         Ok(Self {
             path: path.to_path_buf(),
             file,
+            len,
         })
     }
 
+    /// Appends one line, whole or not at all: a write that fails (a full disk) is cut back,
+    /// and the error names the file.
     pub fn write(&mut self, event: &Event) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(event).expect("events serialise");
         line.push(b'\n');
-        self.file.write_all(&line)?;
-        self.file.flush()
+        match self.file.write_all(&line).and_then(|()| self.file.flush()) {
+            Ok(()) => {
+                self.len += line.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.file.set_len(self.len);
+                Err(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot append to {}: {e}", self.path.display()),
+                ))
+            }
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -157,11 +174,68 @@ impl MetricsLog {
     }
 }
 
-/// Reads a metrics file, skipping a torn last line (a run killed mid-write).
+/// Reads a metrics file. A torn last line (a run killed mid-write) is skipped; any other
+/// line that does not parse is an error naming the file and line, never dropped: a resume
+/// rewrites the file from what this returns.
 pub fn read_events(path: &Path) -> std::io::Result<Vec<Event>> {
-    let text = std::fs::read_to_string(path)?;
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect())
+    let bytes = std::fs::read(path)?;
+    parse_events(&bytes).map_err(|message| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{}: {message}; the metrics log is damaged. Move it aside to resume without \
+                 its history",
+                path.display()
+            ),
+        )
+    })
+}
+
+/// Parses JSON lines; `Err` names the first damaged line.
+pub fn parse_events(bytes: &[u8]) -> Result<Vec<Event>, String> {
+    let whole = bytes.ends_with(b"\n") || bytes.is_empty();
+    let lines: Vec<&[u8]> = bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let mut events = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_slice(line) {
+            Ok(e) => events.push(e),
+            Err(_) if i + 1 == lines.len() && !whole => {} // torn by a kill mid-write
+            Err(e) => return Err(format!("line {} is not a metrics event ({e})", i + 1)),
+        }
+    }
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(step: usize) -> String {
+        let e = Event::Checkpoint {
+            step,
+            path: "c".into(),
+        };
+        serde_json::to_string(&e).unwrap() + "\n"
+    }
+
+    #[test]
+    fn a_torn_last_line_is_skipped_but_damage_elsewhere_is_an_error() {
+        let good = line(1) + &line(2);
+        assert_eq!(parse_events(good.as_bytes()).unwrap().len(), 2);
+        let torn = good.clone() + "{\"kind\":\"che";
+        assert_eq!(parse_events(torn.as_bytes()).unwrap().len(), 2);
+        let mut bad = good.clone().into_bytes();
+        bad[3] = 0xFF; // invalid UTF-8 in line 1
+        let err = parse_events(&bad).unwrap_err();
+        assert!(err.contains("line 1"), "{err}");
+        let middle = line(1) + "garbage\n" + &line(2);
+        assert!(
+            parse_events(middle.as_bytes())
+                .unwrap_err()
+                .contains("line 2")
+        );
+    }
 }

@@ -4,9 +4,14 @@
 pub mod checkpoint;
 pub mod config;
 pub mod eval;
+#[cfg(feature = "native")]
+pub mod memory;
 pub mod metrics;
+pub mod resume;
 #[cfg(feature = "native")]
 pub mod run;
+#[cfg(feature = "native")]
+pub mod run_lock;
 pub mod trainer;
 
 pub use checkpoint::Checkpoint;

@@ -3,9 +3,12 @@
 
 use super::checkpoint::{Checkpoint, EpochSums, write_atomic};
 use super::config::TrainConfig;
+use super::memory::check_model_fits;
 use super::metrics::{Event, MetricsLog, read_events};
+use super::resume::resumed_config;
+use super::run_lock;
 use super::trainer::{TrainData, Trainer};
-use crate::data::load_split;
+use crate::data::{DataError, load_split};
 use anyhow::{Context, bail};
 use pollster::block_on;
 use serde::{Deserialize, Serialize};
@@ -19,6 +22,11 @@ pub struct RunOptions {
     pub stop_after_steps: Option<usize>,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// The settings the user gave (config file and flags, before defaults): a resume
+    /// refuses any that differ from the checkpoint's run.
+    pub requested: toml::Table,
+    /// `--override key=value`: the few settings a resume may change (`resume::OVERRIDABLE`).
+    pub overrides: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,11 +60,23 @@ pub struct RunSummary {
 
 pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSummary> {
     let out = config.run.out.clone();
+    let ckpt_path = out.join("checkpoint.bin");
+    let metrics_path = out.join("metrics.jsonl");
+    if options.resume && !ckpt_path.exists() && !metrics_path.exists() {
+        bail!(
+            "--resume: {} holds no run to continue (no checkpoint.bin or metrics.jsonl); \
+             drop --resume to start one there",
+            out.display()
+        );
+    }
+    if !options.overrides.is_empty() && !options.resume {
+        bail!("--override changes a resumed run's settings: use it with --resume");
+    }
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create the run folder {}", out.display()))?;
-    let ckpt_path = out.join("checkpoint.bin");
+    // One process per run folder; only then is it safe to tidy the folder.
+    let _lock = run_lock::lock_run_folder(&out)?;
     remove_partial_writes(&out);
-    let metrics_path = out.join("metrics.jsonl");
     let started = web_time::Instant::now();
 
     let resumed = if ckpt_path.exists() {
@@ -77,23 +97,62 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
         None
     };
 
-    // A resumed run keeps its own configuration; only where it runs may change.
+    // A resumed run keeps its own configuration: a differing setting is refused, and
+    // only `--override` may change the few that can change mid-run.
     let config = match &resumed {
         Some(ckpt) => {
-            let mut c = ckpt.meta.config.clone();
+            let mut c = resumed_config(&ckpt.meta.config, &options.requested, &options.overrides)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", ckpt_path.display()))?;
             c.run.device = config.run.device;
             c.run.out = out.clone();
+            c.validate()
+                .map_err(|e| anyhow::anyhow!("{}: {e}", ckpt_path.display()))?;
             c
         }
         None => config,
     };
-    write_atomic(&out.join("config.toml"), config.to_toml().as_bytes())?;
+    // Read the whole metrics history before anything is written: a damaged log stops the
+    // resume rather than being replaced by an empty one.
+    let history = match &resumed {
+        Some(_) if metrics_path.exists() => read_events(&metrics_path)?,
+        _ => Vec::new(),
+    };
 
     let set = load_split(&config.data, false, config.seed)?;
+    // The test split is read (and checked against the training classes) before training,
+    // so a broken one fails now, not after the last epoch.
+    let test_set = if config.run.eval_test {
+        match load_split(&config.data, true, config.seed) {
+            Ok(test) => {
+                if test.class_names != set.class_names {
+                    bail!(
+                        "the test split's classes ({}) are not the training split's ({}): \
+                         every class needs a folder in both train/ and test/, with the same \
+                         names (or set run.eval_test = false)",
+                        test.class_names.join(", "),
+                        set.class_names.join(", ")
+                    );
+                }
+                Some(test)
+            }
+            Err(DataError::NoSplit(_)) => None, // an image folder with no test/ split
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        None
+    };
+    check_model_fits(&config, set.num_classes())?;
+    write_atomic(&out.join("config.toml"), config.to_toml().as_bytes())?;
     let (device, device_name) =
         crate::device::select(config.run.device).map_err(anyhow::Error::msg)?;
     let mut trainer = match &resumed {
-        Some(ckpt) => Trainer::from_checkpoint(ckpt, set, device)?,
+        Some(ckpt) => {
+            let mut trainer = Trainer::from_checkpoint(ckpt, set, device)?;
+            // The overridable settings (optimizer, evaluation, logging) take effect.
+            trainer.optim.config = config.optim.clone();
+            trainer.config = config.clone();
+            trainer
+        }
         None => Trainer::new(
             config.clone(),
             TrainData::new(set, config.data.val_fraction, config.seed),
@@ -103,19 +162,18 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
 
     // The log holds exactly the events up to the checkpoint, then continues.
     if let Some(ckpt) = &resumed {
-        let kept: Vec<Event> = read_events(&metrics_path)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|e| e.completed_steps() <= ckpt.meta.step)
-            .collect();
         let mut text = Vec::new();
-        for e in &kept {
+        for e in history
+            .iter()
+            .filter(|e| e.completed_steps() <= ckpt.meta.step)
+        {
             text.extend(serde_json::to_vec(e)?);
             text.push(b'\n');
         }
         write_atomic(&metrics_path, &text)?;
     } else if metrics_path.exists() {
-        std::fs::remove_file(&metrics_path)?;
+        std::fs::remove_file(&metrics_path)
+            .with_context(|| format!("cannot remove {}", metrics_path.display()))?;
     }
     let model = config.resolved_model();
     if model.shared_weights && trainer.budget.reuse.is_empty() {
@@ -283,16 +341,12 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
     }
     bar.finish_and_clear();
 
-    let test_accuracy = if config.run.eval_test {
-        match load_split(&config.data, true, config.seed) {
-            Ok(test) => {
-                let all: Vec<usize> = (0..test.len()).collect();
-                Some(block_on(trainer.evaluate(&test, &all))?.accuracy)
-            }
-            Err(_) => None, // e.g. an image folder with no test/ split
+    let test_accuracy = match &test_set {
+        Some(test) => {
+            let all: Vec<usize> = (0..test.len()).collect();
+            Some(block_on(trainer.evaluate(test, &all))?.accuracy)
         }
-    } else {
-        None
+        None => None,
     };
     if last_val.is_none() && !trainer.data.split.val.is_empty() {
         last_val = block_on(trainer.evaluate_validation())?.map(|v| v.accuracy);

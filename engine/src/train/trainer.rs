@@ -30,6 +30,8 @@ pub enum TrainError {
     Device(String),
     #[error("{0}")]
     Checkpoint(String),
+    #[error("{0}")]
+    Diverged(String),
     #[error(transparent)]
     CheckpointFile(#[from] super::checkpoint::CheckpointError),
 }
@@ -256,6 +258,24 @@ impl Trainer {
                 set.num_classes()
             )));
         }
+        if set.class_names != meta.class_names {
+            return Err(TrainError::Checkpoint(format!(
+                "the dataset's classes ({}) are not the checkpoint's ({}): resume with the \
+                 data the run was trained on",
+                set.class_names.join(", "),
+                meta.class_names.join(", ")
+            )));
+        }
+        if let Some(stored) = &meta.dataset_fingerprint {
+            let now = set.fingerprint();
+            if *stored != now {
+                return Err(TrainError::Checkpoint(format!(
+                    "the training images changed since the checkpoint was written \
+                     (then: {stored}; now: {now}), so the run would continue on another \
+                     split: resume with the data it was trained on, or start a new run"
+                )));
+            }
+        }
         let data = TrainData::with_normalization(
             set,
             meta.config.data.val_fraction,
@@ -288,10 +308,21 @@ impl Trainer {
         self.mask_tensors = mask_tensors(&self.masks, &device);
         self.count_masks();
         self.optim.momentum.clear();
+        let sizes: BTreeMap<String, usize> = crate::model::param_infos(&self.model)
+            .into_iter()
+            .map(|p| (p.path, p.dims.iter().product()))
+            .collect();
         for t in &ckpt.tensors {
             if let (Some(path), Some(Payload::F32(v))) =
                 (t.name.strip_prefix("momentum:"), &t.payload)
             {
+                if sizes.get(path) != Some(&v.len()) {
+                    return Err(TrainError::Checkpoint(format!(
+                        "momentum {path} ({} values) matches no parameter of the model: \
+                         the checkpoint is damaged or from another model",
+                        v.len()
+                    )));
+                }
                 self.optim.momentum.insert(
                     path.to_string(),
                     Tensor::from_data(TensorData::new(v.clone(), [v.len()]), &device),
@@ -589,6 +620,18 @@ impl Trainer {
                 3.0 * sparse
             };
 
+        // One read-back (one device sync) per step for both numbers, before anything
+        // changes: a non-finite loss leaves the weights and masks as they were.
+        let values = read_f32(Tensor::cat(
+            vec![loss_value.reshape([1]), correct.reshape([1])],
+            0,
+        ))
+        .await?;
+        let (loss_v, correct_v) = (values[0] as f64, values[1] as f64);
+        if !loss_v.is_finite() {
+            return Err(self.diverged(&format!("the loss became {loss_v}")));
+        }
+
         let mask_update = if is_update {
             let outcome = self.update_masks(&grads, step).await?;
             if !self.method.replaces_optimizer_step() {
@@ -604,18 +647,6 @@ impl Trainer {
             None
         };
 
-        // One read-back (one device sync) per step for both numbers.
-        let values = read_f32(Tensor::cat(
-            vec![loss_value.reshape([1]), correct.reshape([1])],
-            0,
-        ))
-        .await?;
-        let (loss_v, correct_v) = (values[0] as f64, values[1] as f64);
-        if !loss_v.is_finite() {
-            return Err(TrainError::Device(format!(
-                "the loss became {loss_v} at step {step}: lower optim.lr or enable optim.clip_norm"
-            )));
-        }
         self.epoch_sums.loss += loss_v * b as f64;
         self.epoch_sums.correct += correct_v;
         self.epoch_sums.seen += b as f64;
@@ -782,6 +813,18 @@ impl Trainer {
         ))
     }
 
+    /// The error of a run that diverged at the current step: nothing of it is saved, so
+    /// the last checkpoint stays good, and the message says how to go on from there.
+    fn diverged(&self, what: &str) -> TrainError {
+        TrainError::Diverged(format!(
+            "{what} at step {}: the run diverged (the last checkpoint, if any, is kept). \
+             Continue from it with a lower learning rate, e.g. --resume --override \
+             optim.lr={}, or set optim.clip_norm",
+            self.step,
+            self.config.optim.lr / 10.0
+        ))
+    }
+
     /// A full snapshot of the run.
     pub async fn checkpoint(&self) -> Result<Checkpoint, TrainError> {
         let mut tensors = Vec::new();
@@ -793,10 +836,15 @@ impl Trainer {
             params.push((path.to_string(), dims.to_vec(), t))
         });
         for (path, dims, t) in params {
+            let values = read_f32(t).await?;
+            // A diverged run must not overwrite its last good checkpoint.
+            if values.iter().any(|v| !v.is_finite()) {
+                return Err(self.diverged(&format!("the weights of {path} are not finite")));
+            }
             tensors.push(NamedTensor {
                 name: format!("param:{path}"),
                 dims: vec![dims.iter().product()],
-                payload: Some(Payload::F32(read_f32(t).await?)),
+                payload: Some(Payload::F32(values)),
             });
         }
         for (path, m) in &self.optim.momentum {
@@ -832,6 +880,7 @@ impl Trainer {
                 train_flops: self.train_flops,
                 dyrelu_phase: self.phase(),
                 sparse_kernel_layers: Some(self.sparse_kernel_layers.clone()),
+                dataset_fingerprint: Some(self.data.set.fingerprint()),
             },
             tensors,
         })
