@@ -119,6 +119,21 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
     };
 
     let set = load_split(&config.data, false, config.seed)?;
+    // A resume must continue on the very images it was trained on, or its split differs.
+    if let Some(stored) = resumed
+        .as_ref()
+        .and_then(|c| c.meta.dataset_fingerprint.as_ref())
+    {
+        let now = set.fingerprint();
+        if *stored != now {
+            bail!(
+                "{}: the training images changed since the checkpoint was written (then: \
+                 {stored}; now: {now}), so the run would continue on another split: resume \
+                 with the data it was trained on, or start a new run with another --out",
+                ckpt_path.display()
+            );
+        }
+    }
     // The test split is read (and checked against the training classes) before training,
     // so a broken one fails now, not after the last epoch.
     let test_set = if config.run.eval_test {

@@ -266,16 +266,6 @@ impl Trainer {
                 meta.class_names.join(", ")
             )));
         }
-        if let Some(stored) = &meta.dataset_fingerprint {
-            let now = set.fingerprint();
-            if *stored != now {
-                return Err(TrainError::Checkpoint(format!(
-                    "the training images changed since the checkpoint was written \
-                     (then: {stored}; now: {now}), so the run would continue on another \
-                     split: resume with the data it was trained on, or start a new run"
-                )));
-            }
-        }
         let data = TrainData::with_normalization(
             set,
             meta.config.data.val_fraction,
