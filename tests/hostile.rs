@@ -148,3 +148,21 @@ pub fn checkpoint() -> Checkpoint {
         ],
     }
 }
+
+/// `checkpoint()` in the format before checksums (magic `ckpt2`, no CRCs): mutations of it
+/// reach the header and offset checks instead of stopping at a checksum.
+pub fn checkpoint_v2() -> Vec<u8> {
+    let bytes = checkpoint().encode();
+    let hlen = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes")) as usize;
+    let mut header: serde_json::Value =
+        serde_json::from_slice(&bytes[24..24 + hlen]).expect("a JSON header");
+    for t in header["tensors"].as_array_mut().expect("tensors") {
+        t.as_object_mut().expect("an entry").remove("crc32");
+    }
+    let header = serde_json::to_vec(&header).expect("serialises");
+    let mut out = b"sparselab-ckpt2\n".to_vec();
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&bytes[24 + hlen + 4..]);
+    out
+}

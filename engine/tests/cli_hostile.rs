@@ -60,11 +60,20 @@ fn impossible_arguments_are_clear_errors() {
             .arg(&file),
     );
     assert!(err.contains("is a file"), "{err}");
-    // A model far larger than the machine is refused before it is built.
-    let err = run_err(&mut with_out(&[
-        "train", "--quiet", "--model", "resnet50", "--width", "16",
-    ]));
-    assert!(err.contains("resnet50") && err.contains("GiB"), "{err}");
+    // A model far larger than the machine (about 134 GiB to train) is refused before it
+    // is built; on a machine with that much free memory the case does not apply.
+    if available_gib().is_some_and(|g| g < 100) {
+        let err = run_err(&mut with_out(&[
+            "train", "--quiet", "--device", "cpu", "--model", "resnet50", "--width", "16",
+        ]));
+        assert!(err.contains("resnet50") && err.contains("GiB"), "{err}");
+    }
+}
+
+fn available_gib() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? >> 20)
 }
 
 /// SMALL training `epochs` epochs (clap refuses a flag given twice).

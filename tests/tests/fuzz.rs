@@ -171,7 +171,7 @@ fn fuzz_image_folder_archives() {
 
 #[test]
 fn fuzz_checkpoints() {
-    let seeds = vec![hostile::checkpoint().encode()];
+    let seeds = vec![hostile::checkpoint().encode(), hostile::checkpoint_v2()];
     let runs = fuzz("checkpoint", seeds, |bytes| {
         if let Ok(ckpt) = Checkpoint::decode(bytes, "fuzz.bin") {
             // Whatever decodes, re-encodes to a file that decodes to the same bytes.

@@ -214,3 +214,26 @@ fn resume_without_a_run_is_an_error() {
     let err = run(c, &resume()).unwrap_err().to_string();
     assert!(err.contains("no run to continue"), "{err}");
 }
+
+#[test]
+fn a_moved_dataset_resumes_with_an_overridden_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = dir.path().join("before.tar.gz");
+    write_tar_gz(
+        &before,
+        &hostile::image_folder_files(&["cat", "dog"], &["cat", "dog"], 20),
+    );
+    let path = format!("data.path={:?}", before.display().to_string());
+    let c = small_run(&dir.path().join("run"), &["data.kind=\"folder\"", &path]);
+    run(c.clone(), &stop_after(2)).unwrap();
+    let after = dir.path().join("after.tar.gz");
+    std::fs::rename(&before, &after).unwrap();
+    let err = run(c.clone(), &resume()).unwrap_err().to_string();
+    assert!(err.contains("does not exist"), "{err}");
+    let moved = RunOptions {
+        resume: true,
+        overrides: vec![format!("data.path={:?}", after.display().to_string())],
+        ..Default::default()
+    };
+    assert!(run(c, &moved).unwrap().finished);
+}

@@ -29,12 +29,22 @@ pub const CIFAR: Limits = Limits {
     what: "CIFAR batch file",
 };
 
-/// Image folders: a photo is far below 32 MiB; the whole set is held in memory.
-pub const IMAGE_FOLDER: Limits = Limits {
-    entry: 32 * MIB,
-    kept: 4096 * MIB,
-    inflated: 8192 * MIB,
-    what: "image",
+/// Image folders: a photo is far below 32 MiB; the whole set is held in memory, and in
+/// the browser that memory is a 4 GiB address space shared with everything else.
+pub const IMAGE_FOLDER: Limits = if cfg!(target_arch = "wasm32") {
+    Limits {
+        entry: 32 * MIB,
+        kept: 512 * MIB,
+        inflated: 2048 * MIB,
+        what: "image",
+    }
+} else {
+    Limits {
+        entry: 32 * MIB,
+        kept: 4096 * MIB,
+        inflated: 8192 * MIB,
+        what: "image",
+    }
 };
 
 fn human(bytes: u64) -> String {

@@ -539,6 +539,10 @@ mod tests {
             "{}",
             error(&config)
         );
+        let seed = craft(&bytes, |h| {
+            h["meta"]["config"]["seed"] = serde_json::json!(u64::MAX);
+        });
+        assert!(error(&seed).contains("out of range"), "{}", error(&seed));
         for cut in [0, 10, MAGIC.len() + 3, bytes.len() - 1] {
             assert!(Checkpoint::decode(&bytes[..cut], "c.bin").is_err());
         }
@@ -550,8 +554,16 @@ mod tests {
         let bytes = c.encode();
         let start = MAGIC.len() + 8;
         let hlen = u64::from_le_bytes(bytes[MAGIC.len()..start].try_into().unwrap()) as usize;
+        // A v2 header has no checksums at all.
+        let mut header: serde_json::Value =
+            serde_json::from_slice(&bytes[start..start + hlen]).unwrap();
+        for t in header["tensors"].as_array_mut().unwrap() {
+            t.as_object_mut().unwrap().remove("crc32");
+        }
+        let header = serde_json::to_vec(&header).unwrap();
         let mut v2 = MAGIC_V2.to_vec();
-        v2.extend_from_slice(&bytes[MAGIC.len()..start + hlen]);
+        v2.extend_from_slice(&(header.len() as u64).to_le_bytes());
+        v2.extend_from_slice(&header);
         v2.extend_from_slice(&bytes[start + hlen + 4..]);
         assert_eq!(Checkpoint::decode(&v2, "old.bin").unwrap(), c);
     }

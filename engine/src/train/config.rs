@@ -156,7 +156,11 @@ impl TrainConfig {
 
     /// The settings alone, wherever the data is now (a checkpoint's config is checked so).
     pub fn validate_settings(&self) -> Result<(), String> {
-        if let Some(key) = first_non_finite(self) {
+        // Every value must also be one TOML can hold (integers up to 2^63 - 1): a config
+        // that cannot be written back could not be checkpointed or shown.
+        let table = toml::Value::try_from(self)
+            .map_err(|e| format!("a setting is out of range ({e}); integers are at most 2^63-1"))?;
+        if let Some(key) = first_non_finite(&table) {
             return Err(format!("{key} must be a finite number"));
         }
         if self.epochs == 0 || self.epochs > MAX_EPOCHS {
@@ -264,7 +268,7 @@ const MAX_EPOCHS: usize = 100_000;
 
 /// The dotted key of the first NaN or infinite number in the config, if any: one check for
 /// every float key, present and future.
-fn first_non_finite(config: &TrainConfig) -> Option<String> {
+fn first_non_finite(config: &toml::Value) -> Option<String> {
     fn walk(value: &toml::Value, path: &str) -> Option<String> {
         match value {
             toml::Value::Float(f) if !f.is_finite() => Some(path.to_string()),
@@ -283,7 +287,7 @@ fn first_non_finite(config: &TrainConfig) -> Option<String> {
             _ => None,
         }
     }
-    walk(&toml::Value::try_from(config).ok()?, "")
+    walk(config, "")
 }
 
 fn parse_table(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {

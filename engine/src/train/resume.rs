@@ -67,9 +67,23 @@ fn differing(a: &TrainConfig, b: &TrainConfig) -> Vec<(String, String, String)> 
     keys.sort();
     keys.dedup();
     keys.into_iter()
-        .filter(|k| la.get(*k) != lb.get(*k))
+        .filter(|k| !same_value(la.get(*k), lb.get(*k)))
         .map(|k| (k.clone(), show(la.get(k)), show(lb.get(k))))
         .collect()
+}
+
+/// Equal, floats within a few ULPs: a checkpoint's header stores the config as JSON, whose
+/// float parsing may land one ULP away from the TOML value the user typed.
+fn same_value(a: Option<&toml::Value>, b: Option<&toml::Value>) -> bool {
+    match (a, b) {
+        (Some(toml::Value::Float(x)), Some(toml::Value::Float(y))) => {
+            x == y || (x - y).abs() <= 4.0 * f64::EPSILON * x.abs().max(y.abs())
+        }
+        (Some(toml::Value::Array(x)), Some(toml::Value::Array(y))) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_value(Some(p), Some(q)))
+        }
+        _ => a == b,
+    }
 }
 
 /// The config a resume runs with: the checkpoint's, with `requested` (the settings the user
@@ -99,11 +113,12 @@ pub fn resumed_config(
         Ok(table)
     };
     let resumed = TrainConfig::from_table_checked(with_overrides(base.clone())?, "--override")?;
-    // What the user asked for: the checkpoint's run with their settings on top.
-    let mut asked = toml::Value::Table(with_overrides(base)?);
+    // What the user asked for: the checkpoint's run with their settings on top, then the
+    // overrides (which win over a config file's value for the same key).
+    let mut asked = toml::Value::Table(base);
     merge(&mut asked, toml::Value::Table(requested.clone()));
     let asked = TrainConfig::from_table_checked(
-        asked.as_table().cloned().expect("a table"),
+        with_overrides(asked.as_table().cloned().expect("a table"))?,
         "the settings given",
     )?;
     let changed: Vec<String> = differing(&resumed, &asked)
@@ -183,6 +198,14 @@ mod tests {
         let c =
             resumed_config(&ckpt, &table(&["optim.lr=0.01"]), &["optim.lr=0.01".into()]).unwrap();
         assert_eq!(c.optim.lr, 0.01);
+        // A config file that sets the key too: the override wins over it.
+        let c =
+            resumed_config(&ckpt, &table(&["optim.lr=0.1"]), &["optim.lr=0.01".into()]).unwrap();
+        assert_eq!(c.optim.lr, 0.01);
+        // One ULP away (JSON's float parsing) is the same setting.
+        let mut nearly = ckpt.clone();
+        nearly.optim.lr = f64::from_bits(0.1f64.to_bits() + 1);
+        resumed_config(&nearly, &table(&["optim.lr=0.1"]), &[]).unwrap();
         let err = resumed_config(&ckpt, &table(&[]), &["model.width=2".into()])
             .unwrap_err()
             .to_string();

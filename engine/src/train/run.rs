@@ -69,8 +69,18 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
             out.display()
         );
     }
-    if !options.overrides.is_empty() && !options.resume {
-        bail!("--override changes a resumed run's settings: use it with --resume");
+    if !options.overrides.is_empty() && !(options.resume && ckpt_path.exists()) {
+        bail!(
+            "--override changes the settings of a checkpoint's run, and {} holds no \
+             checkpoint{}",
+            out.display(),
+            if options.resume {
+                " (the run stopped before its first one): drop --resume and --override to \
+                 start it again with the settings you give"
+            } else {
+                ": use it with --resume"
+            }
+        );
     }
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create the run folder {}", out.display()))?;
@@ -151,15 +161,21 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
                 Some(test)
             }
             Err(DataError::NoSplit(_)) => None, // an image folder with no test/ split
-            Err(e) => return Err(e.into()),
+            Err(e) => bail!(
+                "the test split: {e} (set run.eval_test = false to train without a test \
+                 accuracy)"
+            ),
         }
     } else {
         None
     };
-    check_model_fits(&config, set.num_classes())?;
-    write_atomic(&out.join("config.toml"), config.to_toml().as_bytes())?;
     let (device, device_name) =
         crate::device::select(config.run.device).map_err(anyhow::Error::msg)?;
+    // On the CPU the model lives in this machine's memory (a GPU has its own).
+    if device_name.starts_with("cpu") {
+        check_model_fits(&config, set.num_classes())?;
+    }
+    write_atomic(&out.join("config.toml"), config.to_toml().as_bytes())?;
     let mut trainer = match &resumed {
         Some(ckpt) => {
             let mut trainer = Trainer::from_checkpoint(ckpt, set, device)?;

@@ -164,7 +164,8 @@ async fn read_f32(t: Tensor<1>) -> Result<Vec<f32>, TrainError> {
 impl Trainer {
     /// A fresh run: model initialised from the seed, initial masks from the method.
     pub fn new(config: TrainConfig, data: TrainData, device: Device) -> Result<Self, TrainError> {
-        config.validate().map_err(TrainError::Config)?;
+        // The data are loaded already: where they came from is not checked again.
+        config.validate_settings().map_err(TrainError::Config)?;
         if data.split.train.len() < config.batch_size {
             return Err(TrainError::Config(format!(
                 "batch_size = {} is larger than the {} training images; lower batch_size",
@@ -603,7 +604,7 @@ impl Trainer {
         // backward of twice its cost with the step's masks; a step that reads dense
         // gradients (RigL's grow) computes the dense weight gradient instead.
         let sparse = self.forward_flops();
-        self.train_flops += b as f64
+        let step_flops = b as f64
             * if is_update && self.method.needs_gradients(step) {
                 2.0 * sparse + self.dense_forward_flops()
             } else {
@@ -621,6 +622,7 @@ impl Trainer {
         if !loss_v.is_finite() {
             return Err(self.diverged(&format!("the loss became {loss_v}")));
         }
+        self.train_flops += step_flops;
 
         let mask_update = if is_update {
             let outcome = self.update_masks(&grads, step).await?;
@@ -808,8 +810,8 @@ impl Trainer {
     fn diverged(&self, what: &str) -> TrainError {
         TrainError::Diverged(format!(
             "{what} at step {}: the run diverged (the last checkpoint, if any, is kept). \
-             Continue from it with a lower learning rate, e.g. --resume --override \
-             optim.lr={}, or set optim.clip_norm",
+             Continue from it with a lower learning rate (on the command line: --resume \
+             --override optim.lr={}) or with optim.clip_norm set",
             self.step,
             self.config.optim.lr / 10.0
         ))
