@@ -69,7 +69,8 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
             out.display()
         );
     }
-    if !options.overrides.is_empty() && !(options.resume && ckpt_path.exists()) {
+    let resumes_a_checkpoint = options.resume && ckpt_path.exists();
+    if !options.overrides.is_empty() && !resumes_a_checkpoint {
         bail!(
             "--override changes the settings of a checkpoint's run, and {} holds no \
              checkpoint{}",
