@@ -22,7 +22,10 @@ cargo test --release --locked --workspace 2>&1
 # The parsers of user files under mutated input (proptest), each for a bounded time.
 phase "fuzz targets (${SPARSELAB_FUZZ_SECONDS:=20} s each)"
 SPARSELAB_FUZZ_SECONDS=$SPARSELAB_FUZZ_SECONDS \
-  cargo test --release --locked -p sparselab-e2e --test fuzz -- --nocapture 2>&1
+  cargo test --release --locked --workspace --test fuzz -- --nocapture 2>&1
+# A sweep on a real single-node SLURM (installed and started by the script).
+phase "sweep on SLURM"
+bash scripts/test-slurm.sh
 # The kernel tests again in headless Chromium on WebGPU (the browser runs the same WGSL).
 phase "kernel tests in the browser"
 if ! wait "$tools_pid"; then

@@ -35,7 +35,7 @@ enum Command {
     Methods,
     /// Run a grid (variants x sparsities x seeds) from a sweep TOML, resumably, and write
     /// results.md / results.csv / accuracy.svg (see configs/sweep-*.toml).
-    Sweep(SweepArgs),
+    Sweep(Box<SweepArgs>),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -115,6 +115,46 @@ struct SweepArgs {
     /// Only rebuild the table and plot from the finished cells.
     #[arg(long)]
     report_only: bool,
+    /// List the cells with their numbers and states, and stop.
+    #[arg(long)]
+    list: bool,
+    /// Run only this cell (see --list); a job array's task sets it through
+    /// SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX when omitted.
+    #[arg(long)]
+    cell: Option<usize>,
+    /// Write the files that run the grid on a cluster, into <out>/slurm or <out>/k8s.
+    #[arg(long, value_name = "slurm|k8s")]
+    emit: Option<String>,
+    /// --emit: the partition (SLURM).
+    #[arg(long)]
+    partition: Option<String>,
+    /// --emit: GPUs per cell (0: CPU).
+    #[arg(long, default_value_t = 0)]
+    gpus_per_task: usize,
+    /// --emit: CPU cores per cell.
+    #[arg(long, default_value_t = 1)]
+    cpus_per_task: usize,
+    /// --emit: wall-time limit per cell, HH:MM:SS or D-HH:MM:SS.
+    #[arg(long, default_value = "24:00:00")]
+    time: String,
+    /// --emit: cells running at once (default: all).
+    #[arg(long)]
+    max_parallel: Option<usize>,
+    /// --emit: memory per cell, e.g. 16G.
+    #[arg(long)]
+    mem: Option<String>,
+    /// --emit: the binary the cluster runs (default: this one; `sparselab` for k8s).
+    #[arg(long)]
+    exe: Option<PathBuf>,
+    /// --emit k8s: the container image with sparselab on its PATH.
+    #[arg(long, default_value = "sparselab:latest")]
+    image: String,
+    /// --emit k8s: the PersistentVolumeClaim holding the sweep file and folder.
+    #[arg(long, default_value = "sparselab-sweeps")]
+    pvc: String,
+    /// --emit k8s: where the volume is mounted (default: the sweep folder's parent).
+    #[arg(long)]
+    mount: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -385,6 +425,7 @@ fn train_config(a: &TrainArgs) -> anyhow::Result<(TrainConfig, toml::Table)> {
 }
 
 fn sweep(a: SweepArgs) -> anyhow::Result<()> {
+    use sparselab::sweep::cluster;
     use sparselab::sweep::{Launcher, SweepConfig, run_cells, write_report};
     if a.jobs == 0 {
         anyhow::bail!("--jobs must be at least 1");
@@ -392,6 +433,72 @@ fn sweep(a: SweepArgs) -> anyhow::Result<()> {
     let (config, root) = SweepConfig::load(&a.config)?;
     let out = a.out.clone().unwrap_or_else(|| config.out.clone());
     let cells = config.cells(&root, &out)?;
+    if a.list {
+        for (i, cell) in cells.iter().enumerate() {
+            println!("{i:>4}  {:<48} {}", cell.name(), cell.state());
+        }
+        return Ok(());
+    }
+    if let Some(kind) = &a.emit {
+        let absolute = |p: &std::path::Path| std::path::absolute(p);
+        let target = cluster::Target {
+            exe: match (&a.exe, kind.as_str()) {
+                (Some(e), _) => e.clone(),
+                (None, "k8s") => PathBuf::from("sparselab"),
+                (None, _) => std::env::current_exe()?,
+            },
+            sweep_file: absolute(&a.config)?,
+            out: absolute(&out)?,
+            cells: cells.len(),
+            title: config.title.clone(),
+        };
+        let resources = cluster::Resources {
+            partition: a.partition.clone(),
+            gpus_per_task: a.gpus_per_task,
+            cpus_per_task: a.cpus_per_task,
+            time: a.time.clone(),
+            max_parallel: a.max_parallel,
+            mem: a.mem.clone(),
+            image: a.image.clone(),
+            pvc: a.pvc.clone(),
+            mount: a.mount.clone(),
+        };
+        let files = match kind.as_str() {
+            "slurm" => cluster::slurm_files(&target, &resources)?,
+            "k8s" => cluster::k8s_files(&target, &resources)?,
+            other => anyhow::bail!("--emit {other}: use slurm or k8s"),
+        };
+        let dir = target.out.join(kind);
+        std::fs::create_dir_all(dir.join("logs"))?;
+        for (name, text) in &files {
+            sparselab::train::checkpoint::write_atomic(&dir.join(name), text.as_bytes())?;
+        }
+        println!(
+            "wrote {} ({} cells); submit with: bash {}",
+            files
+                .iter()
+                .map(|(n, _)| dir.join(n).display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            cells.len(),
+            dir.join("submit.sh").display()
+        );
+        return Ok(());
+    }
+    let cell = match a.cell {
+        Some(c) => Some(c),
+        None if !a.report_only => cluster::cell_from_env()?,
+        None => None,
+    };
+    let cells = match cell {
+        Some(c) if c >= cells.len() => anyhow::bail!(
+            "cell {c}: the sweep has {} cells, numbered 0 to {} (see --list)",
+            cells.len(),
+            cells.len() - 1
+        ),
+        Some(c) => cells[c..=c].to_vec(),
+        None => cells,
+    };
     sparselab::sweep::check_existing(&cells)?;
     let command: Vec<String> = std::env::args().collect();
     let command = format!("scripts/sparselab {}", command[1..].join(" "));
@@ -405,16 +512,19 @@ fn sweep(a: SweepArgs) -> anyhow::Result<()> {
         };
         failed = run_cells(&cells, &out, &launcher)?;
     }
-    let rows = write_report(&config, &cells, &out, &command)?;
-    println!(
-        "{}",
-        std::fs::read_to_string(out.join("results.md")).unwrap_or_default()
-    );
-    eprintln!(
-        "sweep: {} table rows; wrote {}/results.md, results.csv, accuracy.svg",
-        rows.len(),
-        out.display()
-    );
+    // One cell of a job array: the report is the dependent job's.
+    if cell.is_none() {
+        let rows = write_report(&config, &cells, &out, &command)?;
+        println!(
+            "{}",
+            std::fs::read_to_string(out.join("results.md")).unwrap_or_default()
+        );
+        eprintln!(
+            "sweep: {} table rows; wrote {}/results.md, results.csv, accuracy.svg",
+            rows.len(),
+            out.display()
+        );
+    }
     if !failed.is_empty() {
         anyhow::bail!(
             "{} cells failed (run the sweep again to retry them):\n  {}",
@@ -500,7 +610,7 @@ fn real_main() -> anyhow::Result<()> {
                 dir.display()
             );
         }
-        Command::Sweep(a) => sweep(a)?,
+        Command::Sweep(a) => sweep(*a)?,
         Command::Info => info(),
         Command::Methods => {
             for m in sparselab::methods::REGISTRY {

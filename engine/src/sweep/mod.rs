@@ -4,6 +4,7 @@
 //! with `--report-only`) the cells' summaries become a results table (markdown + CSV,
 //! mean ± std over seeds) and an accuracy-vs-sparsity plot (SVG).
 
+pub mod cluster;
 pub mod report;
 
 use crate::train::TrainConfig;
@@ -63,6 +64,19 @@ impl Cell {
 
     pub fn is_finished(&self) -> bool {
         self.summary().is_some_and(|s| s.finished)
+    }
+
+    /// For `--list`: finished, resumable (a checkpoint), started (none yet) or to run.
+    pub fn state(&self) -> &'static str {
+        if self.is_finished() {
+            "finished"
+        } else if self.dir.join("checkpoint.bin").exists() {
+            "resumable"
+        } else if self.dir.exists() {
+            "started"
+        } else {
+            "to run"
+        }
     }
 }
 
@@ -167,7 +181,12 @@ pub fn check_existing(cells: &[Cell]) -> anyhow::Result<()> {
         let Ok(text) = std::fs::read_to_string(cell.dir.join("config.toml")) else {
             continue;
         };
-        let same = TrainConfig::from_toml(&text, "config.toml").is_ok_and(|c| c == cell.config);
+        // The folder may have moved (a cluster mounts it elsewhere): `run.out` is not a
+        // setting of the run.
+        let same = TrainConfig::from_toml(&text, "config.toml").is_ok_and(|mut c| {
+            c.run.out = cell.config.run.out.clone();
+            c == cell.config
+        });
         if !same {
             stale.push(cell.dir.display().to_string());
         }
@@ -216,6 +235,12 @@ pub fn run_cells(cells: &[Cell], out: &Path, launcher: &Launcher) -> anyhow::Res
             let log_path = logs.join(format!("{flat}.log"));
             let resume = cell.dir.join("checkpoint.bin").exists();
             if !resume && cell.dir.exists() {
+                // Another process (a second attempt of the same cell) runs it right now.
+                if let Err(e) = crate::train::run_lock::lock_run_folder(&cell.dir) {
+                    eprintln!("sweep: busy  {}: {e:#}", cell.name());
+                    failed.push(format!("{} ({e:#})", cell.name()));
+                    continue;
+                }
                 // Killed before its first checkpoint: nothing to continue from. Keep the
                 // partial files aside rather than deleting them.
                 let aside = cell
