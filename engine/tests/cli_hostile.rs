@@ -6,6 +6,7 @@ mod common;
 
 use common::{SMALL, run_err, run_ok, sparselab};
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -291,4 +292,81 @@ fn eval_on_data_with_other_class_names_is_refused() {
             .arg(out.join("checkpoint.bin")),
     );
     assert!(err.contains("emu") && err.contains("line up"), "{err}");
+}
+
+/// A sweep file of `cells` tiny synthetic runs (one variant, one sparsity, seeds 0..cells).
+fn tiny_sweep(dir: &Path, cells: usize, epochs: usize) -> std::path::PathBuf {
+    let seeds: Vec<String> = (0..cells).map(|s| s.to_string()).collect();
+    let file = dir.join("sweep.toml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"
+title = "cells"
+set = ['model.arch="resnet8"', "model.width=0.5", "epochs={epochs}", "batch_size=32",
+       "data.synthetic_size=640", 'run.device="cpu"', "run.checkpoint_every=2"]
+sparsities = [0.9]
+seeds = [{}]
+out = {:?}
+[[variant]]
+name = "rigl"
+"#,
+            seeds.join(", "),
+            dir.join("out").display().to_string()
+        ),
+    )
+    .unwrap();
+    file
+}
+
+#[test]
+fn a_sweep_cell_runs_alone_from_the_schedulers_index_and_twice_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = tiny_sweep(dir.path(), 3, 1);
+    let out = dir.path().join("out/rigl/sparsity-0.9");
+    // Kubernetes' index picks the cell; nothing else runs, no report is written.
+    run_ok(
+        sparselab()
+            .args(["sweep"])
+            .arg(&file)
+            .env("JOB_COMPLETION_INDEX", "1"),
+    );
+    assert!(out.join("seed-1/summary.json").exists());
+    assert!(!out.join("seed-0").exists() && !out.join("seed-2").exists());
+    assert!(!dir.path().join("out/results.md").exists());
+    let err = run_err(sparselab().args(["sweep", "--cell", "3"]).arg(&file));
+    assert!(err.contains("numbered 0 to 2"), "{err}");
+
+    // A second attempt of a running cell is refused by its lock; the first finishes.
+    let long = tiny_sweep(dir.path(), 1, 200);
+    // Its own process group, so the cell's training process is killed with it.
+    let mut first = sparselab()
+        .args(["sweep", "--cell", "0"])
+        .arg(&long)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let cell = out.join("seed-0");
+    wait_for("the cell's first checkpoint", || {
+        cell.join("checkpoint.bin").exists()
+    });
+    let second = sparselab()
+        .args(["sweep", "--cell", "0"])
+        .arg(&long)
+        .output()
+        .unwrap();
+    let group = format!("-{}", first.id());
+    std::process::Command::new("kill")
+        .args(["-9", "--", &group])
+        .status()
+        .unwrap();
+    first.wait().unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success());
+    assert!(
+        stderr.contains("busy") && stderr.contains("in use"),
+        "{stderr}"
+    );
 }

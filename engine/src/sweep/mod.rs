@@ -229,18 +229,21 @@ pub fn run_cells(cells: &[Cell], out: &Path, launcher: &Launcher) -> anyhow::Res
     loop {
         while running.len() < launcher.jobs {
             let Some(cell) = queue.next() else { break };
+            // Another process (a second attempt of the same cell) runs it right now: leave
+            // its folder, config and log alone.
+            if cell.dir.exists()
+                && let Err(e) = crate::train::run_lock::lock_run_folder(&cell.dir)
+            {
+                eprintln!("sweep: busy  {}: {e:#}", cell.name());
+                failed.push(format!("{} ({e:#})", cell.name()));
+                continue;
+            }
             let flat = cell.name().replace('/', "_");
             let config_path = configs.join(format!("{flat}.toml"));
             write_atomic(&config_path, cell.config.to_toml().as_bytes())?;
             let log_path = logs.join(format!("{flat}.log"));
             let resume = cell.dir.join("checkpoint.bin").exists();
             if !resume && cell.dir.exists() {
-                // Another process (a second attempt of the same cell) runs it right now.
-                if let Err(e) = crate::train::run_lock::lock_run_folder(&cell.dir) {
-                    eprintln!("sweep: busy  {}: {e:#}", cell.name());
-                    failed.push(format!("{} ({e:#})", cell.name()));
-                    continue;
-                }
                 // Killed before its first checkpoint: nothing to continue from. Keep the
                 // partial files aside rather than deleting them.
                 let aside = cell
