@@ -47,7 +47,7 @@ pub const IMAGE_FOLDER: Limits = if cfg!(target_arch = "wasm32") {
     }
 };
 
-fn human(bytes: u64) -> String {
+pub(super) fn human(bytes: u64) -> String {
     if bytes >= MIB {
         format!("{} MiB", bytes / MIB)
     } else {
@@ -148,33 +148,6 @@ pub fn read_tar_gz(
     // the decoder checks the stream's CRC and length.
     std::io::copy(&mut archive.into_inner(), &mut std::io::sink()).map_err(broken)?;
     Ok(out)
-}
-
-/// Reads a file that must be a regular file of at most `limit` bytes (configs, sweep
-/// files): never a device such as /dev/zero, never an unbounded read.
-pub fn read_bounded(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, DataError> {
-    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
-    let meta = file.metadata().map_err(|e| DataError::io(path, e))?;
-    if !meta.is_file() {
-        return Err(DataError::corrupt(
-            path.display(),
-            format!("not a regular file; give the path of a {what}"),
-        ));
-    }
-    let mut bytes = Vec::new();
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| DataError::io(path, e))?;
-    if bytes.len() as u64 > limit {
-        return Err(DataError::corrupt(
-            path.display(),
-            format!(
-                "larger than {}, the limit for a {what}; is this the right file?",
-                human(limit)
-            ),
-        ));
-    }
-    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -243,7 +243,8 @@ fn read_from_folder(dir: &Path, wanted: &[&str]) -> Result<BTreeMap<String, Vec<
             .map(|d| d.join(name))
             .find(|p| p.is_file())
         {
-            let bytes = archive::read_bounded(&p, archive::CIFAR.entry, archive::CIFAR.what)?;
+            let bytes =
+                super::bounded::read_bounded(&p, archive::CIFAR.entry, archive::CIFAR.what)?;
             out.insert(name.to_string(), bytes);
         }
     }

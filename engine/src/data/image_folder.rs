@@ -164,7 +164,7 @@ fn read_dir_files(root: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, DataError> {
                 stack.push(p);
             } else if is_image(&p) {
                 let limit = archive::IMAGE_FOLDER.entry;
-                let bytes = archive::read_bounded(&p, limit, archive::IMAGE_FOLDER.what)?;
+                let bytes = super::bounded::read_bounded(&p, limit, archive::IMAGE_FOLDER.what)?;
                 let rel = p.strip_prefix(root).unwrap_or(&p).to_path_buf();
                 out.push((rel, bytes));
             }

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod batcher;
+pub mod bounded;
 pub mod cifar_binary;
 #[cfg(feature = "native")]
 pub mod fetch;

@@ -82,7 +82,7 @@ impl Cell {
 
 impl SweepConfig {
     pub fn load(path: &Path) -> anyhow::Result<(Self, PathBuf)> {
-        let text = read_text(path, "sweep file")?;
+        let text = crate::data::bounded::read_settings_file(path, "sweep file")?;
         let config: SweepConfig = toml::from_str(&text)
             .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
         let root = path.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -126,7 +126,7 @@ impl SweepConfig {
         let base = match &self.base {
             Some(b) => {
                 let p = root.join(b);
-                let text = read_text(&p, "sweep's base config")?;
+                let text = crate::data::bounded::read_settings_file(&p, "sweep's base config")?;
                 Some((text, p.display().to_string()))
             }
             None => None,
@@ -161,16 +161,6 @@ impl SweepConfig {
         }
         Ok(cells)
     }
-}
-
-/// A sweep file or base config is small: anything larger is the wrong file.
-const MAX_SWEEP_FILE_BYTES: u64 = 1 << 20;
-
-fn read_text(path: &Path, what: &str) -> anyhow::Result<String> {
-    let bytes = crate::data::archive::read_bounded(path, MAX_SWEEP_FILE_BYTES, what)
-        .with_context(|| format!("cannot read the {what}"))?;
-    String::from_utf8(bytes)
-        .map_err(|_| anyhow::anyhow!("{}: not a text file (invalid UTF-8)", path.display()))
 }
 
 /// Cells whose folder holds a run made with another config (the sweep file changed

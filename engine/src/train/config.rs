@@ -9,6 +9,7 @@ use crate::optim::OptimConfig;
 use crate::schedule::ScheduleConfig;
 use crate::sparsity::SparsityConfig;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -266,28 +267,43 @@ impl TrainConfig {
 /// schedule, and small enough that step counts cannot overflow.
 const MAX_EPOCHS: usize = 100_000;
 
-/// The dotted key of the first NaN or infinite number in the config, if any: one check for
-/// every float key, present and future.
-fn first_non_finite(config: &toml::Value) -> Option<String> {
-    fn walk(value: &toml::Value, path: &str) -> Option<String> {
+/// Every leaf of a TOML value by its dotted key (`optim.lr`, `schedule.milestones[0]`): what
+/// the finiteness check walks, and what a resume compares.
+pub fn flatten(value: &toml::Value) -> BTreeMap<String, toml::Value> {
+    fn walk(value: &toml::Value, key: String, out: &mut BTreeMap<String, toml::Value>) {
         match value {
-            toml::Value::Float(f) if !f.is_finite() => Some(path.to_string()),
-            toml::Value::Table(t) => t.iter().find_map(|(k, v)| {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                walk(v, &p)
-            }),
-            toml::Value::Array(items) => items
-                .iter()
-                .enumerate()
-                .find_map(|(i, v)| walk(v, &format!("{path}[{i}]"))),
-            _ => None,
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let sub = if key.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{key}.{k}")
+                    };
+                    walk(v, sub, out);
+                }
+            }
+            toml::Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    walk(v, format!("{key}[{i}]"), out);
+                }
+            }
+            leaf => {
+                out.insert(key, leaf.clone());
+            }
         }
     }
-    walk(config, "")
+    let mut out = BTreeMap::new();
+    walk(value, String::new(), &mut out);
+    out
+}
+
+/// The dotted key of the first NaN or infinite number, if any: one check for every float
+/// key, present and future.
+fn first_non_finite(config: &toml::Value) -> Option<String> {
+    flatten(config)
+        .into_iter()
+        .find(|(_, v)| v.as_float().is_some_and(|f| !f.is_finite()))
+        .map(|(k, _)| k)
 }
 
 fn parse_table(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {

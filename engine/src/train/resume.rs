@@ -3,7 +3,7 @@
 //! silently ignored otherwise), unless it is one of the few that may change mid-run and is
 //! passed with `--override`, such as the learning rate after a divergence.
 
-use super::config::{ConfigError, TrainConfig, apply_override};
+use super::config::{ConfigError, TrainConfig, apply_override, flatten};
 use std::collections::BTreeMap;
 
 /// Keys (or `section.` prefixes) `--override` may change on a resume: the optimizer, how
@@ -33,30 +33,7 @@ fn overridable(key: &str) -> bool {
 
 /// Every leaf of a config as `dotted.key -> value`.
 fn leaves(config: &TrainConfig) -> BTreeMap<String, toml::Value> {
-    fn walk(prefix: &str, value: toml::Value, out: &mut BTreeMap<String, toml::Value>) {
-        match value {
-            toml::Value::Table(t) => {
-                for (k, v) in t {
-                    let key = if prefix.is_empty() {
-                        k
-                    } else {
-                        format!("{prefix}.{k}")
-                    };
-                    walk(&key, v, out);
-                }
-            }
-            other => {
-                out.insert(prefix.to_string(), other);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(
-        "",
-        toml::Value::try_from(config).expect("configs serialise"),
-        &mut out,
-    );
-    out
+    flatten(&toml::Value::try_from(config).expect("configs serialise"))
 }
 
 /// The keys whose values differ between two configs.
@@ -78,9 +55,6 @@ fn same_value(a: Option<&toml::Value>, b: Option<&toml::Value>) -> bool {
     match (a, b) {
         (Some(toml::Value::Float(x)), Some(toml::Value::Float(y))) => {
             x == y || (x - y).abs() <= 4.0 * f64::EPSILON * x.abs().max(y.abs())
-        }
-        (Some(toml::Value::Array(x)), Some(toml::Value::Array(y))) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same_value(Some(p), Some(q)))
         }
         _ => a == b,
     }

@@ -130,21 +130,6 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
     };
 
     let set = load_split(&config.data, false, config.seed)?;
-    // A resume must continue on the very images it was trained on, or its split differs.
-    if let Some(stored) = resumed
-        .as_ref()
-        .and_then(|c| c.meta.dataset_fingerprint.as_ref())
-    {
-        let now = set.fingerprint();
-        if *stored != now {
-            bail!(
-                "{}: the training images changed since the checkpoint was written (then: \
-                 {stored}; now: {now}), so the run would continue on another split: resume \
-                 with the data it was trained on, or start a new run with another --out",
-                ckpt_path.display()
-            );
-        }
-    }
     // The test split is read (and checked against the training classes) before training,
     // so a broken one fails now, not after the last epoch.
     let test_set = if config.run.eval_test {
@@ -192,6 +177,21 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
         )?,
     };
 
+    // A resume must continue on the very images it was trained on, or its split differs.
+    if let Some(stored) = resumed
+        .as_ref()
+        .and_then(|c| c.meta.dataset_fingerprint.as_ref())
+    {
+        let now = &trainer.data.fingerprint;
+        if stored != now {
+            bail!(
+                "{}: the training images changed since the checkpoint was written (then: \
+                 {stored}; now: {now}), so the run would continue on another split: resume \
+                 with the data it was trained on, or start a new run with another --out",
+                ckpt_path.display()
+            );
+        }
+    }
     // The log holds exactly the events up to the checkpoint, then continues.
     if let Some(ckpt) = &resumed {
         let mut text = Vec::new();
@@ -272,9 +272,8 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
     };
 
     let save = |trainer: &Trainer, log: &mut MetricsLog| -> anyhow::Result<()> {
-        block_on(trainer.checkpoint())?
-            .save(&ckpt_path)
-            .with_context(|| format!("cannot write {}", ckpt_path.display()))?;
+        // `save` names the file in its errors.
+        block_on(trainer.checkpoint())?.save(&ckpt_path)?;
         log.write(&Event::Checkpoint {
             step: trainer.step,
             path: ckpt_path.display().to_string(),

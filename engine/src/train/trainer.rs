@@ -42,6 +42,8 @@ pub struct TrainData {
     pub set: Arc<ImageSet>,
     pub split: TrainValSplit,
     pub batcher: Batcher,
+    /// `ImageSet::fingerprint` of `set`, computed once: every checkpoint records it.
+    pub fingerprint: String,
 }
 
 impl TrainData {
@@ -51,6 +53,7 @@ impl TrainData {
         let split = TrainValSplit::new(&set, val_fraction, seed);
         let batcher = Batcher::new(Normalization::measure(&set, &split.train));
         Self {
+            fingerprint: set.fingerprint(),
             set,
             split,
             batcher,
@@ -65,6 +68,7 @@ impl TrainData {
     ) -> Self {
         let split = TrainValSplit::new(&set, val_fraction, seed);
         Self {
+            fingerprint: set.fingerprint(),
             set,
             split,
             batcher: Batcher::new(norm),
@@ -872,7 +876,7 @@ impl Trainer {
                 train_flops: self.train_flops,
                 dyrelu_phase: self.phase(),
                 sparse_kernel_layers: Some(self.sparse_kernel_layers.clone()),
-                dataset_fingerprint: Some(self.data.set.fingerprint()),
+                dataset_fingerprint: Some(self.data.fingerprint.clone()),
             },
             tensors,
         })
