@@ -113,14 +113,6 @@ pub struct LayerInfo {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ScheduleSample {
-    pub step: usize,
-    pub density: f64,
-    pub phase: Option<f64>,
-    pub lr: f64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
     pub method: String,
     pub model: String,
@@ -138,7 +130,7 @@ pub struct RunInfo {
     pub dense_params: usize,
     pub layers: Vec<LayerInfo>,
     /// The planned density, DyReLU phase and LR over the whole run.
-    pub schedule: Vec<ScheduleSample>,
+    pub schedule: Vec<sparselab::train::SchedulePoint>,
     /// The engine config the run uses, as TOML (the CLI reads it: `--config`).
     pub config_toml: String,
     /// From an imported checkpoint: the step it was saved at.

@@ -1,15 +1,17 @@
-//! One run in the page: the engine's `Trainer` plus what the views need, as messages.
-//! Nothing here touches the browser, so it is tested natively on Flex.
+//! One run in the page: the engine's run driver (the same step loop, evaluation policy
+//! and events as the command line) plus what the views need, as messages. Nothing here
+//! touches the browser, so it is tested natively on Flex.
 
 use crate::heatmap::layer_heatmap;
 use crate::histogram::weight_histogram;
 use crate::protocol::{
-    EvalReport, LayerInfo, MaskReport, RunInfo, SamplePrediction, ScheduleSample, StepReport,
-    WeightHistogram,
+    EvalReport, LayerInfo, MaskReport, RunInfo, SamplePrediction, StepReport, WeightHistogram,
 };
 use sparselab::burn::tensor::Device;
 use sparselab::data::{IMAGE_SIZE, ImageSet};
-use sparselab::train::{Checkpoint, TrainConfig, TrainData, Trainer};
+use sparselab::train::{
+    Checkpoint, Evaluation, Event, RunDriver, RunSink, TrainConfig, TrainData, Trainer,
+};
 use std::sync::Arc;
 
 /// Images in the strip of sample predictions.
@@ -17,12 +19,38 @@ pub const SAMPLES: usize = 8;
 /// Points of the planned schedule sent at the start (plus every mask update step).
 const SCHEDULE_POINTS: usize = 200;
 
+/// The page keeps no checkpoints (it exports one on request) and shows every step: the
+/// driver's events are only looked at for the epoch's validation.
+#[derive(Default)]
+struct PageSink {
+    validation: Option<Evaluation>,
+}
+
+impl RunSink for PageSink {
+    fn event(&mut self, _event: &Event, _trainer: &Trainer) -> sparselab::anyhow::Result<()> {
+        Ok(())
+    }
+
+    fn validated(&mut self, evaluation: &Evaluation) {
+        self.validation = Some(evaluation.clone());
+    }
+}
+
+/// What one step of the page's run did.
+pub struct PageStep {
+    pub report: StepReport,
+    /// The step ended an epoch: the driver validated (the views refresh).
+    pub epoch_done: bool,
+}
+
 pub struct Session {
-    pub trainer: Trainer,
+    driver: RunDriver,
     /// Per layer, flat indices grown / pruned since the last mask report.
     grown: Vec<Vec<usize>>,
     pruned: Vec<Vec<usize>>,
     imported_at_step: Option<usize>,
+    /// The last epoch-end validation, until the views show it.
+    validation: Option<Evaluation>,
 }
 
 impl Session {
@@ -47,33 +75,38 @@ impl Session {
     }
 
     fn wrap(trainer: Trainer, imported_at_step: Option<usize>) -> Self {
-        let n = trainer.layers.len();
+        let n = trainer.layers().len();
         Self {
-            trainer,
+            driver: RunDriver::new(trainer),
             grown: vec![Vec::new(); n],
             pruned: vec![Vec::new(); n],
             imported_at_step,
+            validation: None,
         }
     }
 
+    pub fn trainer(&self) -> &Trainer {
+        self.driver.trainer()
+    }
+
     pub fn info(&self) -> RunInfo {
-        let t = &self.trainer;
-        let c = &t.config;
+        let t = self.trainer();
+        let c = t.config();
         RunInfo {
             method: t.method_name().to_string(),
             model: format!("{} x{}", c.model.arch.name(), c.model.width),
-            dataset: t.data.set.name.clone(),
-            class_names: t.data.set.class_names.clone(),
-            train_images: t.data.split.train.len(),
-            val_images: t.data.split.val.len(),
+            dataset: t.dataset().name.clone(),
+            class_names: t.dataset().class_names.clone(),
+            train_images: t.data().split.train.len(),
+            val_images: t.data().split.val.len(),
             batch_size: c.batch_size,
             steps_per_epoch: t.steps_per_epoch(),
             total_steps: t.total_steps(),
-            numel: t.masks.numel(),
+            numel: t.masks().numel(),
             nnz: t.nnz(),
             dense_params: t.dense_param_count(),
             layers: t
-                .layers
+                .layers()
                 .iter()
                 .map(|l| LayerInfo {
                     path: l.path.clone(),
@@ -81,39 +114,35 @@ impl Session {
                     numel: l.numel(),
                 })
                 .collect(),
-            schedule: t
-                .schedule_preview(SCHEDULE_POINTS)
-                .into_iter()
-                .map(|p| ScheduleSample {
-                    step: p.step,
-                    density: p.density,
-                    phase: p.phase,
-                    lr: p.lr,
-                })
-                .collect(),
+            schedule: t.schedule_preview(SCHEDULE_POINTS),
             config_toml: c.to_toml(),
             imported_at_step: self.imported_at_step,
         }
     }
 
     pub fn is_finished(&self) -> bool {
-        self.trainer.is_finished()
+        self.trainer().is_finished()
     }
 
-    /// One batch. A mask update's changes are kept for the next mask report.
-    pub async fn step(&mut self) -> Result<StepReport, String> {
-        let out = self.trainer.train_step().await.map_err(|e| e.to_string())?;
-        if out.mask_update.is_some()
-            && let Some(update) = &self.trainer.last_update
-        {
-            for (i, d) in update.dropped.iter().enumerate() {
+    /// One batch through the run driver. A mask update's changes are kept for the next
+    /// mask report.
+    pub async fn step(&mut self) -> Result<PageStep, String> {
+        let mut sink = PageSink::default();
+        let advance = self
+            .driver
+            .advance(&mut sink)
+            .await
+            .map_err(|e| e.to_string())?;
+        let out = advance.outcome;
+        if let Some(update) = &out.mask_update {
+            for (i, d) in update.changes.dropped.iter().enumerate() {
                 self.pruned[i].extend_from_slice(d);
             }
-            for (i, g) in update.grown.iter().enumerate() {
+            for (i, g) in update.changes.grown.iter().enumerate() {
                 self.grown[i].extend_from_slice(g);
             }
         }
-        Ok(StepReport {
+        let report = StepReport {
             step: out.step,
             epoch: out.epoch,
             loss: out.loss,
@@ -121,12 +150,17 @@ impl Session {
             lr: out.lr,
             phase: out.phase,
             scheduled_density: out.scheduled_density,
-            mask_density: self.trainer.mask_density(),
-            nnz: self.trainer.nnz(),
+            mask_density: out.density,
+            nnz: out.nnz,
             seconds: out.seconds,
             images_per_second: out.batch as f64 / out.seconds.max(1e-9),
             dropped: out.mask_update.as_ref().map(|m| m.dropped),
             grown: out.mask_update.as_ref().map(|m| m.grown),
+        };
+        self.validation = sink.validation;
+        Ok(PageStep {
+            report,
+            epoch_done: out.epoch_done,
         })
     }
 
@@ -138,8 +172,8 @@ impl Session {
     /// Every layer's heatmap, highlighting the changes since the previous report.
     pub fn mask_report(&mut self) -> MaskReport {
         let layers = self
-            .trainer
-            .masks
+            .trainer()
+            .masks()
             .layers
             .iter()
             .enumerate()
@@ -162,19 +196,24 @@ impl Session {
             v.clear();
         }
         MaskReport {
-            step: self.trainer.step,
+            step: self.trainer().step(),
             layers,
         }
     }
 
-    /// Validation loss, accuracy and confusion matrix, and the sample strip.
-    pub async fn evaluate(&self) -> Result<Option<EvalReport>, String> {
-        let t = &self.trainer;
-        let Some(eval) = t.evaluate_validation().await.map_err(|e| e.to_string())? else {
-            return Ok(None);
+    /// Validation loss, accuracy and confusion matrix, and the sample strip. The
+    /// driver's epoch-end validation is used when it is the current one.
+    pub async fn evaluate(&mut self) -> Result<Option<EvalReport>, String> {
+        let t = self.driver.trainer();
+        let eval = match self.validation.take() {
+            Some(eval) => eval,
+            None => match t.evaluate_validation().await.map_err(|e| e.to_string())? {
+                Some(eval) => eval,
+                None => return Ok(None),
+            },
         };
-        let set = &t.data.set;
-        let picks = sample_indices(set, &t.data.split.val);
+        let set = t.dataset();
+        let picks = sample_indices(set, &t.data().split.val);
         let predictions = t.predict(set, &picks).await.map_err(|e| e.to_string())?;
         let samples = picks
             .iter()
@@ -187,7 +226,7 @@ impl Session {
             })
             .collect();
         Ok(Some(EvalReport {
-            step: t.step,
+            step: t.step(),
             images: eval.images,
             loss: eval.loss,
             accuracy: eval.accuracy,
@@ -197,11 +236,11 @@ impl Session {
     }
 
     pub async fn weight_histogram(&self) -> Result<WeightHistogram, String> {
-        let t = &self.trainer;
+        let t = self.trainer();
         let weights = t.sparse_weight_values().await.map_err(|e| e.to_string())?;
-        let masks = &t.masks;
+        let masks = t.masks();
         Ok(weight_histogram(
-            t.step,
+            t.step(),
             weights
                 .iter()
                 .map(|(path, w)| (w.as_slice(), masks.get(path).map(|m| m.active.as_slice()))),
@@ -211,7 +250,7 @@ impl Session {
     /// The run's checkpoint in the CLI's format (`sparselab eval` reads it).
     pub async fn checkpoint_bytes(&self) -> Result<Vec<u8>, String> {
         Ok(self
-            .trainer
+            .trainer()
             .checkpoint()
             .await
             .map_err(|e| e.to_string())?
@@ -270,12 +309,12 @@ mod tests {
         );
         let info = s.info();
         assert_eq!(info.total_steps, 2 * (360 / 16));
-        assert_eq!(info.layers.len(), s.trainer.masks.layers.len());
+        assert_eq!(info.layers.len(), s.trainer().masks().layers.len());
         assert!(info.schedule.len() >= 2 && info.schedule[0].step == 0);
         let first = s.mask_report();
         assert!(!s.masks_changed());
         let nnz: usize = first.layers.iter().map(|l| l.nnz).sum();
-        assert_eq!(nnz, s.trainer.nnz());
+        assert_eq!(nnz, s.trainer().nnz());
         assert!(
             first
                 .layers
@@ -286,7 +325,7 @@ mod tests {
         let mut losses = Vec::new();
         let mut saw_update = false;
         while !s.is_finished() {
-            let r = pollster::block_on(s.step()).unwrap();
+            let r = pollster::block_on(s.step()).unwrap().report;
             losses.push(r.loss);
             assert!(r.images_per_second > 0.0);
             if let Some(grown) = r.grown {
@@ -331,10 +370,10 @@ mod tests {
         }
         let bytes = pollster::block_on(s.checkpoint_bytes()).unwrap();
         let ckpt = Checkpoint::decode(&bytes, "run.bin").unwrap();
-        let set = s.trainer.data.set.clone();
-        let back = Session::from_checkpoint(&ckpt, set, Device::flex().autodiff()).unwrap();
+        let set = s.trainer().data().set.clone();
+        let mut back = Session::from_checkpoint(&ckpt, set, Device::flex().autodiff()).unwrap();
         assert_eq!(back.info().imported_at_step, Some(4));
-        assert_eq!(back.trainer.masks, s.trainer.masks);
+        assert_eq!(back.trainer().masks(), s.trainer().masks());
         let a = pollster::block_on(s.evaluate()).unwrap().unwrap();
         let b = pollster::block_on(back.evaluate()).unwrap().unwrap();
         assert_eq!(a.accuracy, b.accuracy);

@@ -4,7 +4,7 @@
 //! within one step).
 
 use crate::protocol::{BackendChoice, DataSource, DeviceInfo, FromWorker, ToWorker};
-use crate::session::Session;
+use crate::session::{PageStep, Session};
 use js_sys::{Promise, Reflect, Uint8Array};
 use sparselab::burn::tensor::Device;
 use sparselab::data::{DataKind, ImageSet, load_split, load_split_from_bytes};
@@ -180,8 +180,8 @@ impl Worker {
                     Ok(bytes) => post(&FromWorker::Checkpoint {
                         name: format!(
                             "sparselab-{}-step{}.bin",
-                            s.trainer.method_name(),
-                            s.trainer.step
+                            s.trainer().method_name(),
+                            s.trainer().step()
                         ),
                         bytes,
                     }),
@@ -204,7 +204,7 @@ impl Worker {
         let mut software_adapter = None;
         if backend != BackendChoice::Cpu {
             // `auto` skips a software adapter: on SwiftShader a step is 20-45x slower than
-            // Flex in this worker (README, playground figures). `gpu` takes it anyway.
+            // Flex in this worker (the book's benchmarks page, playground figures). `gpu` takes it anyway.
             match webgpu(backend == BackendChoice::Auto).await {
                 Ok((device, adapter)) => {
                     self.device = Some(device);
@@ -367,8 +367,7 @@ impl Worker {
             return;
         }
         match s.step().await {
-            Ok(report) => {
-                let epoch_done = (report.step + 1) % s.trainer.steps_per_epoch() == 0;
+            Ok(PageStep { report, epoch_done }) => {
                 let updated = report.grown.is_some();
                 post(&FromWorker::Step(report));
                 if updated {

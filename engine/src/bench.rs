@@ -55,7 +55,7 @@ pub fn bench_backend(
 
 /// Mean milliseconds to build one augmented batch, over 20 batches.
 fn time_batches(trainer: &Trainer, batch: usize) -> f64 {
-    let data = &trainer.data;
+    let data = trainer.data();
     let indices: Vec<usize> = data.split.train.iter().copied().take(batch).collect();
     let mut rng = crate::rng::Rng::new(0);
     let start = web_time::Instant::now();

@@ -2,6 +2,7 @@
 //! metrics and checkpoints. One code path for every backend: Burn picks the backend by
 //! the `Device` (Flex on CPU, wgpu natively, WebGPU in the browser).
 
+pub use anyhow;
 pub use burn;
 
 #[cfg(feature = "native")]

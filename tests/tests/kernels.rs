@@ -345,8 +345,7 @@ fn index_tensors_are_32_bit_on_wgpu() {
 fn a_model_on_the_sparse_plan_gives_the_dense_masked_logits() {
     use sparselab::kernels::lab::uniform_masks;
     use sparselab::kernels::plan::SparsePlan;
-    use sparselab::model::{Arch, ModelConfig, map_params};
-    use std::sync::Arc;
+    use sparselab::model::{Arch, ForwardCtx, LayerKernels, ModelConfig, map_params};
     for device in devices() {
         let model = ModelConfig {
             arch: Arch::Resnet8,
@@ -359,13 +358,15 @@ fn a_model_on_the_sparse_plan_gives_the_dense_masked_logits() {
             Some(m) => w * tensor1(&as_f32(&m.active), &device),
             None => w,
         });
-        let mut sparse = dense.clone();
         let all: Vec<&str> = masks.layers.iter().map(|l| l.path.as_str()).collect();
         let plan = SparsePlan::new(&masks, all.iter().copied(), &device);
         assert_eq!(plan.sparse_layers().count(), masks.layers.len());
-        sparse.sparse = Some(Arc::new(plan));
+        let sparse = ForwardCtx::new(None, Some(&plan as &dyn LayerKernels));
         let x = Tensor::<4>::random([3, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
-        let (want, got) = (dense.forward(x.clone()), sparse.forward(x));
+        let (want, got) = (
+            dense.forward(x.clone(), &ForwardCtx::DENSE),
+            dense.forward(x, &sparse),
+        );
         let (want, got) = (host(want.reshape([30])), host(got.reshape([30])));
         let scale = want.iter().map(|v| v.abs()).fold(0.0, f32::max);
         assert!(
@@ -399,10 +400,13 @@ fn training_on_the_sparse_kernels_follows_dense_masked_training() {
     };
     let (dense, dense_losses) = run("dense");
     let (sparse, sparse_losses) = run("sparse");
-    assert!(dense.sparse_kernel_layers.is_empty());
-    assert_eq!(sparse.sparse_kernel_layers.len(), sparse.masks.layers.len());
+    assert!(dense.sparse_kernel_layers().is_empty());
+    assert_eq!(
+        sparse.sparse_kernel_layers().len(),
+        sparse.masks().layers.len()
+    );
     assert!(
-        sparse.model.sparse.is_some(),
+        sparse.mask_state().plan().is_some(),
         "the plan survives optimizer steps"
     );
     for (d, s) in dense_losses.iter().zip(&sparse_losses) {
@@ -412,7 +416,7 @@ fn training_on_the_sparse_kernels_follows_dense_masked_training() {
         );
     }
     // The grow step ran dense in both, so it chose the same weights.
-    assert_eq!(dense.masks, sparse.masks);
+    assert_eq!(dense.masks(), sparse.masks());
     // Evaluation (inference mode, no autodiff) runs on the plan too, and agrees.
     let eval = |t: &sparselab::train::Trainer| {
         pollster::block_on(t.evaluate_validation())
@@ -427,13 +431,13 @@ fn training_on_the_sparse_kernels_follows_dense_masked_training() {
     // A resumed run keeps the layer choice written in its checkpoint (auto would measure
     // again, and a second measurement may choose differently).
     let mut ckpt = pollster::block_on(sparse.checkpoint()).unwrap();
-    let kept = vec![sparse.sparse_kernel_layers[1].clone()];
+    let kept = vec![sparse.sparse_kernel_layers()[1].clone()];
     ckpt.meta.sparse_kernel_layers = Some(kept.clone());
     let set = sparselab::data::synthetic::generate(400, 0);
     let resumed =
         sparselab::train::Trainer::from_checkpoint(&ckpt, set, Device::flex().autodiff()).unwrap();
-    assert_eq!(resumed.sparse_kernel_layers, kept);
-    let plan = resumed.model.sparse.as_ref().expect("a plan");
+    assert_eq!(resumed.sparse_kernel_layers(), kept);
+    let plan = resumed.mask_state().plan().expect("a plan");
     assert_eq!(
         plan.sparse_layers().collect::<Vec<_>>(),
         vec![kept[0].as_str()]
@@ -472,12 +476,12 @@ fn training_on_the_wgsl_kernels_follows_dense_masked_training() {
     };
     let (dense, dense_losses) = run("dense");
     let (sparse, sparse_losses) = run("sparse");
-    assert!(!sparse.sparse_kernel_layers.is_empty());
+    assert!(!sparse.sparse_kernel_layers().is_empty());
     for (d, s) in dense_losses.iter().zip(&sparse_losses) {
         assert!(
             (d - s).abs() < 1e-3 * d.abs().max(1.0),
             "{dense_losses:?} vs {sparse_losses:?}"
         );
     }
-    assert_eq!(dense.masks, sparse.masks);
+    assert_eq!(dense.masks(), sparse.masks());
 }

@@ -47,31 +47,31 @@ fn every_method_meets_its_scheduled_density_and_ends_at_the_target() {
             last_lr = o.lr;
             if o.mask_update.is_some() {
                 updates += 1;
-                let want = t.budget.target_nnz(o.scheduled_density);
-                assert_eq!(t.masks.nnz(), want, "{} at step {}", entry.name, o.step);
+                let want = t.budget().target_nnz(o.scheduled_density);
+                assert_eq!(t.masks().nnz(), want, "{} at step {}", entry.name, o.step);
             }
         }
         let weights = block_on(t.count_nonzero_weights()).unwrap();
         assert!(
-            weights <= t.masks.nnz(),
+            weights <= t.masks().nnz(),
             "{}: pruned weights are zero",
             entry.name
         );
-        let target = t.budget.target_nnz(c.sparsity.density());
+        let target = t.budget().target_nnz(c.sparsity.density());
         match entry.name {
-            "dense" => assert_eq!(t.masks.nnz(), t.masks.numel()),
+            "dense" => assert_eq!(t.masks().nnz(), t.masks().numel()),
             name => {
-                assert_eq!(t.masks.nnz(), target, "{name} ends at the target");
+                assert_eq!(t.masks().nnz(), target, "{name} ends at the target");
                 // Methods that move the mask explored more weights than they keep.
                 let explores = !matches!(name, "static");
                 assert_eq!(
-                    t.itop_rate() > t.masks.density(),
+                    t.itop_rate() > t.masks().density(),
                     explores,
                     "{name}: ITOP {} vs density {}",
                     t.itop_rate(),
-                    t.masks.density()
+                    t.masks().density()
                 );
-                assert!(t.train_flops > 0.0);
+                assert!(t.train_flops() > 0.0);
             }
         }
         let (want_updates, want_restarts) = match entry.name {
@@ -101,10 +101,10 @@ fn east_shares_weights_at_equal_count_and_phases_dyrelu_out() {
     let mut t = trainer(&c);
     // Weight sharing: fewer unique weights, the same learnable non-zero count as RigL's
     // unshared network at this sparsity.
-    assert!(t.masks.numel() < rigl.masks.numel());
-    assert_eq!(t.budget.unshared_total(), rigl.masks.numel());
-    assert_eq!(t.masks.nnz(), rigl.masks.nnz());
-    assert!(t.effective_nnz() > t.masks.nnz());
+    assert!(t.masks().numel() < rigl.masks().numel());
+    assert_eq!(t.budget().unshared_total(), rigl.masks().numel());
+    assert_eq!(t.masks().nnz(), rigl.masks().nnz());
+    assert!(t.effective_nnz() > t.masks().nnz());
     assert!(
         t.dense_param_count() > rigl.dense_param_count(),
         "DyReLU + gains are dense"
@@ -134,12 +134,12 @@ fn east_shares_weights_at_equal_count_and_phases_dyrelu_out() {
     assert!(frozen.is_some());
     // The masks reach d_max = 3 x the target density (counted unshared) mid-cycle.
     assert!((peak_density - 0.3).abs() < 0.03, "{peak_density}");
-    assert_eq!(t.masks.nnz(), rigl.masks.nnz());
+    assert_eq!(t.masks().nnz(), rigl.masks().nnz());
 }
 
 fn dyrelu_params(t: &Trainer) -> Vec<(String, Vec<f32>)> {
     let mut out = Vec::new();
-    sparselab::model::for_each_param(&t.model, |path, _, v| {
+    sparselab::model::for_each_param(t.model(), |path, _, v| {
         if path.contains("dyrelu") {
             out.push((path.to_string(), v.into_data().try_to_vec::<f32>().unwrap()));
         }

@@ -33,10 +33,10 @@ fn trainer(c: &TrainConfig) -> Trainer {
 fn check_update_invariants(method: &str) {
     let c = config(&[&format!("method.name=\"{method}\"")]);
     let mut t = trainer(&c);
-    let counts: Vec<usize> = t.masks.layers.iter().map(|l| l.nnz()).collect();
-    let target = ((1.0 - 0.8) * t.masks.numel() as f64).round() as usize;
+    let counts: Vec<usize> = t.masks().layers.iter().map(|l| l.nnz()).collect();
+    let target = ((1.0 - 0.8) * t.masks().numel() as f64).round() as usize;
     assert_eq!(
-        t.masks.nnz(),
+        t.masks().nnz(),
         target,
         "initial non-zeros hit the target exactly"
     );
@@ -54,13 +54,13 @@ fn check_update_invariants(method: &str) {
         );
         assert_eq!(
             counts,
-            t.masks.layers.iter().map(|l| l.nnz()).collect::<Vec<_>>(),
+            t.masks().layers.iter().map(|l| l.nnz()).collect::<Vec<_>>(),
             "{method}: densities unchanged"
         );
-        let update = t.last_update.clone().unwrap();
+        let update = &u.changes;
         let weights = block_on(t.sparse_weight_values()).unwrap();
         for (l, (path, w)) in weights.iter().enumerate() {
-            let mask = &t.masks.layers[l];
+            let mask = &t.masks().layers[l];
             assert_eq!(&mask.path, path);
             for (i, &x) in w.iter().enumerate() {
                 if !mask.active[i] {
@@ -82,7 +82,7 @@ fn check_update_invariants(method: &str) {
                 }
             }
         }
-        assert!(block_on(t.count_nonzero_weights()).unwrap() <= t.masks.nnz());
+        assert!(block_on(t.count_nonzero_weights()).unwrap() <= t.masks().nnz());
     }
     assert!(updates >= 4, "{method}: {updates} updates");
 }
@@ -110,13 +110,13 @@ fn optimizer_steps_keep_pruned_weights_zero() {
             .unwrap()
             .expect("momentum exists");
         for (i, &x) in w.iter().enumerate() {
-            if !t.masks.layers[l].active[i] {
+            if !t.masks().layers[l].active[i] {
                 assert_eq!((x, m[i]), (0.0, 0.0), "{path}[{i}]");
             }
         }
     }
     // Active weights did move.
-    assert!(block_on(t.count_nonzero_weights()).unwrap() > t.masks.nnz() / 2);
+    assert!(block_on(t.count_nonzero_weights()).unwrap() > t.masks().nnz() / 2);
 }
 
 #[test]
@@ -153,8 +153,8 @@ fn short_rigl_run_learns_the_synthetic_data() {
         val.accuracy
     );
     assert_eq!(
-        t.masks.nnz(),
-        ((1.0 - 0.8) * t.masks.numel() as f64).round() as usize
+        t.masks().nnz(),
+        ((1.0 - 0.8) * t.masks().numel() as f64).round() as usize
     );
 }
 
@@ -171,8 +171,8 @@ fn checkpoint_round_trip_restores_the_run_exactly() {
     assert_eq!(back, ckpt);
     let set = synthetic::generate(c.data.synthetic_size, c.seed);
     let mut r = Trainer::from_checkpoint(&back, set, Device::flex().autodiff()).unwrap();
-    assert_eq!(r.step, 6);
-    assert_eq!(r.masks, t.masks);
+    assert_eq!(r.step(), 6);
+    assert_eq!(r.masks(), t.masks());
     let (a, b) = (
         block_on(t.evaluate_validation()).unwrap().unwrap(),
         block_on(r.evaluate_validation()).unwrap().unwrap(),

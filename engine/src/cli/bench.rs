@@ -100,7 +100,7 @@ fn bench_kernels(
     print!("{}", lab::layer_table(&archs, &rows));
     if !layers_only {
         let decisions = lab::decision_table(&rows);
-        let wins = |s: &sparselab::kernels::plan::ConvShape, density: f64| {
+        let wins = |s: &sparselab::kernels::timing::ConvShape, density: f64| {
             decisions
                 .get(&s.key())
                 .and_then(|ds| {

@@ -86,8 +86,10 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     let (model, masks) = ckpt.restore_model(&device)?;
     let batcher = sparselab::data::Batcher::new(ckpt.meta.normalization);
     let batch = ckpt.meta.config.eval_batch_size;
-    let e = pollster::block_on(sparselab::train::trainer::evaluate_model(
-        &model, &batcher, &set, &indices, batch, &device,
+    // The model as the run left it: DyReLU at its last phase (eval runs the dense kernels).
+    let ctx = sparselab::model::ForwardCtx::new(ckpt.meta.dyrelu_phase, None);
+    let e = pollster::block_on(sparselab::train::eval::evaluate_model(
+        &model, &ctx, &batcher, &set, &indices, batch, &device,
     ))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&e)?);

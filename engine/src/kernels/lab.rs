@@ -3,16 +3,17 @@
 //! inference and training-step (forward + backward) times with the layers chosen by
 //! measurement; then the update kernels (masked step, top-k) against their references.
 
+use super::choice::conv_shapes;
 use super::masked_step::{self, StepHyper};
-use super::plan::{ConvShape, LayerTiming, ShapeKey, SparsePlan, conv_shapes, time_layer, time_ms};
+use super::plan::SparsePlan;
+use super::timing::{ConvShape, LayerTiming, ShapeKey, time_layer, time_ms};
 use super::topk::{self, TopKQuery};
-use crate::model::{Arch, ModelConfig, ResNet};
+use crate::model::{Arch, ForwardCtx, LayerKernels, ModelConfig, ResNet};
 use crate::rng::Rng;
 use crate::sparsity::{Masks, sparse_layers};
 use burn::tensor::{Device, Distribution, Tensor};
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Arc;
 
 fn model(arch: Arch, device: &Device) -> ResNet {
     ModelConfig {
@@ -127,17 +128,12 @@ pub fn network_timing(
         .map(|s| s.path.as_str())
         .collect();
     let measure = |device: &Device, train: bool| {
-        let dense = model(arch, device);
-        let mut sparse = dense.clone();
-        sparse.sparse = Some(Arc::new(SparsePlan::new(
-            &masks,
-            chosen.iter().copied(),
-            device,
-        )));
+        let net = model(arch, device);
+        let plan = SparsePlan::new(&masks, chosen.iter().copied(), device);
         let x = Tensor::<4>::random([batch, 3, 32, 32], Distribution::Normal(0.0, 1.0), device);
-        let run = |m: &ResNet| {
+        let run = |ctx: ForwardCtx| {
             time_ms(device, 1, repeats, || {
-                let logits = m.forward(x.clone());
+                let logits = net.forward(x.clone(), &ctx);
                 if train {
                     let grads = logits.sum().backward();
                     drop(grads);
@@ -147,7 +143,8 @@ pub fn network_timing(
                 }
             })
         };
-        (run(&dense), run(&sparse))
+        let sparse = ForwardCtx::new(None, Some(&plan as &dyn LayerKernels));
+        (run(ForwardCtx::DENSE), run(sparse))
     };
     let (inference_dense, inference_sparse) = measure(&device.clone().inner(), false);
     let (train_dense, train_sparse) = measure(&device.clone().autodiff(), true);

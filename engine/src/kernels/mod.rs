@@ -13,11 +13,13 @@
 //! 3. and 4. `sparse_conv`: sparse convolution / linear forward, and its backward pass
 //!    touching only active weights, over the index built in `sparse_index`.
 
+pub mod choice;
 pub mod lab;
 pub mod masked_step;
 pub mod plan;
 pub mod sparse_conv;
 pub mod sparse_index;
+pub mod timing;
 pub mod topk;
 pub(crate) mod wgsl;
 

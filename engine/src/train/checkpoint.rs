@@ -194,7 +194,8 @@ impl Checkpoint {
         Ok(masks)
     }
 
-    /// The trained model and its masks, ready for inference (no optimizer, no data).
+    /// The trained model and its masks, ready for inference (no optimizer, no data); run
+    /// it at `meta.dyrelu_phase`.
     pub fn restore_model(&self, device: &Device) -> Result<(ResNet, Masks), CheckpointError> {
         let model = self
             .meta
@@ -202,10 +203,7 @@ impl Checkpoint {
             .resolved_model()
             .init(self.meta.num_classes, device);
         let layers = sparse_layers(&model);
-        let mut model = self.load_params(model, device)?;
-        if let Some(p) = self.meta.dyrelu_phase {
-            model.phase = p as f32;
-        }
+        let model = self.load_params(model, device)?;
         Ok((model, self.masks(&layers)?))
     }
 

@@ -45,7 +45,7 @@ pub struct RunConfig {
     pub eval_test: bool,
     /// Sparse kernels: "auto" (by measurement, on wgpu), "sparse" (every layer) or
     /// "dense" (masked dense convolutions).
-    pub kernels: crate::kernels::plan::KernelMode,
+    pub kernels: crate::kernels::choice::KernelMode,
 }
 
 impl Default for RunConfig {

@@ -1,7 +1,108 @@
 //! Evaluation: loss, accuracy, per-class accuracy and the confusion matrix of a model on
-//! a set of images, computed from real forward passes in inference mode.
+//! a set of images, and predictions for a few images, computed from real forward passes
+//! in inference mode (BatchNorm running statistics, no autodiff).
 
+use super::error::{TrainError, read_f32};
+use crate::data::{Batcher, ImageSet};
+use crate::model::{ForwardCtx, ResNet};
+use burn::module::Module;
+use burn::tensor::activation::{log_softmax, softmax};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
+
+/// One image's prediction: the class and its softmax probability.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Prediction {
+    pub class: usize,
+    pub probability: f64,
+}
+
+/// The summed cross-entropy of a batch's logits against its labels.
+pub(crate) fn cross_entropy_sum(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    let [b, _] = logits.dims();
+    log_softmax(logits, 1)
+        .gather(1, labels.reshape([b, 1]))
+        .sum()
+        .neg()
+}
+
+/// Evaluates `model` on `indices` of `set`, `batch_size` images at a time.
+pub async fn evaluate_model(
+    model: &ResNet,
+    ctx: &ForwardCtx<'_>,
+    batcher: &Batcher,
+    set: &ImageSet,
+    indices: &[usize],
+    batch_size: usize,
+    device: &Device,
+) -> Result<Evaluation, TrainError> {
+    let model = model.valid();
+    let device = device.clone().without_autodiff();
+    let mut predictions = Vec::with_capacity(indices.len());
+    let mut labels = Vec::with_capacity(indices.len());
+    let mut loss_sum = 0.0;
+    for chunk in indices.chunks(batch_size) {
+        let batch = batcher.batch(set, chunk, None);
+        let b = batch.size;
+        labels.extend(batch.labels.iter().map(|&l| l as u16));
+        let x = Tensor::<4>::from_data(TensorData::new(batch.images, [b, 3, 32, 32]), &device);
+        let y = Tensor::<1, Int>::from_data(TensorData::new(batch.labels, [b]), &device);
+        let logits = model.forward(x, ctx);
+        let pred = logits.clone().argmax(1).reshape([b]).float();
+        // Predictions and the batch's loss sum in one read-back.
+        let values = read_f32(Tensor::cat(
+            vec![pred, cross_entropy_sum(logits, y).reshape([1])],
+            0,
+        ))
+        .await?;
+        loss_sum += values[b] as f64;
+        predictions.extend(values[..b].iter().map(|&p| p as u16));
+    }
+    Ok(Evaluation::from_predictions(
+        &labels,
+        &predictions,
+        loss_sum,
+        set.num_classes(),
+    ))
+}
+
+/// The most probable class of each of `indices` (the page's strip of samples).
+pub async fn predict(
+    model: &ResNet,
+    ctx: &ForwardCtx<'_>,
+    batcher: &Batcher,
+    set: &ImageSet,
+    indices: &[usize],
+    device: &Device,
+) -> Result<Vec<Prediction>, TrainError> {
+    if indices.is_empty() {
+        return Ok(Vec::new());
+    }
+    let model = model.valid();
+    let device = device.clone().without_autodiff();
+    let batch = batcher.batch(set, indices, None);
+    let b = batch.size;
+    let x = Tensor::<4>::from_data(TensorData::new(batch.images, [b, 3, 32, 32]), &device);
+    let probs = softmax(model.forward(x, ctx), 1);
+    let classes = set.num_classes();
+    let values = read_f32(probs.reshape([b * classes])).await?;
+    Ok(values
+        .chunks(classes)
+        .map(|row| {
+            let (class, p) =
+                row.iter().enumerate().fold(
+                    (0, f32::MIN),
+                    |best, (i, &p)| {
+                        if p > best.1 { (i, p) } else { best }
+                    },
+                );
+            Prediction {
+                class,
+                probability: p as f64,
+            }
+        })
+        .collect())
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Evaluation {

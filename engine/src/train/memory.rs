@@ -46,7 +46,7 @@ mod tests {
     #[test]
     fn weight_counts_follow_the_layout_and_a_huge_model_is_refused() {
         let mut c = TrainConfig::default();
-        // ResNet-20 has 270,896 prunable weights (the README's default run counts them from
+        // ResNet-20 has 270,896 prunable weights (the book's default run counts them from
         // the built model); ResNet-50 x16 is about 256x ResNet-50's 23.5 M.
         assert_eq!(c.model.weight_count(10), 270_896);
         c.model.arch = crate::model::Arch::Resnet50;

@@ -2,8 +2,15 @@
 //! runs in a browser worker), its configuration, metrics and checkpoints.
 
 pub mod checkpoint;
+#[cfg(feature = "native")]
+pub mod cli_sink;
 pub mod config;
+pub mod data;
+pub mod driver;
+pub mod error;
 pub mod eval;
+pub mod flops;
+pub mod mask_state;
 #[cfg(feature = "native")]
 pub mod memory;
 pub mod metrics;
@@ -16,6 +23,10 @@ pub mod trainer;
 
 pub use checkpoint::Checkpoint;
 pub use config::{RunConfig, TrainConfig};
-pub use eval::Evaluation;
+pub use data::TrainData;
+pub use driver::{Advance, RunDriver, RunEnd, RunSink};
+pub use error::TrainError;
+pub use eval::{Evaluation, Prediction};
+pub use mask_state::MaskState;
 pub use metrics::{Event, LayerDensity};
-pub use trainer::{Prediction, SchedulePoint, StepOutcome, TrainData, TrainError, Trainer};
+pub use trainer::{MaskUpdateOutcome, SchedulePoint, StepOutcome, Trainer};

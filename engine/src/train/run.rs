@@ -1,13 +1,16 @@
 //! A whole run on the native CLI: data, device, fresh start or resume, the step loop with
 //! metrics lines, per-epoch validation, atomic checkpoints, and a summary at the end.
 
-use super::checkpoint::{Checkpoint, EpochSums, write_atomic};
+use super::checkpoint::{Checkpoint, write_atomic};
+use super::cli_sink::CliSink;
 use super::config::TrainConfig;
+use super::data::TrainData;
+use super::driver::RunDriver;
 use super::memory::check_model_fits;
-use super::metrics::{Event, MetricsLog, read_events};
+use super::metrics::{MetricsLog, read_events};
 use super::resume::resumed_config;
 use super::run_lock;
-use super::trainer::{TrainData, Trainer};
+use super::trainer::Trainer;
 use crate::data::{DataError, load_split};
 use anyhow::{Context, bail};
 use pollster::block_on;
@@ -83,12 +86,12 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
             }
         );
     }
+    let started = web_time::Instant::now();
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create the run folder {}", out.display()))?;
     // One process per run folder; only then is it safe to tidy the folder.
     let _lock = run_lock::lock_run_folder(&out)?;
     remove_partial_writes(&out);
-    let started = web_time::Instant::now();
 
     let resumed = if ckpt_path.exists() {
         if !options.resume {
@@ -162,12 +165,11 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
         check_model_fits(&config, set.num_classes())?;
     }
     write_atomic(&out.join("config.toml"), config.to_toml().as_bytes())?;
-    let mut trainer = match &resumed {
+    let trainer = match &resumed {
         Some(ckpt) => {
             let mut trainer = Trainer::from_checkpoint(ckpt, set, device)?;
             // The overridable settings (optimizer, evaluation, logging) take effect.
-            trainer.optim.config = config.optim.clone();
-            trainer.config = config.clone();
+            trainer.apply_overrides(config.clone());
             trainer
         }
         None => Trainer::new(
@@ -182,7 +184,7 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
         .as_ref()
         .and_then(|c| c.meta.dataset_fingerprint.as_ref())
     {
-        let now = &trainer.data.fingerprint;
+        let now = &trainer.data().fingerprint;
         if stored != now {
             bail!(
                 "{}: the training images changed since the checkpoint was written (then: \
@@ -208,7 +210,7 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
             .with_context(|| format!("cannot remove {}", metrics_path.display()))?;
     }
     let model = config.resolved_model();
-    if model.shared_weights && trainer.budget.reuse.is_empty() {
+    if model.shared_weights && trainer.budget().reuse.is_empty() {
         eprintln!(
             "note: weight sharing is on, but no stage of {} has more than {} blocks: \
              nothing is shared (lower model.own_blocks or use a deeper model)",
@@ -216,252 +218,91 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
             model.own_blocks
         );
     }
-    if config.run.kernels != crate::kernels::plan::KernelMode::Dense {
-        let (n, of) = (
-            trainer.sparse_kernel_layers.len(),
-            trainer.masks.layers.len(),
-        );
+    if config.run.kernels != crate::kernels::choice::KernelMode::Dense {
+        let (n, of) = (trainer.sparse_kernel_layers().len(), trainer.layers().len());
         if n > 0 {
             eprintln!(
                 "sparse kernels: {n} of {of} layers run sparse ({}); the rest dense",
-                trainer.sparse_kernel_layers.join(", ")
+                trainer.sparse_kernel_layers().join(", ")
             );
-        } else if !crate::kernels::has_kernels(&trainer.device) {
+        } else if !crate::kernels::has_kernels(trainer.device()) {
             eprintln!("sparse kernels: none for this backend (use flex or wgpu); all dense");
         } else {
             eprintln!("sparse kernels: no layer was faster sparse at this density; all dense");
         }
     }
-    let mut log = MetricsLog::append_to(&metrics_path)
+    let log = MetricsLog::append_to(&metrics_path)
         .with_context(|| format!("cannot write {}", metrics_path.display()))?;
-    log.write(&Event::Start {
-        device: device_name.clone(),
-        dataset: trainer.data.set.name.clone(),
-        train_images: trainer.data.split.train.len(),
-        val_images: trainer.data.split.val.len(),
-        steps_per_epoch: trainer.steps_per_epoch(),
-        total_steps: trainer.total_steps(),
-        nnz: trainer.nnz(),
-        numel: trainer.masks.numel(),
-        dense_params: trainer.dense_param_count(),
-        unshared_numel: trainer.budget.unshared_total(),
-        dyrelu_params: trainer.dyrelu_param_count(),
-        sparse_kernel_layers: trainer.sparse_kernel_layers.clone(),
-        layers: trainer.layer_densities(),
-        resumed_from: resumed.as_ref().map(|c| c.meta.step),
-    })?;
-
-    let bar = if options.progress {
-        let bar = indicatif::ProgressBar::new(trainer.total_steps() as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {pos}/{len} steps {elapsed}<{eta} {msg}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        bar.set_prefix(format!(
-            "{} {:.2}% sparse",
-            config.method.name,
-            (1.0 - trainer.budget_density()) * 100.0
-        ));
-        bar.set_position(trainer.step as u64);
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-
-    let save = |trainer: &Trainer, log: &mut MetricsLog| -> anyhow::Result<()> {
-        // `save` names the file in its errors.
-        block_on(trainer.checkpoint())?.save(&ckpt_path)?;
-        log.write(&Event::Checkpoint {
-            step: trainer.step,
-            path: ckpt_path.display().to_string(),
-        })?;
-        Ok(())
-    };
-
-    let mut last_val = None;
-    let mut epoch_started = web_time::Instant::now();
-    let mut epoch_train_seconds = 0.0;
-    while !trainer.is_finished() {
-        let o = block_on(trainer.train_step())?;
-        epoch_train_seconds += o.seconds;
-        if o.step % config.run.log_every == 0 {
-            log.write(&Event::Step {
-                step: o.step,
-                epoch: o.epoch,
-                loss: o.loss,
-                accuracy: o.accuracy,
-                lr: o.lr,
-                density: trainer.mask_density(),
-                target_density: o.scheduled_density,
-                phase: o.phase,
-                images_per_sec: o.batch as f64 / o.seconds.max(1e-9),
-            })?;
-        }
-        if let Some(u) = &o.mask_update {
-            log.write(&Event::MaskUpdate {
-                step: o.step,
-                drop_fraction: u.drop_fraction,
-                dropped: u.dropped,
-                grown: u.grown,
-                churn: u.churn,
-                density: trainer.mask_density(),
-                layers: trainer.layer_densities(),
-            })?;
-        }
-        bar.set_position(trainer.step as u64);
-        bar.set_message(format!("loss {:.3} acc {:.1}%", o.loss, o.accuracy * 100.0));
-        let mut saved = false;
-        if o.epoch_done {
-            let val = block_on(trainer.evaluate_validation())?;
-            let sums = std::mem::take(&mut trainer.epoch_sums);
-            let val_acc = val.as_ref().map(|v| v.accuracy);
-            if let Some(a) = val_acc {
-                trainer.best_val_accuracy = Some(trainer.best_val_accuracy.map_or(a, |b| b.max(a)));
-                let line = format!(
-                    "epoch {:>3}  train loss {:.4} acc {:.2}%  val loss {:.4} acc {:.2}%  density {:.4}%",
-                    o.epoch + 1,
-                    sums.loss / sums.seen,
-                    100.0 * sums.correct / sums.seen,
-                    val.as_ref().map_or(f64::NAN, |v| v.loss),
-                    a * 100.0,
-                    trainer.budget_density() * 100.0
-                );
-                // --quiet (or stderr not being a terminal) drops the bar, not the epoch line.
-                if !bar.is_hidden() {
-                    bar.println(line)
-                } else {
-                    eprintln!("{line}")
-                }
+    let mut sink = CliSink::new(log, ckpt_path.clone(), &trainer, options.progress);
+    let mut driver = RunDriver::new(trainer).started_at(started);
+    driver.start(
+        &device_name,
+        resumed.as_ref().map(|c| c.meta.step),
+        &mut sink,
+    )?;
+    while !driver.trainer().is_finished() {
+        let advance = block_on(driver.advance(&mut sink))?;
+        let step = driver.trainer().step();
+        if options.stop_after_steps.is_some_and(|s| step >= s) && !driver.trainer().is_finished() {
+            if !advance.checkpointed {
+                block_on(driver.checkpoint(&mut sink))?;
             }
-            last_val = val_acc;
-            log.write(&epoch_event(
-                &trainer,
-                o.epoch,
-                &sums,
-                val.as_ref().map(|v| (v.loss, v.accuracy)),
-                epoch_train_seconds,
-                epoch_started.elapsed().as_secs_f64(),
-            ))?;
-            save(&trainer, &mut log)?;
-            saved = true;
-            epoch_started = web_time::Instant::now();
-            epoch_train_seconds = 0.0;
-        } else if config.run.checkpoint_every > 0 && trainer.step % config.run.checkpoint_every == 0
-        {
-            save(&trainer, &mut log)?;
-            saved = true;
-        }
-        if options.stop_after_steps.is_some_and(|s| trainer.step >= s) && !trainer.is_finished() {
-            if !saved {
-                save(&trainer, &mut log)?;
-            }
-            bar.abandon_with_message("stopped; continue with --resume");
+            sink.stopped();
+            let last_val = driver.last_val_accuracy();
             return Ok(summary(
-                &trainer,
+                &driver,
                 &config,
                 last_val,
                 None,
                 false,
-                started,
                 &device_name,
             ));
         }
     }
-    bar.finish_and_clear();
-
-    let test_accuracy = match &test_set {
-        Some(test) => {
-            let all: Vec<usize> = (0..test.len()).collect();
-            Some(block_on(trainer.evaluate(test, &all))?.accuracy)
-        }
-        None => None,
-    };
-    if last_val.is_none() && !trainer.data.split.val.is_empty() {
-        last_val = block_on(trainer.evaluate_validation())?.map(|v| v.accuracy);
-    }
-    log.write(&Event::End {
-        step: trainer.step,
-        best_val_accuracy: trainer.best_val_accuracy,
-        final_val_accuracy: last_val,
-        test_accuracy,
-        nnz: trainer.nnz(),
-        density: trainer.mask_density(),
-        effective_nnz: trainer.effective_nnz(),
-        itop: trainer.itop_rate(),
-        train_flops: trainer.train_flops,
-        seconds: started.elapsed().as_secs_f64(),
-    })?;
+    sink.finished();
+    let test_set = test_set.as_ref();
+    let end = block_on(driver.finish(test_set, &mut sink))?;
     let s = summary(
-        &trainer,
+        &driver,
         &config,
-        last_val,
-        test_accuracy,
+        end.final_val_accuracy,
+        end.test_accuracy,
         true,
-        started,
         &device_name,
     );
     write_atomic(&out.join("summary.json"), &serde_json::to_vec_pretty(&s)?)?;
     Ok(s)
 }
 
-fn epoch_event(
-    t: &Trainer,
-    epoch: usize,
-    sums: &EpochSums,
-    val: Option<(f64, f64)>,
-    train_seconds: f64,
-    seconds: f64,
-) -> Event {
-    Event::Epoch {
-        epoch,
-        step: t.step,
-        train_loss: sums.loss / sums.seen.max(1.0),
-        train_accuracy: sums.correct / sums.seen.max(1.0),
-        val_loss: val.map(|v| v.0),
-        val_accuracy: val.map(|v| v.1),
-        nnz: t.nnz(),
-        density: t.mask_density(),
-        effective_nnz: t.effective_nnz(),
-        itop: t.itop_rate(),
-        train_flops: t.train_flops,
-        layers: t.layer_densities(),
-        images_per_sec: sums.seen / train_seconds.max(1e-9),
-        seconds,
-    }
-}
-
 fn summary(
-    t: &Trainer,
+    driver: &RunDriver,
     config: &TrainConfig,
     final_val: Option<f64>,
     test: Option<f64>,
     finished: bool,
-    started: web_time::Instant,
     device: &str,
 ) -> RunSummary {
+    let t = driver.trainer();
     RunSummary {
         out: config.run.out.clone(),
         method: config.method.name.clone(),
         arch: config.model.arch.name().to_string(),
         sparsity: config.sparsity.sparsity,
-        steps: t.step,
+        steps: t.step(),
         finished,
         nnz: t.nnz(),
-        numel: t.masks.numel(),
+        numel: t.masks().numel(),
         density: t.mask_density(),
         effective_nnz: t.effective_nnz(),
-        unshared_numel: t.budget.unshared_total(),
+        unshared_numel: t.budget().unshared_total(),
         dense_params: t.dense_param_count(),
         dyrelu_params: t.dyrelu_param_count(),
         itop: t.itop_rate(),
-        train_flops: t.train_flops,
-        best_val_accuracy: t.best_val_accuracy,
+        train_flops: t.train_flops(),
+        best_val_accuracy: t.best_val_accuracy(),
         final_val_accuracy: final_val,
         test_accuracy: test,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: driver.seconds(),
         device: device.to_string(),
     }
 }

@@ -1,2 +1,2 @@
-//! Empty: the tests in `tests/` run only on wasm32, in a browser (see the README's
+//! Empty: the tests in `tests/` run only on wasm32, in a browser (see the book's
 //! "Browser tests").

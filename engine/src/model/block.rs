@@ -1,0 +1,179 @@
+//! A residual block (BasicBlock or Bottleneck, owning or sharing its convolutions) and the
+//! convolution every layer of the model is built with.
+
+use super::dyrelu::DyRelu;
+use super::forward_ctx::{ForwardCtx, LayerId};
+use burn::module::{Module, Param};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+pub(crate) fn conv(
+    in_ch: usize,
+    out_ch: usize,
+    kernel: usize,
+    stride: usize,
+    device: &Device,
+) -> Conv2d {
+    Conv2dConfig::new([in_ch, out_ch], [kernel, kernel])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(
+            kernel / 2,
+            kernel / 2,
+            kernel / 2,
+            kernel / 2,
+        ))
+        .with_bias(false)
+        // He initialisation for ReLU networks (fan-in, normal).
+        .with_initializer(Initializer::KaimingNormal {
+            gain: std::f64::consts::SQRT_2,
+            fan_out_only: false,
+        })
+        .init(device)
+}
+
+/// 1x1 conv + BN on the residual path where the shape changes.
+#[derive(Module, Debug)]
+pub struct Shortcut {
+    pub conv: Conv2d,
+    pub bn: BatchNorm,
+}
+
+pub(crate) struct BlockShape {
+    pub in_ch: usize,
+    pub mid: usize,
+    pub expansion: usize,
+    pub stride: usize,
+    pub bottleneck: bool,
+}
+
+/// A residual block. BasicBlock: 3x3 → 3x3. Bottleneck: 1x1 → 3x3 → 1x1 (x4 channels).
+///
+/// A shared block has no convs of its own (`conv*` are `None`): it runs its stage's
+/// owner block's convs, each output times its own learnable scalar (`gain*`; a conv is
+/// linear in its weight, so this is the shared weight times the gain). Its BatchNorms,
+/// activations and shortcut stay its own.
+#[derive(Module, Debug)]
+pub struct Block {
+    pub conv1: Option<Conv2d>,
+    pub bn1: BatchNorm,
+    pub conv2: Option<Conv2d>,
+    pub bn2: BatchNorm,
+    pub conv3: Option<Conv2d>,
+    pub bn3: Option<BatchNorm>,
+    pub shortcut: Option<Shortcut>,
+    pub gain1: Option<Param<Tensor<1>>>,
+    pub gain2: Option<Param<Tensor<1>>>,
+    pub gain3: Option<Param<Tensor<1>>>,
+    pub dyrelu1: Option<DyRelu>,
+    pub dyrelu2: Option<DyRelu>,
+    pub dyrelu_out: Option<DyRelu>,
+    /// Where this block's convolutions sit in the model's layer table (a shared block's
+    /// are its owner's): set once by `ModelConfig::init`, so a forward looks nothing up.
+    #[module(skip)]
+    pub ids: BlockLayerIds,
+}
+
+/// The layer ids of a block's convolutions (conv1..conv3) and projection shortcut.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockLayerIds {
+    pub convs: [Option<LayerId>; 3],
+    pub shortcut: Option<LayerId>,
+}
+
+fn gain(device: &Device) -> Param<Tensor<1>> {
+    Param::from_tensor(Tensor::ones([1], device))
+}
+
+impl Block {
+    pub(crate) fn new(shape: BlockShape, shared: bool, dyrelu: bool, device: &Device) -> Self {
+        let BlockShape {
+            in_ch,
+            mid,
+            expansion,
+            stride,
+            bottleneck,
+        } = shape;
+        let out_ch = mid * expansion;
+        let shortcut = (stride != 1 || in_ch != out_ch).then(|| Shortcut {
+            conv: conv(in_ch, out_ch, 1, stride, device),
+            bn: BatchNormConfig::new(out_ch).init(device),
+        });
+        let own = |c: Conv2d| (!shared).then_some(c);
+        let gain = || shared.then(|| gain(device));
+        let act = |channels: usize| dyrelu.then(|| DyRelu::new(channels, device));
+        let (conv1, conv2) = if bottleneck {
+            (
+                conv(in_ch, mid, 1, 1, device),
+                conv(mid, mid, 3, stride, device),
+            )
+        } else {
+            (
+                conv(in_ch, mid, 3, stride, device),
+                conv(mid, mid, 3, 1, device),
+            )
+        };
+        Block {
+            conv1: own(conv1),
+            bn1: BatchNormConfig::new(mid).init(device),
+            conv2: own(conv2),
+            bn2: BatchNormConfig::new(mid).init(device),
+            conv3: if bottleneck {
+                own(conv(mid, out_ch, 1, 1, device))
+            } else {
+                None
+            },
+            bn3: bottleneck.then(|| BatchNormConfig::new(out_ch).init(device)),
+            shortcut,
+            gain1: gain(),
+            gain2: gain(),
+            gain3: if bottleneck { gain() } else { None },
+            dyrelu1: act(mid),
+            dyrelu2: if bottleneck { act(mid) } else { None },
+            dyrelu_out: act(out_ch),
+            ids: BlockLayerIds::default(),
+        }
+    }
+
+    pub fn is_shared(&self) -> bool {
+        self.conv1.is_none()
+    }
+
+    /// `owner` is the block whose convs a shared block runs (itself for an owning block).
+    pub fn forward(&self, x: Tensor<4>, owner: &Block, ctx: &ForwardCtx) -> Tensor<4> {
+        let conv = |i: usize,
+                    own: &Option<Conv2d>,
+                    theirs: &Option<Conv2d>,
+                    gain: &Option<Param<Tensor<1>>>,
+                    x: Tensor<4>| {
+            let id = self.ids.convs[i].expect("every conv of a built model has an id");
+            match (own, theirs, gain) {
+                (Some(c), _, _) => ctx.conv(id, c, x),
+                (None, Some(c), Some(g)) => ctx.conv(id, c, x) * g.val().reshape([1, 1, 1, 1]),
+                _ => unreachable!("a shared block always has an owner with convs and a gain"),
+            }
+        };
+        let c1 = conv(0, &self.conv1, &owner.conv1, &self.gain1, x.clone());
+        let out = activate(&self.dyrelu1, self.bn1.forward(c1), ctx.phase);
+        let c2 = conv(1, &self.conv2, &owner.conv2, &self.gain2, out);
+        let mut out = self.bn2.forward(c2);
+        if let Some(bn3) = &self.bn3 {
+            let out2 = activate(&self.dyrelu2, out, ctx.phase);
+            let c3 = conv(2, &self.conv3, &owner.conv3, &self.gain3, out2);
+            out = bn3.forward(c3);
+        }
+        let identity = match (&self.shortcut, self.ids.shortcut) {
+            (Some(s), Some(id)) => s.bn.forward(ctx.conv(id, &s.conv, x)),
+            _ => x,
+        };
+        activate(&self.dyrelu_out, out + identity, ctx.phase)
+    }
+}
+
+pub(crate) fn activate(dyrelu: &Option<DyRelu>, x: Tensor<4>, phase: f32) -> Tensor<4> {
+    match dyrelu {
+        Some(d) => d.forward(x, phase),
+        None => relu(x),
+    }
+}

@@ -1,0 +1,58 @@
+//! What a forward pass needs besides the weights: the run's state at this step. The
+//! model holds parameters only; the trainer owns the phase and the sparse kernels and
+//! hands them to every forward, so nothing on the model changes between steps.
+
+use burn::nn::Linear;
+use burn::nn::conv::Conv2d;
+use burn::tensor::Tensor;
+
+/// A prunable layer's place in the model's layer table (`ResNet::layers`): the same
+/// order as the masks, fixed when the model is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LayerId(pub usize);
+
+/// Another implementation of some layers (the sparse kernels). Each call falls back to
+/// the layer's own dense forward for the layers it does not hold.
+pub trait LayerKernels {
+    fn conv(&self, id: LayerId, conv: &Conv2d, x: Tensor<4>) -> Tensor<4>;
+    fn linear(&self, id: LayerId, linear: &Linear, x: Tensor<2>) -> Tensor<2>;
+}
+
+#[derive(Clone, Copy)]
+pub struct ForwardCtx<'a> {
+    /// DyReLU's phase p (1: fully dynamic, 0: exactly ReLU); ignored without DyReLU.
+    pub phase: f32,
+    /// Layers that run through other kernels; None: every layer dense.
+    pub kernels: Option<&'a dyn LayerKernels>,
+}
+
+impl ForwardCtx<'static> {
+    /// Every layer dense, DyReLU fully dynamic (its state at the start of training).
+    pub const DENSE: Self = Self {
+        phase: 1.0,
+        kernels: None,
+    };
+}
+
+impl<'a> ForwardCtx<'a> {
+    pub fn new(phase: Option<f64>, kernels: Option<&'a dyn LayerKernels>) -> Self {
+        Self {
+            phase: phase.map_or(1.0, |p| p as f32),
+            kernels,
+        }
+    }
+
+    pub(crate) fn conv(&self, id: LayerId, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+        match self.kernels {
+            Some(k) => k.conv(id, conv, x),
+            None => conv.forward(x),
+        }
+    }
+
+    pub(crate) fn linear(&self, id: LayerId, linear: &Linear, x: Tensor<2>) -> Tensor<2> {
+        match self.kernels {
+            Some(k) => k.linear(id, linear, x),
+            None => linear.forward(x),
+        }
+    }
+}
