@@ -47,7 +47,8 @@ pub fn write_tar_gz(dest: &Path, files: &[(String, Vec<u8>)]) {
 
 /// A config from `key=value` settings on top of the defaults (as `--set` takes them).
 pub fn config_from(base: &[&str], extra: &[&str]) -> sparselab::train::TrainConfig {
-    let sets: Vec<String> = base.iter().chain(extra).map(|s| s.to_string()).collect();
+    let sets: Vec<&str> = base.iter().chain(extra).copied().collect();
+    let sets = sparselab::train::Setting::parse_all(&sets).unwrap();
     sparselab::train::TrainConfig::load(None, &sets).unwrap()
 }
 

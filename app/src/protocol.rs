@@ -35,9 +35,9 @@ pub enum ToWorker {
     Init {
         backend: BackendChoice,
     },
-    /// Build a run: `overrides` are engine config assignments (`method.name=east`).
+    /// Build a run from typed engine settings (`method.name = "east"`).
     Configure {
-        overrides: Vec<String>,
+        settings: Vec<sparselab::train::Setting>,
         data: DataSource,
     },
     Play,
@@ -68,7 +68,7 @@ pub enum FromWorker {
         done: u64,
         total: Option<u64>,
     },
-    Started(RunInfo),
+    Started(Box<RunInfo>),
     Step(StepReport),
     Masks(MaskReport),
     Eval(EvalReport),
@@ -133,6 +133,8 @@ pub struct RunInfo {
     pub schedule: Vec<sparselab::train::SchedulePoint>,
     /// The engine config the run uses, as TOML (the CLI reads it: `--config`).
     pub config_toml: String,
+    /// The same config, typed (an imported checkpoint sets the controls from it).
+    pub config: sparselab::train::TrainConfig,
     /// From an imported checkpoint: the step it was saved at.
     pub imported_at_step: Option<usize>,
 }
@@ -224,7 +226,7 @@ mod tests {
     fn messages_round_trip_through_json() {
         let msgs = vec![
             ToWorker::Configure {
-                overrides: vec!["method.name=east".into()],
+                settings: vec![sparselab::train::Setting::new("method.name", "east")],
                 data: DataSource::File {
                     name: "cifar-10-binary.tar.gz".into(),
                 },

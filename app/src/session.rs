@@ -116,6 +116,7 @@ impl Session {
                 .collect(),
             schedule: t.schedule_preview(SCHEDULE_POINTS),
             config_toml: c.to_toml(),
+            config: c.clone(),
             imported_at_step: self.imported_at_step,
         }
     }

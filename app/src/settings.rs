@@ -3,7 +3,7 @@
 //! `x.section.key=value` passes any other engine setting through.
 
 use crate::protocol::BackendChoice;
-use sparselab::train::TrainConfig;
+use sparselab::train::{Setting, TrainConfig};
 use std::collections::BTreeSet;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -250,45 +250,48 @@ impl Settings {
         parts.join("&")
     }
 
-    /// The engine settings (`section.key=value`) of this run.
-    pub fn overrides(&self) -> Vec<String> {
+    /// The engine settings of this run, typed; the link's extra `x.key=value` ones last.
+    pub fn overrides(&self) -> Result<Vec<Setting>, String> {
+        let count = |key: &str, v: u64| Setting::count(key, v).map_err(|e| e.to_string());
         let mut o = vec![
-            format!("data.kind={}", self.data),
-            format!("data.synthetic_size={}", self.synthetic_size),
-            format!("data.limit={}", self.limit),
-            format!("model.arch={}", self.model),
-            format!("model.width={}", self.width),
-            format!("method.name={}", self.method),
-            format!("method.update_every={}", self.update_every),
-            format!("method.east.dyrelu={}", self.east_dyrelu),
-            format!("method.east.weight_sharing={}", self.east_sharing),
-            format!("method.east.cyclic={}", self.east_cyclic),
-            format!("sparsity.sparsity={}", self.sparsity),
-            format!("sparsity.distribution={}", self.distribution),
-            format!("schedule.kind={}", self.lr_schedule),
-            format!("optim.lr={}", self.lr),
-            format!("batch_size={}", self.batch),
-            format!("epochs={}", self.epochs),
-            format!("seed={}", self.seed),
+            Setting::new("data.kind", self.data.as_str()),
+            count("data.synthetic_size", self.synthetic_size as u64)?,
+            count("data.limit", self.limit as u64)?,
+            Setting::new("model.arch", self.model.as_str()),
+            Setting::new("model.width", self.width),
+            Setting::new("method.name", self.method.as_str()),
+            count("method.update_every", self.update_every as u64)?,
+            Setting::new("method.east.dyrelu", self.east_dyrelu),
+            Setting::new("method.east.weight_sharing", self.east_sharing),
+            Setting::new("method.east.cyclic", self.east_cyclic),
+            Setting::new("sparsity.sparsity", self.sparsity),
+            Setting::new("sparsity.distribution", self.distribution.as_str()),
+            Setting::new("schedule.kind", self.lr_schedule.as_str()),
+            Setting::new("optim.lr", self.lr),
+            count("batch_size", self.batch as u64)?,
+            count("epochs", self.epochs as u64)?,
+            count("seed", self.seed)?,
             // The page evaluates on the validation split; a test split needs a second file.
-            "run.eval_test=false".into(),
-            "eval_batch_size=200".into(),
+            Setting::new("run.eval_test", false),
+            Setting::new("eval_batch_size", 200i64),
         ];
         if self.data != "synthetic" {
             // Checked against the file the page hands over, not a path on disk.
-            o.push(format!(
-                "data.path={}",
-                self.data_url.as_deref().unwrap_or("upload")
+            o.push(Setting::new(
+                "data.path",
+                self.data_url.as_deref().unwrap_or("upload"),
             ));
         }
-        o.extend(self.extra.iter().cloned());
-        o
+        for extra in &self.extra {
+            o.push(Setting::parse(extra).map_err(|e| e.to_string())?);
+        }
+        Ok(o)
     }
 
     /// The engine's config for these settings, with its own checks (impossible sparsity,
     /// an unknown method, a bad key) as the error.
     pub fn to_config(&self) -> Result<TrainConfig, String> {
-        TrainConfig::load(None, &self.overrides()).map_err(|e| {
+        TrainConfig::load(None, &self.overrides()?).map_err(|e| {
             e.to_string()
                 .replace("defaults + command-line settings: ", "")
         })
@@ -308,6 +311,9 @@ impl Settings {
     /// (data URL, device, hidden controls) stay; engine settings the controls do not
     /// show are not carried over (the config itself is shown under Export).
     pub fn with_config(&self, c: &TrainConfig) -> Settings {
+        // A config that was read has a valid table; a damaged one shows the defaults.
+        let east: sparselab::methods::east::EastConfig =
+            c.method.settings("east").unwrap_or_default();
         Settings {
             data: serde_name(&c.data.kind),
             synthetic_size: c.data.synthetic_size,
@@ -317,9 +323,9 @@ impl Settings {
             method: c.method.name.clone(),
             sparsity: c.sparsity.sparsity,
             distribution: serde_name(&c.sparsity.distribution),
-            east_dyrelu: c.method.east.dyrelu,
-            east_sharing: c.method.east.weight_sharing,
-            east_cyclic: c.method.east.cyclic,
+            east_dyrelu: east.dyrelu,
+            east_sharing: east.weight_sharing,
+            east_cyclic: east.cyclic,
             lr_schedule: serde_name(&c.schedule.kind),
             lr: c.optim.lr,
             batch: c.batch_size,

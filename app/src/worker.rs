@@ -8,7 +8,7 @@ use crate::session::{PageStep, Session};
 use js_sys::{Promise, Reflect, Uint8Array};
 use sparselab::burn::tensor::Device;
 use sparselab::data::{DataKind, ImageSet, load_split, load_split_from_bytes};
-use sparselab::train::{Checkpoint, TrainConfig};
+use sparselab::train::{Checkpoint, Setting, TrainConfig};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -130,10 +130,10 @@ impl Worker {
     async fn handle(&mut self, msg: ToWorker, file: Option<File>) {
         match msg {
             ToWorker::Init { backend } => self.init(backend).await,
-            ToWorker::Configure { overrides, data } => {
+            ToWorker::Configure { settings, data } => {
                 self.running = false;
                 self.session = None;
-                match self.configure(overrides, data, file).await {
+                match self.configure(settings, data, file).await {
                     Ok(()) => self.after_start().await,
                     Err((context, message)) => error(context, message),
                 }
@@ -236,11 +236,11 @@ impl Worker {
 
     async fn configure(
         &mut self,
-        overrides: Vec<String>,
+        settings: Vec<Setting>,
         source: DataSource,
         file: Option<File>,
     ) -> Result<(), (&'static str, String)> {
-        let config = TrainConfig::load(None, &overrides).map_err(|e| {
+        let config = TrainConfig::load(None, &settings).map_err(|e| {
             (
                 "settings",
                 e.to_string()
@@ -337,7 +337,7 @@ impl Worker {
     /// A new session: its description, then every view from real state.
     async fn after_start(&mut self) {
         let Some(s) = &mut self.session else { return };
-        post(&FromWorker::Started(s.info()));
+        post(&FromWorker::Started(Box::new(s.info())));
         let masks = s.mask_report();
         post(&FromWorker::Masks(masks));
         self.report_views().await;

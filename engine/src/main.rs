@@ -4,8 +4,8 @@ mod cli;
 
 use clap::{Args, Parser, Subcommand};
 use sparselab::device::DeviceChoice;
-use sparselab::train::TrainConfig;
 use sparselab::train::run::{RunOptions, run};
+use sparselab::train::{Setting, TrainConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -52,7 +52,7 @@ struct TrainArgs {
     config: Option<PathBuf>,
     /// Override any config key: --set method.name=set --set optim.lr=0.05
     #[arg(long = "set", value_name = "KEY=VALUE")]
-    set: Vec<String>,
+    set: Vec<Setting>,
     /// Method from the registry (see `sparselab methods`).
     #[arg(long)]
     method: Option<String>,
@@ -92,7 +92,7 @@ struct TrainArgs {
     /// run.checkpoint_every, run.log_every, run.eval_test, eval_batch_size, data.path),
     /// e.g. --override optim.lr=0.01 after a divergence.
     #[arg(long = "override", value_name = "KEY=VALUE")]
-    overrides: Vec<String>,
+    overrides: Vec<Setting>,
     /// Checkpoint and stop after this many steps (continue later with --resume).
     #[arg(long)]
     stop_after: Option<usize>,
@@ -154,43 +154,35 @@ fn train_config(a: &TrainArgs) -> anyhow::Result<(TrainConfig, toml::Table)> {
         )),
         None => None,
     };
+    // Each flag is a typed setting, as if given with --set; --set comes last and wins.
     let mut sets = Vec::new();
-    let quoted = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
-    if let Some(v) = &a.method {
-        sets.push(format!("method.name={}", quoted(v)));
+    let text_flags = [
+        ("method.name", a.method.clone()),
+        ("sparsity.distribution", a.distribution.clone()),
+        ("model.arch", a.model.clone()),
+        ("data.kind", a.data.clone()),
+        (
+            "data.path",
+            a.data_path.as_ref().map(|p| p.display().to_string()),
+        ),
+        ("run.device", a.device.clone()),
+        ("run.out", a.out.as_ref().map(|p| p.display().to_string())),
+    ];
+    for (key, value) in text_flags {
+        sets.extend(value.map(|v| Setting::new(key, v)));
     }
-    if let Some(v) = a.sparsity {
-        sets.push(format!("sparsity.sparsity={v}"));
+    for (key, value) in [("sparsity.sparsity", a.sparsity), ("model.width", a.width)] {
+        sets.extend(value.map(|v| Setting::new(key, v)));
     }
-    if let Some(v) = &a.distribution {
-        sets.push(format!("sparsity.distribution={}", quoted(v)));
-    }
-    if let Some(v) = a.epochs {
-        sets.push(format!("epochs={v}"));
-    }
-    if let Some(v) = &a.model {
-        sets.push(format!("model.arch={}", quoted(v)));
-    }
-    if let Some(v) = a.width {
-        sets.push(format!("model.width={v}"));
-    }
-    if let Some(v) = &a.data {
-        sets.push(format!("data.kind={}", quoted(v)));
-    }
-    if let Some(v) = &a.data_path {
-        sets.push(format!("data.path={}", quoted(&v.display().to_string())));
-    }
-    if let Some(v) = &a.device {
-        sets.push(format!("run.device={}", quoted(v)));
-    }
-    if let Some(v) = &a.out {
-        sets.push(format!("run.out={}", quoted(&v.display().to_string())));
-    }
-    if let Some(v) = a.seed {
-        sets.push(format!("seed={v}"));
-    }
-    if let Some(v) = a.batch_size {
-        sets.push(format!("batch_size={v}"));
+    let counts = [
+        ("epochs", a.epochs.map(|v| v as u64)),
+        ("seed", a.seed),
+        ("batch_size", a.batch_size.map(|v| v as u64)),
+    ];
+    for (key, value) in counts {
+        if let Some(v) = value {
+            sets.push(Setting::count(key, v)?);
+        }
     }
     sets.extend(a.set.iter().cloned());
     let text = text.as_ref().map(|(t, o)| (t.as_str(), o.as_str()));

@@ -323,10 +323,10 @@ fn every_preset_config_is_valid() {
         let text = std::fs::read_to_string(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         // Presets point at data the user downloads; any existing file passes the check.
-        let data = format!("data.path={:?}", path.display().to_string());
+        let data = sparselab::train::Setting::new("data.path", path.display().to_string());
         if name.starts_with("sweep-") {
             let (mut sweep, root) = sparselab::sweep::SweepConfig::load(&path).unwrap();
-            sweep.set.push(data);
+            sweep.set.push(data.to_string());
             let cells = sweep.cells(&root, Path::new("runs/check")).unwrap();
             assert!(cells.len() >= 4, "{name}");
         } else {

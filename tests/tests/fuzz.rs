@@ -209,7 +209,9 @@ fn fuzz_run_configs() {
             assert!(c.total_epochs() <= 100_000);
             assert_eq!(TrainConfig::from_toml(&c.to_toml(), "again").unwrap(), c);
         }
-        let _ = TrainConfig::load(None, &[text.lines().next().unwrap_or("").to_string()]);
+        if let Ok(setting) = sparselab::train::Setting::parse(text.lines().next().unwrap_or("")) {
+            let _ = TrainConfig::load(None, &[setting]);
+        }
     });
     assert!(runs > 0);
 }

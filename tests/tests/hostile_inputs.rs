@@ -151,7 +151,7 @@ fn a_diverged_run_keeps_its_last_good_checkpoint_and_resumes_with_a_new_lr() {
     let good = std::fs::read(&ckpt).unwrap();
     let blow_up = RunOptions {
         resume: true,
-        overrides: vec!["optim.lr=1e38".into()],
+        overrides: vec![sparselab::train::Setting::new("optim.lr", 1e38)],
         ..Default::default()
     };
     let err = run(c.clone(), &blow_up).unwrap_err().to_string();
@@ -168,7 +168,8 @@ fn a_diverged_run_keeps_its_last_good_checkpoint_and_resumes_with_a_new_lr() {
     assert_eq!(loaded.meta.step, 4);
 
     // A plain setting that differs from the checkpoint's is refused, not ignored...
-    let requested = TrainConfig::explicit_settings(None, &["optim.lr=0.01".into()]).unwrap();
+    let lr = sparselab::train::Setting::parse("optim.lr=0.01").unwrap();
+    let requested = TrainConfig::explicit_settings(None, &[lr]).unwrap();
     let asked = RunOptions {
         resume: true,
         requested,
@@ -182,7 +183,7 @@ fn a_diverged_run_keeps_its_last_good_checkpoint_and_resumes_with_a_new_lr() {
     // ... and an override takes effect and is recorded.
     let lower = RunOptions {
         resume: true,
-        overrides: vec!["optim.lr=0.01".into()],
+        overrides: vec![sparselab::train::Setting::new("optim.lr", 0.01)],
         ..Default::default()
     };
     let s = run(c.clone(), &lower).unwrap();
@@ -232,7 +233,10 @@ fn a_moved_dataset_resumes_with_an_overridden_path() {
     assert!(err.contains("does not exist"), "{err}");
     let moved = RunOptions {
         resume: true,
-        overrides: vec![format!("data.path={:?}", after.display().to_string())],
+        overrides: vec![sparselab::train::Setting::new(
+            "data.path",
+            after.display().to_string(),
+        )],
         ..Default::default()
     };
     assert!(run(c, &moved).unwrap().finished);

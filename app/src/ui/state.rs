@@ -9,7 +9,6 @@ use crate::protocol::{
 };
 use crate::settings::Settings;
 use leptos::prelude::*;
-use sparselab::train::TrainConfig;
 use wasm_bindgen::JsCast;
 use web_sys::File;
 
@@ -210,15 +209,17 @@ impl State {
             )));
             return;
         };
+        let settings = match s.overrides() {
+            Ok(settings) => settings,
+            Err(e) => {
+                self.loading.set(None);
+                self.error.set(Some(("settings".into(), e)));
+                return;
+            }
+        };
         self.keep_if_trained();
         self.running.set(false);
-        self.send_with_file(
-            ToWorker::Configure {
-                overrides: s.overrides(),
-                data,
-            },
-            file,
-        );
+        self.send_with_file(ToWorker::Configure { settings, data }, file);
     }
 
     pub fn import_checkpoint(&self, file: File) {
@@ -337,13 +338,11 @@ impl State {
                 self.weights.set(None);
                 self.finished.set(false);
                 // An imported checkpoint: the controls (and the link) show its settings.
-                if info.imported_at_step.is_some()
-                    && let Ok(config) = TrainConfig::from_toml(&info.config_toml, "checkpoint")
-                {
-                    self.settings.update(|s| *s = s.with_config(&config));
+                if info.imported_at_step.is_some() {
+                    self.settings.update(|s| *s = s.with_config(&info.config));
                     self.write_hash();
                 }
-                self.info.set(Some(info));
+                self.info.set(Some(*info));
                 if self.settings.with_untracked(|s| s.autoplay)
                     && self.first_step_ms.get_untracked().is_none()
                 {

@@ -2,7 +2,7 @@
 
 use clap::Subcommand;
 use sparselab::device::DeviceChoice;
-use sparselab::train::TrainConfig;
+use sparselab::train::{Setting, TrainConfig};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
@@ -184,11 +184,11 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
             let config = TrainConfig::load(
                 None,
                 &[
-                    format!("model.arch=\"{model}\""),
-                    format!("model.width={width}"),
-                    format!("batch_size={batch}"),
-                    format!("method.name=\"{method}\""),
-                    format!("sparsity.sparsity={sparsity}"),
+                    Setting::new("model.arch", model.as_str()),
+                    Setting::new("model.width", width),
+                    Setting::count("batch_size", batch as u64)?,
+                    Setting::new("method.name", method.as_str()),
+                    Setting::new("sparsity.sparsity", sparsity),
                 ],
             )?;
             let mut rows = Vec::new();

@@ -2,6 +2,7 @@
 //! warm-up, then sparse (magnitude-pruned to the target) and dense phases in turn, and a
 //! final sparse phase. Decompressing reactivates every weight from zero.
 
+use super::SettingsTable;
 use super::{
     MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext, dense_start,
     prune_to_density,
@@ -31,8 +32,8 @@ impl Default for AcdcConfig {
     }
 }
 
-impl AcdcConfig {
-    pub fn validate(&self) -> Result<(), SparsityError> {
+impl super::MethodSettings for AcdcConfig {
+    fn validate(&self) -> Result<(), SparsityError> {
         let fractions = [
             self.warmup_fraction,
             self.phase_fraction,
@@ -61,8 +62,9 @@ pub struct AcDc {
 
 impl AcDc {
     pub fn new(config: MethodConfig, timeline: Timeline) -> Result<Self, SparsityError> {
-        let c = &config.acdc;
-        c.validate()?;
+        // `settings` validates the table.
+        let c: AcdcConfig = config.settings("acdc")?;
+        let c = &c;
         Ok(Self {
             warmup_end: timeline.at(c.warmup_fraction),
             phase_len: timeline.at(c.phase_fraction).max(1),
@@ -137,6 +139,15 @@ impl SparsityMethod for AcDc {
         }
     }
 }
+
+/// The registry's line for acdc.
+pub const ENTRY: super::MethodEntry = super::MethodEntry {
+    name: "acdc",
+    summary: "AC/DC: dense warm-up, alternating compressed/decompressed phases, sparse finish",
+    build: |c, t| Ok(Box::new(AcDc::new(c.clone(), t)?)),
+    settings: Some(SettingsTable::of::<AcdcConfig>()),
+    adjust_model: None,
+};
 
 #[cfg(test)]
 mod tests {

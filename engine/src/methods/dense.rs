@@ -19,3 +19,12 @@ impl SparsityMethod for Dense {
         1.0
     }
 }
+
+/// The registry's line for dense.
+pub const ENTRY: super::MethodEntry = super::MethodEntry {
+    name: "dense",
+    summary: "no pruning: every weight trains (the accuracy ceiling)",
+    build: |_, _| Ok(Box::new(Dense)),
+    settings: None,
+    adjust_model: None,
+};

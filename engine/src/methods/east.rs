@@ -6,9 +6,11 @@
 //!   below it, grow the inactive weights with the largest |gradient| (starting at zero).
 //!   After the cycles, plain RigL at the target density.
 
+use super::SettingsTable;
 use super::cyclic::{CyclesConfig, CyclicSchedule};
 use super::drop_grow::{DropAndGrow, GrowRule};
 use super::{MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext};
+use crate::model::{Activation, ModelConfig};
 use crate::sparsity::prune::{grow_to_counts, prune_to_counts};
 use crate::sparsity::{Budget, Masks, SparsityError};
 use serde::{Deserialize, Serialize};
@@ -36,6 +38,24 @@ impl Default for EastConfig {
     }
 }
 
+impl super::MethodSettings for EastConfig {
+    fn validate(&self) -> Result<(), SparsityError> {
+        self.cycles.validate()
+    }
+}
+
+/// DyReLU and weight sharing, as `[method.east]` switches them on, on top of `[model]`.
+fn east_model(config: &MethodConfig, model: &mut ModelConfig) -> Result<(), SparsityError> {
+    let settings: EastConfig = config.settings("east")?;
+    if settings.dyrelu {
+        model.activation = Activation::Dyrelu;
+    }
+    if settings.weight_sharing {
+        model.shared_weights = true;
+    }
+    Ok(())
+}
+
 pub struct East {
     schedule: Option<CyclicSchedule>,
     rigl: DropAndGrow,
@@ -43,8 +63,9 @@ pub struct East {
 
 impl East {
     pub fn new(config: MethodConfig, timeline: Timeline) -> Result<Self, SparsityError> {
-        let schedule = if config.east.cyclic {
-            Some(CyclicSchedule::new(&config.east.cycles, &timeline)?)
+        let settings: EastConfig = config.settings("east")?;
+        let schedule = if settings.cyclic {
+            Some(CyclicSchedule::new(&settings.cycles, &timeline)?)
         } else {
             None
         };
@@ -114,6 +135,15 @@ impl SparsityMethod for East {
             .unwrap_or(target)
     }
 }
+
+/// The registry's line for east.
+pub const ENTRY: super::MethodEntry = super::MethodEntry {
+    name: "east",
+    summary: "EAST: RigL + DyReLU phasing + weight sharing + cyclic density (each switchable in [method.east])",
+    build: |c, t| Ok(Box::new(East::new(c.clone(), t)?)),
+    settings: Some(SettingsTable::of::<EastConfig>()),
+    adjust_model: Some(east_model),
+};
 
 #[cfg(test)]
 mod tests {

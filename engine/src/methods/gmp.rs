@@ -2,6 +2,7 @@
 //! t_0 to t_end prune by magnitude to s_t = s_f·(1 − (1 − τ)³), τ the progress through
 //! [t_0, t_end]. The cubic ramp prunes fast while there is redundancy, slowly near the end.
 
+use super::SettingsTable;
 use super::{
     MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext, dense_start,
     prune_to_density,
@@ -30,8 +31,8 @@ impl Default for GmpConfig {
     }
 }
 
-impl GmpConfig {
-    pub fn validate(&self) -> Result<(), SparsityError> {
+impl super::MethodSettings for GmpConfig {
+    fn validate(&self) -> Result<(), SparsityError> {
         if !(0.0 <= self.start_fraction
             && self.start_fraction < self.end_fraction
             && self.end_fraction <= 1.0)
@@ -52,20 +53,21 @@ pub struct Gmp {
 }
 
 impl Gmp {
-    pub fn new(config: MethodConfig, timeline: Timeline) -> Self {
+    pub fn new(config: MethodConfig, timeline: Timeline) -> Result<Self, SparsityError> {
+        let settings: GmpConfig = config.settings("gmp")?;
         // The last prune (τ = 1) must happen inside the run, even with end_fraction = 1.
         let last = timeline.total_steps.saturating_sub(1);
         let start = timeline
-            .at(config.gmp.start_fraction)
+            .at(settings.start_fraction)
             .min(last.saturating_sub(1));
-        Self {
+        Ok(Self {
             every: config.update_every,
             start,
             end: timeline
-                .at(config.gmp.end_fraction)
+                .at(settings.end_fraction)
                 .clamp(start + 1, last.max(start + 1)),
-            scope: config.gmp.scope,
-        }
+            scope: settings.scope,
+        })
     }
 }
 
@@ -109,6 +111,15 @@ impl SparsityMethod for Gmp {
     }
 }
 
+/// The registry's line for gmp.
+pub const ENTRY: super::MethodEntry = super::MethodEntry {
+    name: "gmp",
+    summary: "gradual magnitude pruning: dense start, cubic sparsity ramp by magnitude (Zhu & Gupta)",
+    build: |c, t| Ok(Box::new(Gmp::new(c.clone(), t)?)),
+    settings: Some(SettingsTable::of::<GmpConfig>()),
+    adjust_model: None,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,7 +150,8 @@ mod tests {
                 ..Default::default()
             },
             timeline,
-        );
+        )
+        .unwrap();
         let mut masks = gmp.initial_masks(&budget, &mut Rng::new(0)).unwrap();
         assert_eq!(masks.nnz(), 1000);
         // |w| grows with the index: pruning must keep the highest indices.

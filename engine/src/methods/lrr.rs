@@ -3,6 +3,7 @@
 //! density (an equal fraction each level, ending at the target), keep the weights, and
 //! restart the LR schedule. The run's epochs are split evenly over the levels + 1 cycles.
 
+use super::SettingsTable;
 use super::{
     Cycle, MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext, dense_start,
     equal_cycles, prune_to_density,
@@ -28,8 +29,8 @@ impl Default for LrrConfig {
     }
 }
 
-impl LrrConfig {
-    pub fn validate(&self) -> Result<(), SparsityError> {
+impl super::MethodSettings for LrrConfig {
+    fn validate(&self) -> Result<(), SparsityError> {
         if self.levels == 0 || self.levels > 100 {
             return Err(SparsityError::Invalid(
                 "method.lrr.levels must be in 1..=100".into(),
@@ -46,12 +47,13 @@ pub struct Lrr {
 }
 
 impl Lrr {
-    pub fn new(config: MethodConfig, timeline: Timeline) -> Self {
-        Self {
-            levels: config.lrr.levels,
-            scope: config.lrr.scope,
+    pub fn new(config: MethodConfig, timeline: Timeline) -> Result<Self, SparsityError> {
+        let settings: LrrConfig = config.settings("lrr")?;
+        Ok(Self {
+            levels: settings.levels,
+            scope: settings.scope,
             timeline,
-        }
+        })
     }
 
     /// Density after `level` prunings: the target to the power level/levels.
@@ -97,6 +99,15 @@ impl SparsityMethod for Lrr {
     }
 }
 
+/// The registry's line for lrr.
+pub const ENTRY: super::MethodEntry = super::MethodEntry {
+    name: "lrr",
+    summary: "LRR: train dense, prune a fraction per level by magnitude, keep weights, rewind the LR",
+    build: |c, t| Ok(Box::new(Lrr::new(c.clone(), t)?)),
+    settings: Some(SettingsTable::of::<LrrConfig>()),
+    adjust_model: None,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,7 +131,7 @@ mod tests {
             steps_per_epoch: 10,
             total_steps: 80,
         };
-        let mut lrr = Lrr::new(MethodConfig::default(), timeline);
+        let mut lrr = Lrr::new(MethodConfig::default(), timeline).unwrap();
         let mut masks = lrr.initial_masks(&budget, &mut Rng::new(0)).unwrap();
         let weights = vec![(0..1000).map(|i| (i % 97) as f32).collect::<Vec<_>>()];
         let mut counts = Vec::new();

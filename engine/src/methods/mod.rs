@@ -14,8 +14,12 @@ pub mod lrr;
 pub mod rigl;
 pub mod sculpt;
 pub mod set;
+pub mod settings;
 pub mod static_mask;
 
+pub use settings::{MethodSettings, MethodTables, SettingsTable};
+
+use crate::model::ModelConfig;
 use crate::rng::Rng;
 use crate::sparsity::prune::PruneScope;
 use crate::sparsity::{Budget, Masks, SparsityError};
@@ -30,8 +34,10 @@ pub enum DropSchedule {
     Constant,
 }
 
+/// `[method]`: which method, the drop-and-grow settings several methods share, and each
+/// method's own table (`[method.<name>]`, see `MethodTables`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct MethodConfig {
     /// A name from the registry: see `sparselab methods`.
     pub name: String,
@@ -42,11 +48,9 @@ pub struct MethodConfig {
     pub drop_schedule: DropSchedule,
     /// Mask updates stop after this fraction of training (RigL's T_end = 0.75).
     pub end_fraction: f64,
-    pub east: east::EastConfig,
-    pub gmp: gmp::GmpConfig,
-    pub acdc: acdc::AcdcConfig,
-    pub lrr: lrr::LrrConfig,
-    pub sculpt: sculpt::SculptConfig,
+    /// Unknown keys of `[method]` land here and are refused by name.
+    #[serde(flatten)]
+    pub tables: MethodTables,
 }
 
 impl Default for MethodConfig {
@@ -57,11 +61,7 @@ impl Default for MethodConfig {
             drop_fraction: 0.3,
             drop_schedule: DropSchedule::Cosine,
             end_fraction: 0.75,
-            east: Default::default(),
-            gmp: Default::default(),
-            acdc: Default::default(),
-            lrr: Default::default(),
-            sculpt: Default::default(),
+            tables: MethodTables::default(),
         }
     }
 }
@@ -96,12 +96,12 @@ impl MethodConfig {
                 self.end_fraction
             )));
         }
-        self.east.cycles.validate()?;
-        self.gmp.validate()?;
-        self.acdc.validate()?;
-        self.lrr.validate()?;
-        self.sculpt.validate()?;
-        Ok(())
+        self.tables.validate()
+    }
+
+    /// The settings of method `name` (its `[method.<name>]` table).
+    pub fn settings<T: MethodSettings>(&self, name: &str) -> Result<T, SparsityError> {
+        self.tables.get(name)
     }
 
     /// Fraction to drop at `step` of `total_steps` (0 outside the update window).
@@ -225,58 +225,31 @@ pub trait SparsityMethod {
 pub type BuildMethod =
     fn(&MethodConfig, Timeline) -> Result<Box<dyn SparsityMethod>, SparsityError>;
 
+/// Changes a method makes to the configured model.
+pub type AdjustModel = fn(&MethodConfig, &mut ModelConfig) -> Result<(), SparsityError>;
+
+/// A method as the registry lists it. Its file defines it (`pub const ENTRY`).
 pub struct MethodEntry {
     pub name: &'static str,
     pub summary: &'static str,
     pub build: BuildMethod,
+    /// Its `[method.<name>]` table, if it has settings of its own.
+    pub settings: Option<SettingsTable>,
+    /// Changes to the model the method brings (EAST's DyReLU and weight sharing).
+    pub adjust_model: Option<AdjustModel>,
 }
 
+/// Every method, one line each.
 pub const REGISTRY: &[MethodEntry] = &[
-    MethodEntry {
-        name: "dense",
-        summary: "no pruning: every weight trains (the accuracy ceiling)",
-        build: |_, _| Ok(Box::new(dense::Dense)),
-    },
-    MethodEntry {
-        name: "static",
-        summary: "a random mask with the layer-wise densities (uniform/ERK), fixed for the whole run",
-        build: |_, _| Ok(Box::new(static_mask::StaticMask)),
-    },
-    MethodEntry {
-        name: "set",
-        summary: "SET: every ΔT steps drop the smallest-magnitude weights, regrow as many at random",
-        build: |c, t| Ok(Box::new(set::set(c.clone(), t))),
-    },
-    MethodEntry {
-        name: "rigl",
-        summary: "RigL: every ΔT steps drop the smallest-magnitude weights, grow those with the largest gradient",
-        build: |c, t| Ok(Box::new(rigl::rigl(c.clone(), t))),
-    },
-    MethodEntry {
-        name: "east",
-        summary: "EAST: RigL + DyReLU phasing + weight sharing + cyclic density (each switchable in [method.east])",
-        build: |c, t| Ok(Box::new(east::East::new(c.clone(), t)?)),
-    },
-    MethodEntry {
-        name: "gmp",
-        summary: "gradual magnitude pruning: dense start, cubic sparsity ramp by magnitude (Zhu & Gupta)",
-        build: |c, t| Ok(Box::new(gmp::Gmp::new(c.clone(), t))),
-    },
-    MethodEntry {
-        name: "acdc",
-        summary: "AC/DC: dense warm-up, alternating compressed/decompressed phases, sparse finish",
-        build: |c, t| Ok(Box::new(acdc::AcDc::new(c.clone(), t)?)),
-    },
-    MethodEntry {
-        name: "lrr",
-        summary: "LRR: train dense, prune a fraction per level by magnitude, keep weights, rewind the LR",
-        build: |c, t| Ok(Box::new(lrr::Lrr::new(c.clone(), t))),
-    },
-    MethodEntry {
-        name: "sculpt",
-        summary: "SCULPT-ing: cyclic training of a sparse mask, one global magnitude prune to the target, one more cycle",
-        build: |c, t| Ok(Box::new(sculpt::Sculpt::new(c.clone(), t))),
-    },
+    dense::ENTRY,
+    static_mask::ENTRY,
+    set::ENTRY,
+    rigl::ENTRY,
+    east::ENTRY,
+    gmp::ENTRY,
+    acdc::ENTRY,
+    lrr::ENTRY,
+    sculpt::ENTRY,
 ];
 
 pub fn find(name: &str) -> Option<&'static MethodEntry> {
@@ -289,6 +262,18 @@ pub fn build(
 ) -> Result<Box<dyn SparsityMethod>, SparsityError> {
     config.validate()?;
     (find(&config.name).expect("validated").build)(config, timeline)
+}
+
+/// `model` with the changes the configured method brings to it.
+pub fn adjusted_model(
+    config: &MethodConfig,
+    model: &ModelConfig,
+) -> Result<ModelConfig, SparsityError> {
+    let mut model = model.clone();
+    if let Some(adjust) = find(&config.name).and_then(|m| m.adjust_model) {
+        adjust(config, &mut model)?;
+    }
+    Ok(model)
 }
 
 /// The masks every sparse method starts from: random, with the configured layer-wise counts.

@@ -15,6 +15,15 @@ pub fn rigl(config: MethodConfig, timeline: Timeline) -> DropAndGrow {
     }
 }
 
+/// The registry's line for rigl.
+pub const ENTRY: super::MethodEntry = super::MethodEntry {
+    name: "rigl",
+    summary: "RigL: every ΔT steps drop the smallest-magnitude weights, grow those with the largest gradient",
+    build: |c, t| Ok(Box::new(rigl(c.clone(), t))),
+    settings: None,
+    adjust_model: None,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 //! one more cycle. The run's epochs are split evenly over the C + 1 cycles; use a
 //! warm-up-then-decay LR (`schedule.kind = "linear"` with a warm-up) as in the paper.
 
+use super::SettingsTable;
 use super::{
     Cycle, MaskUpdate, MethodConfig, SparsityMethod, Timeline, UpdateContext, equal_cycles,
     prune_to_density,
@@ -46,8 +47,8 @@ impl Default for SculptConfig {
     }
 }
 
-impl SculptConfig {
-    pub fn validate(&self) -> Result<(), SparsityError> {
+impl super::MethodSettings for SculptConfig {
+    fn validate(&self) -> Result<(), SparsityError> {
         if self.cycles == 0
             || self.cycles > 100
             || self.start_density_multiple.is_nan()
@@ -67,11 +68,11 @@ pub struct Sculpt {
 }
 
 impl Sculpt {
-    pub fn new(config: MethodConfig, timeline: Timeline) -> Self {
-        Self {
-            config: config.sculpt,
+    pub fn new(config: MethodConfig, timeline: Timeline) -> Result<Self, SparsityError> {
+        Ok(Self {
+            config: config.settings("sculpt")?,
             timeline,
-        }
+        })
     }
 
     fn start_density(&self, budget: &Budget) -> f64 {
@@ -155,6 +156,15 @@ impl SparsityMethod for Sculpt {
     }
 }
 
+/// The registry's line for sculpt.
+pub const ENTRY: super::MethodEntry = super::MethodEntry {
+    name: "sculpt",
+    summary: "SCULPT-ing: cyclic training of a sparse mask, one global magnitude prune to the target, one more cycle",
+    build: |c, t| Ok(Box::new(Sculpt::new(c.clone(), t)?)),
+    settings: Some(SettingsTable::of::<SculptConfig>()),
+    adjust_model: None,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,14 +197,13 @@ mod tests {
             steps_per_epoch: 10,
             total_steps: 100,
         };
-        let config = MethodConfig {
-            sculpt: SculptConfig {
-                init: InitPruning::Snip,
-                ..Default::default()
-            },
+        let mut config = MethodConfig::default();
+        let snip = SculptConfig {
+            init: InitPruning::Snip,
             ..Default::default()
         };
-        let mut m = Sculpt::new(config, timeline);
+        config.tables.set("sculpt", &snip).unwrap();
+        let mut m = Sculpt::new(config, timeline).unwrap();
         let mut masks = m.initial_masks(&budget, &mut Rng::new(0)).unwrap();
         assert_eq!(masks.nnz(), 3000);
         let updates: Vec<usize> = (0..100).filter(|&s| m.is_update_step(s)).collect();

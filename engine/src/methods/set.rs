@@ -13,6 +13,15 @@ pub fn set(config: MethodConfig, timeline: Timeline) -> DropAndGrow {
     }
 }
 
+/// The registry's line for set.
+pub const ENTRY: super::MethodEntry = super::MethodEntry {
+    name: "set",
+    summary: "SET: every ΔT steps drop the smallest-magnitude weights, regrow as many at random",
+    build: |c, t| Ok(Box::new(set(c.clone(), t))),
+    settings: None,
+    adjust_model: None,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,3 +10,12 @@ impl SparsityMethod for StaticMask {
         "static"
     }
 }
+
+/// The registry's line for static.
+pub const ENTRY: super::MethodEntry = super::MethodEntry {
+    name: "static",
+    summary: "a random mask with the layer-wise densities (uniform/ERK), fixed for the whole run",
+    build: |_, _| Ok(Box::new(StaticMask)),
+    settings: None,
+    adjust_model: None,
+};

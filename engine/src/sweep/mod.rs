@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod report;
 
+use crate::train::Setting;
 use crate::train::TrainConfig;
 use crate::train::checkpoint::write_atomic;
 use crate::train::run::RunSummary;
@@ -139,11 +140,15 @@ impl SweepConfig {
                         .join(&v.name)
                         .join(format!("sparsity-{sparsity}"))
                         .join(format!("seed-{seed}"));
-                    let mut sets = self.set.clone();
-                    sets.extend(v.set.iter().cloned());
-                    sets.push(format!("sparsity.sparsity={sparsity}"));
-                    sets.push(format!("seed={seed}"));
-                    sets.push(format!("run.out={:?}", dir.display().to_string()));
+                    let mut sets = Setting::parse_all(&self.set)
+                        .and_then(|mut s| {
+                            s.extend(Setting::parse_all(&v.set)?);
+                            Ok(s)
+                        })
+                        .map_err(|e| anyhow::anyhow!("variant {}: {e}", v.name))?;
+                    sets.push(Setting::new("sparsity.sparsity", sparsity));
+                    sets.push(Setting::count("seed", seed)?);
+                    sets.push(Setting::new("run.out", dir.display().to_string()));
                     let config = TrainConfig::load(
                         base.as_ref().map(|(t, o)| (t.as_str(), o.as_str())),
                         &sets,
@@ -361,7 +366,8 @@ set = ['method.name="east"', "method.east.dyrelu=false", "method.east.weight_sha
         assert_eq!(c.config.seed, 1);
         assert_eq!(c.config.sparsity.sparsity, 0.99);
         assert_eq!(c.config.method.name, "east");
-        assert!(!c.config.method.east.dyrelu && c.config.method.east.cyclic);
+        let east: crate::methods::east::EastConfig = c.config.method.settings("east").unwrap();
+        assert!(!east.dyrelu && east.cyclic);
         assert_eq!(
             c.config.run.out,
             Path::new("out/east-cyclic/sparsity-0.99/seed-1")

@@ -1,10 +1,11 @@
 //! The run configuration: one TOML file (every section optional, unknown keys rejected),
 //! plus `section.key=value` overrides from the command line.
 
+use super::setting::Setting;
 use crate::data::DataConfig;
 use crate::device::DeviceChoice;
 use crate::methods::MethodConfig;
-use crate::model::{Activation, ModelConfig};
+use crate::model::ModelConfig;
 use crate::optim::OptimConfig;
 use crate::schedule::ScheduleConfig;
 use crate::sparsity::SparsityConfig;
@@ -90,8 +91,8 @@ impl TrainConfig {
         Self::from_table(parse_table(text, origin)?, origin)
     }
 
-    /// Builds from a TOML file's text (or none) plus `key=value` overrides.
-    pub fn load(text: Option<(&str, &str)>, overrides: &[String]) -> Result<Self, ConfigError> {
+    /// Builds from a TOML file's text (or none) plus settings on top.
+    pub fn load(text: Option<(&str, &str)>, overrides: &[Setting]) -> Result<Self, ConfigError> {
         let table = Self::explicit_settings(text, overrides)?;
         let origin = match text {
             Some((_, origin)) => origin.to_string(),
@@ -109,14 +110,14 @@ impl TrainConfig {
     /// defaults fill the rest: what a resume compares with its checkpoint.
     pub fn explicit_settings(
         text: Option<(&str, &str)>,
-        overrides: &[String],
+        overrides: &[Setting],
     ) -> Result<toml::Table, ConfigError> {
         let mut table = match text {
             Some((text, origin)) => parse_table(text, origin)?,
             None => toml::Table::new(),
         };
-        for o in overrides {
-            apply_override(&mut table, o)?;
+        for setting in overrides {
+            setting.apply(&mut table)?;
         }
         Ok(table)
     }
@@ -214,19 +215,12 @@ impl TrainConfig {
         (self.epochs as f64 * self.length_multiplier).round() as usize
     }
 
-    /// The model as the run builds it: method "east" switches on its model tricks
-    /// (DyReLU, weight sharing) as `[method.east]` says, on top of `[model]`.
+    /// The model as the run builds it: `[model]` with the changes the method brings
+    /// (EAST's DyReLU and weight sharing, as `[method.east]` says). The method's table was
+    /// checked when the config was read, so it parses here.
     pub fn resolved_model(&self) -> ModelConfig {
-        let mut model = self.model.clone();
-        if self.method.name == "east" {
-            if self.method.east.dyrelu {
-                model.activation = Activation::Dyrelu;
-            }
-            if self.method.east.weight_sharing {
-                model.shared_weights = true;
-            }
-        }
-        model
+        crate::methods::adjusted_model(&self.method, &self.model)
+            .unwrap_or_else(|_| self.model.clone())
     }
 
     /// DyReLU's phase window (e_s, e_e) in epochs: configured, or EAST's defaults
@@ -311,32 +305,6 @@ fn parse_table(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
         .map_err(|e| ConfigError(format!("{origin}: not valid TOML: {e}")))
 }
 
-/// `a.b.c=value`: the value is read as TOML (number, bool, array) or else as a string.
-pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), ConfigError> {
-    let (key, raw) = assignment.split_once('=').ok_or_else(|| {
-        ConfigError(format!(
-            "--set {assignment}: expected key=value, e.g. --set method.name=set"
-        ))
-    })?;
-    let value = format!("v = {raw}")
-        .parse::<toml::Table>()
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
-    let parts: Vec<&str> = key.trim().split('.').collect();
-    let mut node = table;
-    for part in &parts[..parts.len() - 1] {
-        let entry = node
-            .entry(part.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        node = entry
-            .as_table_mut()
-            .ok_or_else(|| ConfigError(format!("--set {assignment}: {part} is not a section")))?;
-    }
-    node.insert(parts[parts.len() - 1].to_string(), value);
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,7 +366,7 @@ mod tests {
                 .to_string();
             assert!(err.contains("c.toml") && err.contains(key), "{text}: {err}");
         }
-        let err = TrainConfig::load(None, &["run.out=\"a\\nb\"".into()])
+        let err = TrainConfig::load(None, &["run.out=\"a\\nb\"".parse::<Setting>().unwrap()])
             .unwrap_err()
             .to_string();
         assert!(err.contains("control character"), "{err}");
@@ -409,9 +377,9 @@ mod tests {
         let c = TrainConfig::load(
             None,
             &[
-                "method.name=set".into(),
-                "sparsity.sparsity=0.99".into(),
-                "epochs=3".into(),
+                "method.name=set".parse::<Setting>().unwrap(),
+                "sparsity.sparsity=0.99".parse::<Setting>().unwrap(),
+                "epochs=3".parse::<Setting>().unwrap(),
             ],
         )
         .unwrap();
@@ -419,7 +387,7 @@ mod tests {
         assert_eq!(c.sparsity.sparsity, 0.99);
         assert_eq!(c.epochs, 3);
         assert_eq!(TrainConfig::from_toml(&c.to_toml(), "x").unwrap(), c);
-        let err = TrainConfig::load(None, &["method.nope=1".into()])
+        let err = TrainConfig::load(None, &["method.nope=1".parse::<Setting>().unwrap()])
             .unwrap_err()
             .to_string();
         assert!(err.contains("nope"), "{err}");

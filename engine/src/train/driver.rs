@@ -262,7 +262,7 @@ impl RunDriver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::{TrainConfig, TrainData};
+    use crate::train::{Setting, TrainConfig, TrainData};
     use burn::tensor::Device;
 
     /// Keeps every event (as the CLI's log would hold it) and every checkpoint's step.
@@ -306,21 +306,19 @@ mod tests {
 
     #[test]
     fn a_run_reports_steps_updates_epochs_checkpoints_and_its_end_in_order() {
-        let config = TrainConfig::load(
-            None,
-            &[
-                "model.arch=\"resnet8\"".into(),
-                "model.width=0.25".into(),
-                "method.name=\"rigl\"".into(),
-                "method.update_every=3".into(),
-                "sparsity.sparsity=0.9".into(),
-                "data.synthetic_size=120".into(),
-                "batch_size=16".into(),
-                "epochs=2".into(),
-                "run.checkpoint_every=4".into(),
-            ],
-        )
+        let sets = Setting::parse_all(&[
+            "model.arch=\"resnet8\"",
+            "model.width=0.25",
+            "method.name=\"rigl\"",
+            "method.update_every=3",
+            "sparsity.sparsity=0.9",
+            "data.synthetic_size=120",
+            "batch_size=16",
+            "epochs=2",
+            "run.checkpoint_every=4",
+        ])
         .unwrap();
+        let config = TrainConfig::load(None, &sets).unwrap();
         let set = crate::data::synthetic::generate(120, config.seed);
         let data = TrainData::new(set, config.data.val_fraction, config.seed);
         let trainer = Trainer::new(config, data, Device::flex().autodiff()).unwrap();

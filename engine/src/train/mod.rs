@@ -19,6 +19,7 @@ pub mod resume;
 pub mod run;
 #[cfg(feature = "native")]
 pub mod run_lock;
+pub mod setting;
 pub mod trainer;
 
 pub use checkpoint::Checkpoint;
@@ -29,4 +30,5 @@ pub use error::TrainError;
 pub use eval::{Evaluation, Prediction};
 pub use mask_state::MaskState;
 pub use metrics::{Event, LayerDensity};
+pub use setting::Setting;
 pub use trainer::{MaskUpdateOutcome, SchedulePoint, StepOutcome, Trainer};

@@ -3,7 +3,8 @@
 //! silently ignored otherwise), unless it is one of the few that may change mid-run and is
 //! passed with `--override`, such as the learning rate after a divergence.
 
-use super::config::{ConfigError, TrainConfig, apply_override, flatten};
+use super::config::{ConfigError, TrainConfig, flatten};
+use super::setting::Setting;
 use std::collections::BTreeMap;
 
 /// Keys (or `section.` prefixes) `--override` may change on a resume: the optimizer, how
@@ -65,7 +66,7 @@ fn same_value(a: Option<&toml::Value>, b: Option<&toml::Value>) -> bool {
 pub fn resumed_config(
     checkpoint: &TrainConfig,
     requested: &toml::Table,
-    overrides: &[String],
+    overrides: &[Setting],
 ) -> Result<TrainConfig, ConfigError> {
     let base = toml::Value::try_from(checkpoint)
         .expect("configs serialise")
@@ -74,7 +75,7 @@ pub fn resumed_config(
         .expect("a config is a table");
     let with_overrides = |mut table: toml::Table| -> Result<toml::Table, ConfigError> {
         for o in overrides {
-            let key = o.split_once('=').map_or(o.as_str(), |(k, _)| k).trim();
+            let key = o.key.as_str();
             if !overridable(key) {
                 return Err(ConfigError(format!(
                     "--override {o}: {key} cannot change when a run resumes (it would be \
@@ -82,7 +83,7 @@ pub fn resumed_config(
                     OVERRIDABLE.join(", ")
                 )));
             }
-            apply_override(&mut table, o)?;
+            o.apply(&mut table)?;
         }
         Ok(table)
     };
@@ -137,8 +138,7 @@ mod tests {
     use super::*;
 
     fn table(sets: &[&str]) -> toml::Table {
-        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
-        TrainConfig::explicit_settings(None, &sets).unwrap()
+        TrainConfig::explicit_settings(None, &Setting::parse_all(sets).unwrap()).unwrap()
     }
 
     #[test]
@@ -169,20 +169,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("--override"), "{err}");
-        let c =
-            resumed_config(&ckpt, &table(&["optim.lr=0.01"]), &["optim.lr=0.01".into()]).unwrap();
+        let c = resumed_config(
+            &ckpt,
+            &table(&["optim.lr=0.01"]),
+            &[Setting::parse("optim.lr=0.01").unwrap()],
+        )
+        .unwrap();
         assert_eq!(c.optim.lr, 0.01);
         // A config file that sets the key too: the override wins over it.
-        let c =
-            resumed_config(&ckpt, &table(&["optim.lr=0.1"]), &["optim.lr=0.01".into()]).unwrap();
+        let c = resumed_config(
+            &ckpt,
+            &table(&["optim.lr=0.1"]),
+            &[Setting::parse("optim.lr=0.01").unwrap()],
+        )
+        .unwrap();
         assert_eq!(c.optim.lr, 0.01);
         // One ULP away (JSON's float parsing) is the same setting.
         let mut nearly = ckpt.clone();
         nearly.optim.lr = f64::from_bits(0.1f64.to_bits() + 1);
         resumed_config(&nearly, &table(&["optim.lr=0.1"]), &[]).unwrap();
-        let err = resumed_config(&ckpt, &table(&[]), &["model.width=2".into()])
-            .unwrap_err()
-            .to_string();
+        let err = resumed_config(
+            &ckpt,
+            &table(&[]),
+            &[Setting::parse("model.width=2").unwrap()],
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("cannot change"), "{err}");
     }
 }

@@ -29,7 +29,7 @@ pub struct RunOptions {
     /// refuses any that differ from the checkpoint's run.
     pub requested: toml::Table,
     /// `--override key=value`: the few settings a resume may change (`resume::OVERRIDABLE`).
-    pub overrides: Vec<String>,
+    pub overrides: Vec<super::setting::Setting>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
