@@ -69,7 +69,9 @@ pub enum FromWorker {
         total: Option<u64>,
     },
     Started(Box<RunInfo>),
-    Step(StepReport),
+    /// What the run driver reported: every step, mask update, epoch end and the end (the
+    /// command line logs the same events to `metrics.jsonl`).
+    Event(Box<sparselab::train::Event>),
     Masks(MaskReport),
     Eval(EvalReport),
     Weights(WeightHistogram),
@@ -116,18 +118,11 @@ pub struct LayerInfo {
 pub struct RunInfo {
     pub method: String,
     pub model: String,
-    pub dataset: String,
     pub class_names: Vec<String>,
-    pub train_images: usize,
-    pub val_images: usize,
     pub batch_size: usize,
-    pub steps_per_epoch: usize,
-    pub total_steps: usize,
-    /// Prunable weights (unique) and how many the masks keep.
-    pub numel: usize,
-    pub nnz: usize,
-    /// Learnable parameters outside the masks (BatchNorm, DyReLU), dense by design.
-    pub dense_params: usize,
+    /// The run driver's start: data, sizes (the command line logs the same record).
+    pub start: sparselab::train::StartRecord,
+    /// The prunable layers with their weight shapes (the heatmaps' layout).
     pub layers: Vec<LayerInfo>,
     /// The planned density, DyReLU phase and LR over the whole run.
     pub schedule: Vec<sparselab::train::SchedulePoint>,
@@ -137,26 +132,6 @@ pub struct RunInfo {
     pub config: sparselab::train::TrainConfig,
     /// From an imported checkpoint: the step it was saved at.
     pub imported_at_step: Option<usize>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StepReport {
-    pub step: usize,
-    pub epoch: usize,
-    pub loss: f64,
-    pub accuracy: f64,
-    pub lr: f64,
-    pub phase: Option<f64>,
-    pub scheduled_density: f64,
-    /// Counted from the masks after the step.
-    pub mask_density: f64,
-    pub nnz: usize,
-    /// Wall time of the step (forward, backward, update, the read-back of the loss).
-    pub seconds: f64,
-    pub images_per_second: f64,
-    /// A mask update at this step: weights dropped and grown.
-    pub dropped: Option<usize>,
-    pub grown: Option<usize>,
 }
 
 /// One layer's mask as a heatmap: `rows x cols` cells (the weight matrix, pooled when

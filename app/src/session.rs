@@ -5,7 +5,7 @@
 use crate::heatmap::layer_heatmap;
 use crate::histogram::weight_histogram;
 use crate::protocol::{
-    EvalReport, LayerInfo, MaskReport, RunInfo, SamplePrediction, StepReport, WeightHistogram,
+    EvalReport, LayerInfo, MaskReport, RunInfo, SamplePrediction, WeightHistogram,
 };
 use sparselab::burn::tensor::Device;
 use sparselab::data::{IMAGE_SIZE, ImageSet};
@@ -19,15 +19,16 @@ pub const SAMPLES: usize = 8;
 /// Points of the planned schedule sent at the start (plus every mask update step).
 const SCHEDULE_POINTS: usize = 200;
 
-/// The page keeps no checkpoints (it exports one on request) and shows every step: the
-/// driver's events are only looked at for the epoch's validation.
+/// The page shows every event and keeps no checkpoints (it exports one on request).
 #[derive(Default)]
 struct PageSink {
+    events: Vec<Event>,
     validation: Option<Evaluation>,
 }
 
 impl RunSink for PageSink {
-    fn event(&mut self, _event: &Event, _trainer: &Trainer) -> sparselab::anyhow::Result<()> {
+    fn event(&mut self, event: &Event, _trainer: &Trainer) -> sparselab::anyhow::Result<()> {
+        self.events.push(event.clone());
         Ok(())
     }
 
@@ -38,7 +39,10 @@ impl RunSink for PageSink {
 
 /// What one step of the page's run did.
 pub struct PageStep {
-    pub report: StepReport,
+    /// The driver's events for the step (its `Step`, a `MaskUpdate`, an `Epoch`).
+    pub events: Vec<Event>,
+    /// The masks changed.
+    pub masks_updated: bool,
     /// The step ended an epoch: the driver validated (the views refresh).
     pub epoch_done: bool,
 }
@@ -49,6 +53,8 @@ pub struct Session {
     grown: Vec<Vec<usize>>,
     pruned: Vec<Vec<usize>>,
     imported_at_step: Option<usize>,
+    /// The device, as the start record names it.
+    device: String,
     /// The last epoch-end validation, until the views show it.
     validation: Option<Evaluation>,
 }
@@ -76,11 +82,18 @@ impl Session {
 
     fn wrap(trainer: Trainer, imported_at_step: Option<usize>) -> Self {
         let n = trainer.layers().len();
+        // The page's two backends: WebGPU (the WGSL kernels) or Flex on the CPU.
+        let device = if sparselab::kernels::runs_wgsl(trainer.device()) {
+            "webgpu"
+        } else {
+            "cpu"
+        };
         Self {
             driver: RunDriver::new(trainer),
             grown: vec![Vec::new(); n],
             pruned: vec![Vec::new(); n],
             imported_at_step,
+            device: device.into(),
             validation: None,
         }
     }
@@ -95,16 +108,11 @@ impl Session {
         RunInfo {
             method: t.method_name().to_string(),
             model: format!("{} x{}", c.model.arch.name(), c.model.width),
-            dataset: t.dataset().name.clone(),
             class_names: t.dataset().class_names.clone(),
-            train_images: t.data().split.train.len(),
-            val_images: t.data().split.val.len(),
             batch_size: c.batch_size,
-            steps_per_epoch: t.steps_per_epoch(),
-            total_steps: t.total_steps(),
-            numel: t.masks().numel(),
-            nnz: t.nnz(),
-            dense_params: t.dense_param_count(),
+            start: self
+                .driver
+                .start_record(&self.device, self.imported_at_step),
             layers: t
                 .layers()
                 .iter()
@@ -143,26 +151,23 @@ impl Session {
                 self.grown[i].extend_from_slice(g);
             }
         }
-        let report = StepReport {
-            step: out.step,
-            epoch: out.epoch,
-            loss: out.loss,
-            accuracy: out.accuracy,
-            lr: out.lr,
-            phase: out.phase,
-            scheduled_density: out.scheduled_density,
-            mask_density: out.density,
-            nnz: out.nnz,
-            seconds: out.seconds,
-            images_per_second: out.batch as f64 / out.seconds.max(1e-9),
-            dropped: out.mask_update.as_ref().map(|m| m.dropped),
-            grown: out.mask_update.as_ref().map(|m| m.grown),
-        };
         self.validation = sink.validation;
         Ok(PageStep {
-            report,
+            events: sink.events,
+            masks_updated: out.mask_update.is_some(),
             epoch_done: out.epoch_done,
         })
+    }
+
+    /// The end of a finished run: a last validation if no epoch had one, and `Event::End`
+    /// (the page has no test split).
+    pub async fn finish(&mut self) -> Result<Vec<Event>, String> {
+        let mut sink = PageSink::default();
+        self.driver
+            .finish(None, &mut sink)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(sink.events)
     }
 
     /// Whether there are mask changes not yet reported.
@@ -309,7 +314,7 @@ mod tests {
             "method=rigl&sparsity=0.9&synthetic_size=400&batch=16&epochs=2&update_every=5&lr=0.05",
         );
         let info = s.info();
-        assert_eq!(info.total_steps, 2 * (360 / 16));
+        assert_eq!(info.start.total_steps, 2 * (360 / 16));
         assert_eq!(info.layers.len(), s.trainer().masks().layers.len());
         assert!(info.schedule.len() >= 2 && info.schedule[0].step == 0);
         let first = s.mask_report();
@@ -326,10 +331,29 @@ mod tests {
         let mut losses = Vec::new();
         let mut saw_update = false;
         while !s.is_finished() {
-            let r = pollster::block_on(s.step()).unwrap().report;
-            losses.push(r.loss);
-            assert!(r.images_per_second > 0.0);
-            if let Some(grown) = r.grown {
+            let step = pollster::block_on(s.step()).unwrap();
+            let record = |f: fn(&Event) -> Option<f64>| step.events.iter().find_map(f);
+            losses.push(
+                record(|e| match e {
+                    Event::Step(r) => Some(r.loss),
+                    _ => None,
+                })
+                .unwrap(),
+            );
+            assert!(
+                record(|e| match e {
+                    Event::Step(r) => Some(r.images_per_sec),
+                    _ => None,
+                })
+                .unwrap()
+                    > 0.0
+            );
+            let grown = step.events.iter().find_map(|e| match e {
+                Event::MaskUpdate(u) => Some(u.grown),
+                _ => None,
+            });
+            assert_eq!(grown.is_some(), step.masks_updated);
+            if let Some(grown) = grown {
                 saw_update = true;
                 assert!(s.masks_changed());
                 let report = s.mask_report();

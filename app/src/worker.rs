@@ -367,9 +367,25 @@ impl Worker {
             return;
         }
         match s.step().await {
-            Ok(PageStep { report, epoch_done }) => {
-                let updated = report.grown.is_some();
-                post(&FromWorker::Step(report));
+            Ok(PageStep {
+                events,
+                masks_updated: updated,
+                epoch_done,
+            }) => {
+                for event in events {
+                    post(&FromWorker::Event(Box::new(event)));
+                }
+                if s.is_finished() {
+                    // The end of the run, as the command line reports it.
+                    match s.finish().await {
+                        Ok(events) => {
+                            for event in events {
+                                post(&FromWorker::Event(Box::new(event)));
+                            }
+                        }
+                        Err(e) => error("run", e),
+                    }
+                }
                 if updated {
                     post(&FromWorker::Masks(s.mask_report()));
                 }

@@ -151,13 +151,7 @@ fn step_series(events: &[Event]) -> Vec<(usize, f64, f64, Option<f64>)> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::Step {
-                step,
-                loss,
-                target_density,
-                phase,
-                ..
-            } => Some((*step, *loss, *target_density, *phase)),
+            Event::Step(s) => Some((s.step, s.loss, s.target_density, s.phase)),
             _ => None,
         })
         .collect()

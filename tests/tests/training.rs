@@ -203,12 +203,7 @@ fn step_losses(events: &[Event]) -> Vec<(usize, f64, f64)> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::Step {
-                step,
-                loss,
-                accuracy,
-                ..
-            } => Some((*step, *loss, *accuracy)),
+            Event::Step(s) => Some((s.step, s.loss, s.accuracy)),
             _ => None,
         })
         .collect()

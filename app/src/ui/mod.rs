@@ -29,9 +29,11 @@ fn App() -> impl IntoView {
     let state = State::new();
     state.start();
     let x_max = Signal::derive(move || {
-        state
-            .info
-            .with(|i| i.as_ref().map(|i| i.total_steps as f64).unwrap_or(1.0))
+        state.info.with(|i| {
+            i.as_ref()
+                .map(|i| i.start.total_steps as f64)
+                .unwrap_or(1.0)
+        })
     });
     let loss_series = Signal::derive(move || {
         let mut out: Vec<Series> = state
@@ -105,7 +107,7 @@ fn App() -> impl IntoView {
                 "#26c",
                 state
                     .steps
-                    .with(|s| s.iter().map(|r| (r.step as f64, r.mask_density)).collect()),
+                    .with(|s| s.iter().map(|r| (r.step as f64, r.density)).collect()),
             ),
         ]
     });

@@ -4,11 +4,11 @@
 use crate::bridge::Bridge;
 use crate::export::{EvalPoint, RunRecord, to_csv, to_json};
 use crate::protocol::{
-    DataSource, DeviceInfo, EvalReport, FromWorker, MaskReport, RunInfo, StepReport, ToWorker,
-    WeightHistogram,
+    DataSource, DeviceInfo, EvalReport, FromWorker, MaskReport, RunInfo, ToWorker, WeightHistogram,
 };
 use crate::settings::Settings;
 use leptos::prelude::*;
+use sparselab::train::{Event, MaskUpdateRecord, StepRecord};
 use wasm_bindgen::JsCast;
 use web_sys::File;
 
@@ -50,7 +50,9 @@ pub struct State {
     pub settings: RwSignal<Settings>,
     pub device: RwSignal<Option<DeviceInfo>>,
     pub info: RwSignal<Option<RunInfo>>,
-    pub steps: RwSignal<Vec<StepReport>>,
+    pub steps: RwSignal<Vec<StepRecord>>,
+    /// The run's mask updates (how many weights moved, at which step).
+    pub mask_updates: RwSignal<Vec<MaskUpdateRecord>>,
     pub evals: RwSignal<Vec<EvalPoint>>,
     pub last_eval: RwSignal<Option<EvalReport>>,
     pub masks: RwSignal<Option<MaskReport>>,
@@ -91,6 +93,7 @@ impl State {
             device: RwSignal::new(None),
             info: RwSignal::new(None),
             steps: RwSignal::new(Vec::new()),
+            mask_updates: RwSignal::new(Vec::new()),
             evals: RwSignal::new(Vec::new()),
             last_eval: RwSignal::new(None),
             masks: RwSignal::new(None),
@@ -228,7 +231,7 @@ impl State {
     }
 
     /// Smoothed per-step values of the current run.
-    pub fn smoothed(&self, f: impl Fn(&StepReport) -> f64) -> Vec<(f64, f64)> {
+    pub fn smoothed(&self, f: impl Fn(&StepRecord) -> f64) -> Vec<(f64, f64)> {
         self.steps
             .with(|s| smooth(s.iter().map(|r| (r.step as f64, f(r)))))
     }
@@ -242,10 +245,12 @@ impl State {
 
     fn density_now(&self) -> f64 {
         self.steps
-            .with_untracked(|s| s.last().map(|r| r.mask_density))
+            .with_untracked(|s| s.last().map(|r| r.density))
             .or_else(|| {
-                self.info
-                    .with_untracked(|i| i.as_ref().map(|i| i.nnz as f64 / i.numel.max(1) as f64))
+                self.info.with_untracked(|i| {
+                    i.as_ref()
+                        .map(|i| i.start.nnz as f64 / i.start.numel.max(1) as f64)
+                })
             })
             .unwrap_or(1.0)
     }
@@ -279,14 +284,19 @@ impl State {
                 .with_untracked(|d| d.as_ref().map(|d| d.adapter.clone()).unwrap_or_default()),
             info: self.info.get_untracked()?,
             steps: self.steps.get_untracked(),
+            mask_updates: self.mask_updates.get_untracked(),
             evals: self.evals.get_untracked(),
         })
     }
 
     pub fn export_csv(&self) {
-        let csv = self
-            .steps
-            .with_untracked(|s| self.evals.with_untracked(|e| to_csv(s, e)));
+        let batch = self
+            .info
+            .with_untracked(|i| i.as_ref().map_or(0, |i| i.batch_size));
+        let csv = self.steps.with_untracked(|s| {
+            self.mask_updates
+                .with_untracked(|u| self.evals.with_untracked(|e| to_csv(batch, s, u, e)))
+        });
         download("sparselab-metrics.csv", "text/csv", csv.as_bytes());
     }
 
@@ -333,6 +343,7 @@ impl State {
                     self.error.set(None);
                 }
                 self.steps.set(Vec::new());
+                self.mask_updates.set(Vec::new());
                 self.evals.set(Vec::new());
                 self.last_eval.set(None);
                 self.weights.set(None);
@@ -349,12 +360,17 @@ impl State {
                     self.send(ToWorker::Play);
                 }
             }
-            FromWorker::Step(r) => {
-                if self.first_step_ms.get_untracked().is_none() {
-                    self.first_step_ms.set(Some(now_ms()));
+            FromWorker::Event(event) => match *event {
+                Event::Step(r) => {
+                    if self.first_step_ms.get_untracked().is_none() {
+                        self.first_step_ms.set(Some(now_ms()));
+                    }
+                    self.steps.update(|s| s.push(r));
                 }
-                self.steps.update(|s| s.push(r));
-            }
+                Event::MaskUpdate(u) => self.mask_updates.update(|v| v.push(u)),
+                // Epoch ends and the end arrive with their evaluation (`Eval`).
+                _ => {}
+            },
             FromWorker::Masks(m) => self.masks.set(Some(m)),
             FromWorker::Eval(e) => {
                 let point = EvalPoint::from(&e);
@@ -414,7 +430,7 @@ pub fn StatusLine(state: State) -> impl IntoView {
             None => "starting…".into(),
         });
         let progress = state.info.with(|i| {
-            let total = i.as_ref().map(|i| i.total_steps).unwrap_or(0);
+            let total = i.as_ref().map(|i| i.start.total_steps).unwrap_or(0);
             let start = i.as_ref().and_then(|i| i.imported_at_step).unwrap_or(0);
             let done = state
                 .steps
@@ -426,16 +442,17 @@ pub fn StatusLine(state: State) -> impl IntoView {
         });
         let speed = state.steps.with(|s| {
             // The median of the last 20 steps: one slow step (a mask update) does not swing it.
-            let mut recent: Vec<&StepReport> = s.iter().rev().take(20).collect();
+            let mut recent: Vec<&StepRecord> = s.iter().rev().take(20).collect();
             if recent.is_empty() {
                 return String::new();
             }
-            recent.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+            recent.sort_by(|a, b| a.images_per_sec.total_cmp(&b.images_per_sec));
             let m = recent[recent.len() / 2];
+            let batch = state.info.with(|i| i.as_ref().map_or(0, |i| i.batch_size));
             format!(
                 " · {:.1} images/s · {:.0} ms/step",
-                m.images_per_second,
-                m.seconds * 1000.0
+                m.images_per_sec,
+                batch as f64 * 1000.0 / m.images_per_sec.max(1e-9)
             )
         });
         let state_word = if state.running.get() {
@@ -486,7 +503,7 @@ pub fn StatusLine(state: State) -> impl IntoView {
     };
     let median_ips = move || {
         state.steps.with(|s| {
-            let mut v: Vec<f64> = s.iter().skip(2).map(|r| r.images_per_second).collect();
+            let mut v: Vec<f64> = s.iter().skip(2).map(|r| r.images_per_sec).collect();
             v.sort_by(f64::total_cmp);
             v.get(v.len() / 2).map(|m| format!("{m:.2}"))
         })
@@ -495,8 +512,8 @@ pub fn StatusLine(state: State) -> impl IntoView {
         <p id="status" data-running=move || state.running.get().to_string()
             data-steps=steps_done data-loss=loss data-loss-start=loss_start
             data-loss-recent=loss_recent data-images-per-second=median_ips
-            data-dataset=move || state.info.with(|i| i.as_ref().map(|i| i.dataset.clone()).unwrap_or_default())
-            data-train-images=move || state.info.with(|i| i.as_ref().map(|i| i.train_images.to_string()).unwrap_or_default())
+            data-dataset=move || state.info.with(|i| i.as_ref().map(|i| i.start.dataset.clone()).unwrap_or_default())
+            data-train-images=move || state.info.with(|i| i.as_ref().map(|i| i.start.train_images.to_string()).unwrap_or_default())
             data-classes=move || state.info.with(|i| i.as_ref().map(|i| i.class_names.join(",")).unwrap_or_default())
             data-imported=move || state.info.with(|i| i.as_ref().and_then(|i| i.imported_at_step).map(|s| s.to_string()).unwrap_or_default())
             data-backend=move || state.device.with(|d| d.as_ref().map(|d| d.backend.clone()).unwrap_or_default())

@@ -4,7 +4,7 @@
 
 use super::checkpoint::Checkpoint;
 use super::driver::RunSink;
-use super::metrics::{Event, MetricsLog};
+use super::metrics::{Event, MetricsLog, StepRecord};
 use super::trainer::Trainer;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -62,12 +62,12 @@ impl CliSink {
 impl RunSink for CliSink {
     fn event(&mut self, event: &Event, trainer: &Trainer) -> anyhow::Result<()> {
         match event {
-            Event::Step {
+            Event::Step(StepRecord {
                 step,
                 loss,
                 accuracy,
                 ..
-            } => {
+            }) => {
                 self.bar.set_position(trainer.step() as u64);
                 self.bar
                     .set_message(format!("loss {loss:.3} acc {:.1}%", accuracy * 100.0));

@@ -6,7 +6,7 @@
 
 use super::checkpoint::{Checkpoint, EpochSums};
 use super::eval::Evaluation;
-use super::metrics::Event;
+use super::metrics::{Event, MaskUpdateRecord, StartRecord, StepRecord};
 use super::trainer::{StepOutcome, Trainer};
 use crate::data::ImageSet;
 
@@ -96,8 +96,14 @@ impl RunDriver {
         resumed_from: Option<usize>,
         sink: &mut dyn RunSink,
     ) -> anyhow::Result<()> {
+        let event = Event::Start(self.start_record(device, resumed_from));
+        sink.event(&event, &self.trainer)
+    }
+
+    /// The run's data and size, as `start` reports them.
+    pub fn start_record(&self, device: &str, resumed_from: Option<usize>) -> StartRecord {
         let t = &self.trainer;
-        let event = Event::Start {
+        StartRecord {
             device: device.to_string(),
             dataset: t.dataset().name.clone(),
             train_images: t.data().split.train.len(),
@@ -112,8 +118,7 @@ impl RunDriver {
             sparse_kernel_layers: t.sparse_kernel_layers().to_vec(),
             layers: t.layer_densities(),
             resumed_from,
-        };
-        sink.event(&event, t)
+        }
     }
 
     /// One step and what follows it: its events, the epoch-end validation and the
@@ -123,7 +128,7 @@ impl RunDriver {
         self.epoch_train_seconds += o.seconds;
         let t = &self.trainer;
         sink.event(
-            &Event::Step {
+            &Event::Step(StepRecord {
                 step: o.step,
                 epoch: o.epoch,
                 loss: o.loss,
@@ -133,12 +138,13 @@ impl RunDriver {
                 target_density: o.scheduled_density,
                 phase: o.phase,
                 images_per_sec: o.batch as f64 / o.seconds.max(1e-9),
-            },
+                nnz: o.nnz,
+            }),
             t,
         )?;
         if let Some(u) = &o.mask_update {
             sink.event(
-                &Event::MaskUpdate {
+                &Event::MaskUpdate(MaskUpdateRecord {
                     step: o.step,
                     drop_fraction: u.drop_fraction,
                     dropped: u.dropped,
@@ -146,7 +152,7 @@ impl RunDriver {
                     churn: u.churn,
                     density: o.density,
                     layers: t.layer_densities(),
-                },
+                }),
                 t,
             )?;
         }
@@ -295,9 +301,9 @@ mod tests {
 
     fn kind(e: &Event) -> String {
         match e {
-            Event::Start { .. } => "start".into(),
-            Event::Step { step, .. } => format!("step {step}"),
-            Event::MaskUpdate { step, .. } => format!("update {step}"),
+            Event::Start(_) => "start".into(),
+            Event::Step(s) => format!("step {}", s.step),
+            Event::MaskUpdate(u) => format!("update {}", u.step),
             Event::Epoch { epoch, .. } => format!("epoch {epoch}"),
             Event::Checkpoint { step, .. } => format!("checkpoint {step}"),
             Event::End { step, .. } => format!("end {step}"),

@@ -12,55 +12,72 @@ pub struct LayerDensity {
     pub numel: usize,
 }
 
+/// A run's start: its data, its size, where it resumed from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StartRecord {
+    pub device: String,
+    pub dataset: String,
+    pub train_images: usize,
+    pub val_images: usize,
+    pub steps_per_epoch: usize,
+    pub total_steps: usize,
+    pub nnz: usize,
+    pub numel: usize,
+    pub dense_params: usize,
+    /// Prunable weights counting every reuse of a shared weight (= numel unshared).
+    #[serde(default)]
+    pub unshared_numel: usize,
+    /// DyReLU's parameters, included in `dense_params`.
+    #[serde(default)]
+    pub dyrelu_params: usize,
+    /// The layers that run the sparse kernels (`run.kernels`); the rest run dense.
+    #[serde(default)]
+    pub sparse_kernel_layers: Vec<String>,
+    pub layers: Vec<LayerDensity>,
+    pub resumed_from: Option<usize>,
+}
+
+/// One training step as logged (every `run.log_every` steps on the command line).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub step: usize,
+    pub epoch: usize,
+    pub loss: f64,
+    pub accuracy: f64,
+    pub lr: f64,
+    pub density: f64,
+    /// The method's scheduled density (EAST's cycles, GMP's ramp, ...).
+    #[serde(default)]
+    pub target_density: f64,
+    /// DyReLU's phase p (absent without DyReLU).
+    #[serde(default)]
+    pub phase: Option<f64>,
+    pub images_per_sec: f64,
+    /// Non-zeros of the masks after the step.
+    #[serde(default)]
+    pub nnz: usize,
+}
+
+/// A mask update: how many weights moved, and the layer densities after it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MaskUpdateRecord {
+    pub step: usize,
+    pub drop_fraction: f64,
+    pub dropped: usize,
+    pub grown: usize,
+    pub churn: f64,
+    pub density: f64,
+    pub layers: Vec<LayerDensity>,
+}
+
+/// Everything a run reports, in order. Steps, starts and mask updates are records of their
+/// own, so the page's messages carry the same types as the log.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
-    Start {
-        device: String,
-        dataset: String,
-        train_images: usize,
-        val_images: usize,
-        steps_per_epoch: usize,
-        total_steps: usize,
-        nnz: usize,
-        numel: usize,
-        dense_params: usize,
-        /// Prunable weights counting every reuse of a shared weight (= numel unshared).
-        #[serde(default)]
-        unshared_numel: usize,
-        /// DyReLU's parameters, included in `dense_params`.
-        #[serde(default)]
-        dyrelu_params: usize,
-        /// The layers that run the sparse kernels (`run.kernels`); the rest run dense.
-        #[serde(default)]
-        sparse_kernel_layers: Vec<String>,
-        layers: Vec<LayerDensity>,
-        resumed_from: Option<usize>,
-    },
-    Step {
-        step: usize,
-        epoch: usize,
-        loss: f64,
-        accuracy: f64,
-        lr: f64,
-        density: f64,
-        /// The method's scheduled density (EAST's cycles, GMP's ramp, ...).
-        #[serde(default)]
-        target_density: f64,
-        /// DyReLU's phase p (absent without DyReLU).
-        #[serde(default)]
-        phase: Option<f64>,
-        images_per_sec: f64,
-    },
-    MaskUpdate {
-        step: usize,
-        drop_fraction: f64,
-        dropped: usize,
-        grown: usize,
-        churn: f64,
-        density: f64,
-        layers: Vec<LayerDensity>,
-    },
+    Start(StartRecord),
+    Step(StepRecord),
+    MaskUpdate(MaskUpdateRecord),
     Epoch {
         epoch: usize,
         step: usize,
@@ -106,8 +123,9 @@ impl Event {
     /// Steps completed when the event was emitted; `Start` counts as before any step.
     pub fn completed_steps(&self) -> usize {
         match self {
-            Event::Start { .. } => 0,
-            Event::Step { step, .. } | Event::MaskUpdate { step, .. } => step + 1,
+            Event::Start(_) => 0,
+            Event::Step(StepRecord { step, .. })
+            | Event::MaskUpdate(MaskUpdateRecord { step, .. }) => step + 1,
             Event::Epoch { step, .. }
             | Event::Checkpoint { step, .. }
             | Event::End { step, .. } => *step,
@@ -117,9 +135,9 @@ impl Event {
     /// The training step the event belongs to (`Start` belongs before step 0).
     pub fn step(&self) -> Option<usize> {
         match self {
-            Event::Start { .. } => None,
-            Event::Step { step, .. }
-            | Event::MaskUpdate { step, .. }
+            Event::Start(_) => None,
+            Event::Step(StepRecord { step, .. })
+            | Event::MaskUpdate(MaskUpdateRecord { step, .. })
             | Event::Epoch { step, .. }
             | Event::Checkpoint { step, .. }
             | Event::End { step, .. } => Some(*step),

@@ -29,6 +29,6 @@ pub use driver::{Advance, RunDriver, RunEnd, RunSink};
 pub use error::TrainError;
 pub use eval::{Evaluation, Prediction};
 pub use mask_state::MaskState;
-pub use metrics::{Event, LayerDensity};
+pub use metrics::{Event, LayerDensity, MaskUpdateRecord, StartRecord, StepRecord};
 pub use setting::Setting;
 pub use trainer::{MaskUpdateOutcome, SchedulePoint, StepOutcome, Trainer};
