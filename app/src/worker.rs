@@ -5,9 +5,9 @@
 
 use crate::protocol::{BackendChoice, DataSource, DeviceInfo, FromWorker, ToWorker};
 use crate::session::{PageStep, Session};
-use js_sys::{Promise, Reflect, Uint8Array};
+use js_sys::{Promise, Reflect};
 use sparselab::burn::tensor::Device;
-use sparselab::data::{DataKind, ImageSet, load_split, load_split_from_bytes};
+use sparselab::data::{DataKind, ImageSet, load_split};
 use sparselab::train::{Checkpoint, Setting, TrainConfig};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -17,8 +17,11 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{DedicatedWorkerGlobalScope, File};
 
-/// Files are read in slices of this size, with a progress message after each.
-const CHUNK_BYTES: f64 = 8.0 * 1024.0 * 1024.0;
+mod adapter;
+mod io;
+
+use adapter::{NoWebGpu, webgpu};
+use io::{decode, fetch_url, read_file};
 
 #[derive(Default)]
 struct Inbox {
@@ -409,159 +412,4 @@ impl Worker {
             }
         }
     }
-}
-
-fn decode(config: &TrainConfig, bytes: &[u8], origin: &str) -> Result<ImageSet, String> {
-    post(&FromWorker::Loading {
-        what: format!("decoding {origin}"),
-        done: bytes.len() as u64,
-        total: Some(bytes.len() as u64),
-    });
-    if config.data.kind == DataKind::Synthetic {
-        return Err("choose the dataset's format (CIFAR-10, CIFAR-100 or image folder) before loading a file".into());
-    }
-    load_split_from_bytes(&config.data, bytes, origin, false).map_err(|e| e.to_string())
-}
-
-/// Reads a picked or dropped file in `CHUNK_BYTES` slices, reporting progress.
-async fn read_file(file: &File) -> Result<Vec<u8>, String> {
-    let total = file.size();
-    let mut bytes = Vec::with_capacity(total as usize);
-    let mut offset = 0.0;
-    while offset < total {
-        let end = (offset + CHUNK_BYTES).min(total);
-        let blob = file
-            .slice_with_f64_and_f64(offset, end)
-            .map_err(|e| format!("cannot read {}: {e:?}", file.name()))?;
-        let buffer = JsFuture::from(blob.array_buffer())
-            .await
-            .map_err(|e| format!("cannot read {}: {e:?}", file.name()))?;
-        bytes.extend_from_slice(&Uint8Array::new(&buffer).to_vec());
-        offset = end;
-        post(&FromWorker::Loading {
-            what: format!("reading {}", file.name()),
-            done: offset as u64,
-            total: Some(total as u64),
-        });
-    }
-    Ok(bytes)
-}
-
-/// Downloads a dataset, streaming the body (progress after every chunk).
-async fn fetch_url(url: &str) -> Result<Vec<u8>, String> {
-    let fail = |e: JsValue| {
-        format!(
-            "cannot download {url}: {e:?} (is the address right, and does the server allow cross-origin requests?)"
-        )
-    };
-    let response: web_sys::Response = JsFuture::from(scope().fetch_with_str(url))
-        .await
-        .map_err(fail)?
-        .unchecked_into();
-    if !response.ok() {
-        return Err(format!("cannot download {url}: HTTP {}", response.status()));
-    }
-    let total = response
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.parse::<u64>().ok());
-    let body = response
-        .body()
-        .ok_or(format!("{url}: the response has no body"))?;
-    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-    let mut bytes = Vec::new();
-    loop {
-        let chunk = JsFuture::from(reader.read()).await.map_err(fail)?;
-        if Reflect::get(&chunk, &"done".into())
-            .map(|d| d.is_truthy())
-            .unwrap_or(true)
-        {
-            break;
-        }
-        let value = Reflect::get(&chunk, &"value".into()).map_err(fail)?;
-        bytes.extend_from_slice(&Uint8Array::new(&value).to_vec());
-        post(&FromWorker::Loading {
-            what: format!("downloading {url}"),
-            done: bytes.len() as u64,
-            total,
-        });
-    }
-    Ok(bytes)
-}
-
-/// Why the worker does not train on WebGPU.
-enum NoWebGpu {
-    /// No API, no adapter, or the device failed: the message says which.
-    Missing(String),
-    /// Only a software (fallback) adapter, skipped by `auto`: its name.
-    Software(String),
-}
-
-/// WebGPU, when the browser has an adapter (a hardware one, with `skip_software`); why
-/// not otherwise.
-async fn webgpu(skip_software: bool) -> Result<(Device, String), NoWebGpu> {
-    let missing = |m: &str| NoWebGpu::Missing(m.to_string());
-    let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).unwrap_or_default();
-    let gpu = Reflect::get(&navigator, &"gpu".into()).unwrap_or_default();
-    if gpu.is_undefined() || gpu.is_null() {
-        return Err(missing(
-            "this browser has no WebGPU (navigator.gpu is missing): use a recent Chrome, Edge or Safari, or Firefox with WebGPU enabled",
-        ));
-    }
-    // Ask for an adapter ourselves first: a browser with WebGPU but no usable adapter
-    // (blocked GPU, headless without --enable-unsafe-webgpu) answers null.
-    let request = Reflect::get(&gpu, &"requestAdapter".into())
-        .ok()
-        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
-        .ok_or_else(|| missing("navigator.gpu.requestAdapter is missing"))?;
-    let adapter = request
-        .call0(&gpu)
-        .ok()
-        .and_then(|p| p.dyn_into::<Promise>().ok())
-        .ok_or_else(|| missing("navigator.gpu.requestAdapter failed"))?;
-    let adapter = JsFuture::from(adapter)
-        .await
-        .map_err(|e| NoWebGpu::Missing(format!("the WebGPU adapter request failed: {e:?}")))?;
-    if adapter.is_null() || adapter.is_undefined() {
-        return Err(missing(
-            "WebGPU is present but offers no adapter (the GPU may be blocked or disabled in this browser)",
-        ));
-    }
-    if skip_software && let Some(name) = software_adapter_name(&adapter) {
-        return Err(NoWebGpu::Software(name));
-    }
-    let (device, setup) = Device::wgpu_options()
-        .init_with_setup_async()
-        .await
-        .map_err(|e| NoWebGpu::Missing(format!("WebGPU could not start: {e:?}")))?;
-    let info = setup.adapter.get_info();
-    let name = if info.name.is_empty() {
-        "WebGPU adapter".to_string()
-    } else {
-        info.name.clone()
-    };
-    Ok((
-        device.autodiff(),
-        format!("{name} ({:?})", info.device_type),
-    ))
-}
-
-/// The adapter's name when the browser marks it as a fallback (software) adapter:
-/// `GPUAdapterInfo.isFallbackAdapter`, or the older `GPUAdapter.isFallbackAdapter`.
-fn software_adapter_name(adapter: &JsValue) -> Option<String> {
-    let get = |v: &JsValue, key: &str| Reflect::get(v, &key.into()).unwrap_or_default();
-    let info = get(adapter, "info");
-    let fallback = get(&info, "isFallbackAdapter").is_truthy()
-        || get(adapter, "isFallbackAdapter").is_truthy();
-    if !fallback {
-        return None;
-    }
-    let name = ["description", "device", "architecture", "vendor"]
-        .iter()
-        .filter_map(|k| get(&info, k).as_string())
-        .find(|s| !s.is_empty())
-        .unwrap_or_else(|| "a software adapter".into());
-    Some(name)
 }

@@ -5,6 +5,7 @@ mod controls;
 mod explain;
 mod masks;
 mod state;
+mod status;
 mod views;
 
 use charts::{LineChart, Series};
@@ -156,9 +157,9 @@ fn App() -> impl IntoView {
     view! {
         <header>
             <h1>"sparselab"<span class="muted">" extreme sparse training, live"</span></h1>
-            <state::StatusLine state=state />
+            <status::StatusLine state=state />
         </header>
-        <state::Banners state=state />
+        <status::Banners state=state />
         <main>
             <aside class="controls">
                 <controls::Controls state=state />

@@ -1,0 +1,133 @@
+//! The status line (device, progress, speed) and the banners (errors, notes) above the
+//! charts: views of the state, nothing more.
+
+use super::state::State;
+use leptos::prelude::*;
+use sparselab::train::StepRecord;
+
+#[component]
+pub fn StatusLine(state: State) -> impl IntoView {
+    let text = move || {
+        let device = state.device.with(|d| match d {
+            Some(d) => format!("{} · {}", d.backend, d.adapter),
+            None => "starting…".into(),
+        });
+        let progress = state.info.with(|i| {
+            let total = i.as_ref().map(|i| i.start.total_steps).unwrap_or(0);
+            let start = i.as_ref().and_then(|i| i.imported_at_step).unwrap_or(0);
+            let done = state
+                .steps
+                .with(|s| s.last().map(|r| r.step + 1).unwrap_or(start));
+            let epoch = state
+                .steps
+                .with(|s| s.last().map(|r| r.epoch + 1).unwrap_or(1));
+            format!("step {done}/{total} · epoch {epoch}")
+        });
+        let speed = state.steps.with(|s| {
+            // The median of the last 20 steps: one slow step (a mask update) does not swing it.
+            let mut recent: Vec<&StepRecord> = s.iter().rev().take(20).collect();
+            if recent.is_empty() {
+                return String::new();
+            }
+            recent.sort_by(|a, b| a.images_per_sec.total_cmp(&b.images_per_sec));
+            let m = recent[recent.len() / 2];
+            let batch = state.info.with(|i| i.as_ref().map_or(0, |i| i.batch_size));
+            format!(
+                " · {:.1} images/s · {:.0} ms/step",
+                m.images_per_sec,
+                batch as f64 * 1000.0 / m.images_per_sec.max(1e-9)
+            )
+        });
+        let state_word = if state.running.get() {
+            "training"
+        } else if state.finished.get() {
+            "finished"
+        } else {
+            "paused"
+        };
+        let imported = state.info.with(|i| {
+            i.as_ref()
+                .and_then(|i| i.imported_at_step)
+                .map(|s| format!(" · imported checkpoint (saved at step {s})"))
+                .unwrap_or_default()
+        });
+        format!("{state_word} · {progress}{speed} · {device}{imported}")
+    };
+    let loss = move || {
+        state.steps.with(|s| {
+            s.last()
+                .map(|r| format!("{:.4}", r.loss))
+                .unwrap_or_default()
+        })
+    };
+    let steps_done = move || state.steps.with(|s| s.len());
+    // Means of the first five and the last ten losses: what "the loss falls" is judged on.
+    let loss_start = move || {
+        state.steps.with(|s| {
+            let n = s.len().min(5);
+            (n > 0).then(|| {
+                format!(
+                    "{:.4}",
+                    s[..n].iter().map(|r| r.loss).sum::<f64>() / n as f64
+                )
+            })
+        })
+    };
+    let loss_recent = move || {
+        state.steps.with(|s| {
+            let n = s.len().min(10);
+            (n > 0).then(|| {
+                format!(
+                    "{:.4}",
+                    s[s.len() - n..].iter().map(|r| r.loss).sum::<f64>() / n as f64
+                )
+            })
+        })
+    };
+    let median_ips = move || {
+        state.steps.with(|s| {
+            let mut v: Vec<f64> = s.iter().skip(2).map(|r| r.images_per_sec).collect();
+            v.sort_by(f64::total_cmp);
+            v.get(v.len() / 2).map(|m| format!("{m:.2}"))
+        })
+    };
+    view! {
+        <p id="status" data-running=move || state.running.get().to_string()
+            data-steps=steps_done data-loss=loss data-loss-start=loss_start
+            data-loss-recent=loss_recent data-images-per-second=median_ips
+            data-dataset=move || state.info.with(|i| i.as_ref().map(|i| i.start.dataset.clone()).unwrap_or_default())
+            data-train-images=move || state.info.with(|i| i.as_ref().map(|i| i.start.train_images.to_string()).unwrap_or_default())
+            data-classes=move || state.info.with(|i| i.as_ref().map(|i| i.class_names.join(",")).unwrap_or_default())
+            data-imported=move || state.info.with(|i| i.as_ref().and_then(|i| i.imported_at_step).map(|s| s.to_string()).unwrap_or_default())
+            data-backend=move || state.device.with(|d| d.as_ref().map(|d| d.backend.clone()).unwrap_or_default())
+            data-first-step-ms=move || state.first_step_ms.get().map(|m| format!("{m:.0}")).unwrap_or_default()>
+            {text}
+        </p>
+    }
+}
+
+#[component]
+pub fn Banners(state: State) -> impl IntoView {
+    view! {
+        {move || state.device.get().and_then(|d| {
+            let software = d.software_adapter.is_some();
+            let title = if software {
+                "Software WebGPU only: training on the CPU. "
+            } else {
+                "No WebGPU: training on the CPU. "
+            };
+            d.fallback_reason.map(|r| view! {
+                <div class="banner warn" id="fallback" data-software=software.to_string()>
+                    <strong>{title}</strong>{r}
+                    " The small models still train here, more slowly than on a GPU."
+                </div>
+            })
+        })}
+        {move || state.loading.get().map(|l| view! { <div class="banner info" id="loading">{l}</div> })}
+        {move || state.error.get().map(|(context, message)| view! {
+            <div class="banner error" id="error" data-context=context.clone()>
+                <strong>{format!("{context}: ")}</strong>{message}
+            </div>
+        })}
+    }
+}
