@@ -4,6 +4,7 @@
 //! with `--report-only`) the cells' summaries become a results table (markdown + CSV,
 //! mean ± std over seeds) and an accuracy-vs-sparsity plot (SVG).
 
+pub mod chart;
 pub mod cluster;
 pub mod report;
 
@@ -328,7 +329,7 @@ pub fn write_report(
     write_atomic(&out.join("results.csv"), report::csv(&rows).as_bytes())?;
     write_atomic(
         &out.join("accuracy.svg"),
-        report::accuracy_svg(&rows, &sweep.title).as_bytes(),
+        chart::accuracy_svg(&rows, &sweep.title).as_bytes(),
     )?;
     Ok(rows)
 }
