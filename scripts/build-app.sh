@@ -16,9 +16,11 @@ if [ ! -x tests/e2e/node_modules/.bin/wasm-opt ]; then
       exit 1
     fi
   fi
+  phase "app: npm ci (binaryen's wasm-opt, playwright-core)"
   (cd tests/e2e && npm ci --no-audit --no-fund)
 fi
 # Trunk finds wasm-bindgen and wasm-opt on PATH when their versions match Trunk.toml.
 export PATH="$PWD/tests/e2e/node_modules/.bin:$PATH"
+phase "app: trunk build (wasm32 build, wasm-bindgen, wasm-opt)"
 trunk build --release "$@"
 ls -l dist/*.wasm
