@@ -138,7 +138,8 @@ impl TrainConfig {
             .map_err(|e| {
                 let key = e.path().to_string();
                 let message = e.into_inner().message().to_string();
-                if key == "." {
+                // A method's table names its own key (`method.gmp.start_fraction: ...`).
+                if key == "." || message.starts_with(&format!("{key}.")) {
                     ConfigError(format!("{origin}: {message}"))
                 } else {
                     ConfigError(format!("{origin}: {key}: {message}"))
