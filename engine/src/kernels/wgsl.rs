@@ -26,16 +26,27 @@ macro_rules! shader {
     ($name:literal) => {
         $crate::kernels::wgsl::Shader {
             name: $name,
-            source: include_str!(concat!("../../../shaders/", $name, ".wgsl")),
+            source: include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../shaders/",
+                $name,
+                ".wgsl"
+            )),
             helpers: None,
         }
     };
     ($name:literal, $helpers:literal) => {
         $crate::kernels::wgsl::Shader {
             name: $name,
-            source: include_str!(concat!("../../../shaders/", $name, ".wgsl")),
+            source: include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../shaders/",
+                $name,
+                ".wgsl"
+            )),
             helpers: Some(include_str!(concat!(
-                "../../../shaders/",
+                env!("CARGO_MANIFEST_DIR"),
+                "/../shaders/",
                 $helpers,
                 ".wgsl"
             ))),
