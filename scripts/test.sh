@@ -8,11 +8,11 @@ source scripts/env.sh
 # so a CI log shows where a cold run spends its minutes.
 SPARSELAB_T0=$(date +%s)
 export SPARSELAB_T0
-# The wasm tools (Trunk, wasm-bindgen) compile beside the native build and the native tests,
-# which leave a core idle part of the time; the browser phases wait for them. At the lowest
-# priority, so they take the idle core rather than half of the native build's.
+# The tools (Trunk and wasm-bindgen, then mdBook) compile beside the native build and the
+# native tests, which leave a core idle part of the time; the browser phases wait for them.
+# At the lowest priority, so they take the idle core rather than half of the native build's.
 tools_log=$(mktemp)
-nice -n 19 bash scripts/install-web-tools.sh >"$tools_log" 2>&1 &
+nice -n 19 bash -c "bash scripts/install-web-tools.sh && bash scripts/install-mdbook.sh" >"$tools_log" 2>&1 &
 tools_pid=$!
 trap 'pkill -P "$tools_pid" 2>/dev/null || true; kill "$tools_pid" 2>/dev/null || true; rm -f "$tools_log"' EXIT
 phase "setup and native build"
@@ -35,7 +35,7 @@ bash scripts/test-slurm.sh
 phase "kernel tests in the browser"
 if ! wait "$tools_pid"; then
   cat "$tools_log"
-  echo "error: installing the wasm tools failed (its output is above)" >&2
+  echo "error: installing the tools failed (its output is above)" >&2
   exit 1
 fi
 grep '^== ' "$tools_log" || true
