@@ -39,7 +39,6 @@ if ! wait "$tools_pid"; then
   exit 1
 fi
 grep '^== ' "$tools_log" || true
-tail -n 3 "$tools_log"
 bash scripts/test-browser.sh
 # The playground page end to end in headless Chromium (WebGPU and the CPU fallback).
 phase "page tests"
