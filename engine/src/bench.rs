@@ -13,6 +13,8 @@ pub struct BenchRow {
     /// Time to assemble one augmented, normalised batch on the host (part of each step).
     pub data_ms_per_batch: f64,
     pub batch: usize,
+    /// `run.kernels` and how many layers it ran sparse, e.g. "auto (33/37 sparse)".
+    pub kernels: String,
 }
 
 impl BenchRow {
@@ -44,7 +46,16 @@ pub fn bench_backend(
         let o = block_on(trainer.train_step())?;
         ms.push(o.seconds * 1000.0);
     }
+    let kernels = format!(
+        "{} ({}/{} sparse)",
+        serde_json::to_value(trainer.config().run.kernels)?
+            .as_str()
+            .unwrap_or("?"),
+        trainer.sparse_kernel_layers().len(),
+        trainer.layers().len()
+    );
     Ok(BenchRow {
+        kernels,
         backend: format!("{backend:?}").to_lowercase(),
         device: name,
         ms_per_step: ms,
@@ -67,14 +78,15 @@ fn time_batches(trainer: &Trainer, batch: usize) -> f64 {
 
 pub fn table(rows: &[BenchRow]) -> String {
     let mut s = String::from(
-        "| backend | device | ms/step (mean ± std) | images/s | data ms/batch | steps timed |\n|---|---|---|---|---|---|\n",
+        "| backend | device | kernels | ms/step (mean ± std) | images/s | data ms/batch | steps timed |\n|---|---|---|---:|---:|---:|---:|\n",
     );
     for r in rows {
         let (mean, std) = r.mean_std();
         s.push_str(&format!(
-            "| {} | {} | {:.0} ± {:.0} | {:.1} | {:.2} | {} |\n",
+            "| {} | {} | {} | {:.0} ± {:.0} | {:.1} | {:.2} | {} |\n",
             r.backend,
             r.device,
+            r.kernels,
             mean,
             std,
             r.batch as f64 / (mean / 1000.0),

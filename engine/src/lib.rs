@@ -9,6 +9,8 @@ pub use burn;
 pub mod bench;
 pub mod data;
 pub mod device;
+#[cfg(feature = "native")]
+pub mod host_memory;
 pub mod kernels;
 pub mod methods;
 pub mod model;

@@ -116,6 +116,7 @@ enum DataCommand {
 }
 
 fn main() -> ExitCode {
+    sparselab::host_memory::keep_freed_memory();
     quiet_headless_display_probe();
     match real_main() {
         Ok(()) => ExitCode::SUCCESS,

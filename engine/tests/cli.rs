@@ -423,12 +423,12 @@ fn bench_kernels_prints_its_tables_and_rejects_bad_arguments() {
 }
 
 #[test]
-fn auto_kernels_choose_layers_by_measurement_and_report_them() {
+fn timed_kernels_choose_layers_by_measurement_and_report_them() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_ok(
         sparselab()
             .args(SMALL)
-            .args(["--sparsity", "0.999", "--set", "run.kernels=\"auto\""])
+            .args(["--sparsity", "0.999", "--set", "run.kernels=\"timed\""])
             .arg("--out")
             .arg(dir.path()),
     );
@@ -454,4 +454,47 @@ fn auto_kernels_choose_layers_by_measurement_and_report_them() {
         );
     }
     assert!(String::from_utf8_lossy(&out.stdout).contains("best val acc"));
+}
+
+#[test]
+fn auto_kernels_follow_the_shipped_table_so_two_runs_agree() {
+    // The default `run.kernels = "auto"`: the same layers and the same losses every run.
+    let run = || {
+        let dir = tempfile::tempdir().unwrap();
+        let out = run_ok(
+            sparselab()
+                .args(SMALL)
+                .args(["--sparsity", "0.999"])
+                .arg("--out")
+                .arg(dir.path()),
+        );
+        let text = std::fs::read_to_string(dir.path().join("metrics.jsonl")).unwrap();
+        let events: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let chosen = events[0]["sparse_kernel_layers"].clone();
+        let losses: Vec<serde_json::Value> = events
+            .iter()
+            .filter(|e| e["kind"] == "step")
+            .map(|e| e["loss"].clone())
+            .collect();
+        (
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            chosen,
+            losses,
+        )
+    };
+    let (stderr, chosen, losses) = run();
+    let n = chosen.as_array().expect("the start event lists them").len();
+    // At 99.9% every conv of this small model is far below its crossover density.
+    assert!(n > 0, "{stderr}");
+    assert!(
+        stderr.contains(&format!("sparse kernels: {n} of ")),
+        "{stderr}"
+    );
+    assert!(!losses.is_empty());
+    let (_, chosen_again, losses_again) = run();
+    assert_eq!(chosen, chosen_again);
+    assert_eq!(losses, losses_again);
 }

@@ -1,6 +1,8 @@
-//! Which layers of a training run use the sparse kernels (`run.kernels`): none, all, or
-//! the ones a timing on this device says are faster sparse.
+//! Which layers of a training run use the sparse kernels (`run.kernels`): none, all, the
+//! ones the shipped crossover table says are faster sparse at their density, or the ones a
+//! timing on this device says are.
 
+use super::crossover::CrossoverTable;
 use super::plan::layout_of;
 use super::timing::{ConvShape, LayerTiming, time_layer};
 use crate::model::ResNet;
@@ -11,20 +13,23 @@ use burn::tensor::Device;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KernelMode {
-    /// Dense convolutions of the masked weights everywhere (what peer libraries do). The
-    /// default: two runs of one config give the same numbers, bit for bit.
-    #[default]
+    /// Dense convolutions of the masked weights everywhere (what peer libraries do).
     Dense,
     /// Every conv and linear layer through the sparse kernels.
     Sparse,
+    /// The default. Each conv layer runs sparse where its initial density is at or below
+    /// the crossover the kernel lab measured for this backend and shape
+    /// (`kernels/crossover.rs`): the same choice on every run of one config.
+    #[default]
+    Auto,
     /// Each conv layer runs sparse where a timing (forward and backward, at the run's batch
     /// size and initial density) says the sparse kernel wins. The choice is logged and
     /// kept in checkpoints; being timed, it can differ between two runs of one config.
-    Auto,
+    Timed,
 }
 
 /// The layers that run sparse under `mode`, with the per-layer timings behind the choice
-/// (only auto measures). None on a backend without the kernels (`has_kernels`).
+/// (only timed measures). None on a backend without the kernels (`has_kernels`).
 pub fn choose_layers(
     model: &ResNet,
     masks: &Masks,
@@ -47,6 +52,26 @@ pub fn choose_layers(
             Vec::new(),
         ),
         KernelMode::Auto => {
+            let table = if super::runs_wgsl(device) {
+                CrossoverTable::Wgpu
+            } else {
+                CrossoverTable::Flex
+            };
+            let chosen = conv_shapes(model)
+                .into_iter()
+                .filter(|shape| {
+                    let Some(mask) = masks.get(&shape.path) else {
+                        return false;
+                    };
+                    table
+                        .max_density(shape)
+                        .is_some_and(|max| mask.density() <= max)
+                })
+                .map(|shape| shape.path)
+                .collect();
+            (chosen, Vec::new())
+        }
+        KernelMode::Timed => {
             // Timed as training uses them: forward and backward.
             let device = device.clone().autodiff();
             let timings: Vec<LayerTiming> = conv_shapes(model)

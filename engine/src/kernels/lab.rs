@@ -143,8 +143,10 @@ pub fn network_timing(
                 }
             })
         };
-        let sparse = ForwardCtx::new(None, Some(&plan as &dyn LayerKernels));
-        (run(ForwardCtx::DENSE), run(sparse))
+        // Both with the BatchNorm training uses on this device.
+        let norm = super::batch_norm::for_device(device);
+        let sparse = ForwardCtx::new(None, Some(&plan as &dyn LayerKernels)).with_batch_norm(norm);
+        (run(ForwardCtx::DENSE.with_batch_norm(norm)), run(sparse))
     };
     let (inference_dense, inference_sparse) = measure(&device.clone().inner(), false);
     let (train_dense, train_sparse) = measure(&device.clone().autodiff(), true);

@@ -13,9 +13,15 @@
 //! 3. and 4. `sparse_conv`: sparse convolution / linear forward, and its backward pass
 //!    touching only active weights, over the index built in `sparse_index`.
 
+pub mod batch_norm;
 pub mod choice;
+pub mod crossover;
+pub(crate) mod flex_tensor;
 pub mod lab;
+pub mod lab_cpu_loops;
+pub mod lab_crossover;
 pub mod masked_step;
+pub(crate) mod parallel;
 pub mod plan;
 pub mod sparse_conv;
 pub mod sparse_index;

@@ -8,12 +8,14 @@
 //! the dense gradient there, runs its update steps through the dense convolution instead.
 //!
 //! References: `reference_conv2d` (Burn's dense conv on the masked weight) is what every
-//! output and gradient is tested against; Flex runs a CPU loop over the same index.
+//! output and gradient is tested against; Flex runs CPU loops over the same index.
 //!
 //! Here: the op and its geometry. Its implementations: `cube.rs` (the WGSL kernels on
-//! wgpu), `flex.rs` (CPU loops over the same index), `autodiff.rs` (the backward pass).
+//! wgpu), `flex.rs` (Flex's tensors handed to `cpu_loops.rs`, the CPU loops in numbered
+//! versions), `autodiff.rs` (the backward pass).
 
 mod autodiff;
+pub mod cpu_loops;
 mod cube;
 mod flex;
 

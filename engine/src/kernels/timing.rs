@@ -96,66 +96,96 @@ pub fn time_layer(
     repeats: usize,
     backward: bool,
 ) -> LayerTiming {
-    let layout = WeightLayout::conv(shape.weight);
-    let index = SparseIndex::new(layout, active);
-    let nnz = index.nnz();
-    let index = index.to_device(device);
-    let x = Tensor::<4>::random(
-        [batch, shape.weight[1], shape.in_side, shape.in_side],
-        Distribution::Normal(0.0, 1.0),
-        device,
-    );
-    let weight = Tensor::<4>::random(shape.weight, Distribution::Normal(0.0, 0.1), device);
-    let (x, weight) = if backward {
-        (x.require_grad(), weight.require_grad())
-    } else {
-        (x, weight)
-    };
-    let finish = |y: Tensor<4>| {
-        if backward {
+    let bench = LayerBench::new(shape, batch, device, backward);
+    LayerTiming {
+        shape: shape.clone(),
+        density: active.iter().filter(|a| **a).count() as f64 / active.len() as f64,
+        nnz: active.iter().filter(|a| **a).count(),
+        dense_ms: bench.dense_ms(active, repeats),
+        sparse_ms: bench.sparse_ms(active, repeats),
+    }
+}
+
+/// One layer's input and weight on a device, for timing it dense and sparse at any mask.
+pub struct LayerBench {
+    shape: ConvShape,
+    device: Device,
+    backward: bool,
+    x: Tensor<4>,
+    weight: Tensor<4>,
+}
+
+impl LayerBench {
+    pub fn new(shape: &ConvShape, batch: usize, device: &Device, backward: bool) -> Self {
+        let x = Tensor::<4>::random(
+            [batch, shape.weight[1], shape.in_side, shape.in_side],
+            Distribution::Normal(0.0, 1.0),
+            device,
+        );
+        let weight = Tensor::<4>::random(shape.weight, Distribution::Normal(0.0, 0.1), device);
+        let (x, weight) = if backward {
+            (x.require_grad(), weight.require_grad())
+        } else {
+            (x, weight)
+        };
+        Self {
+            shape: shape.clone(),
+            device: device.clone(),
+            backward,
+            x,
+            weight,
+        }
+    }
+
+    fn finish(&self, y: Tensor<4>) -> Option<Tensor<4>> {
+        if self.backward {
             drop(y.sum().backward());
             None
         } else {
             Some(y)
         }
-    };
-    let mask_values: Vec<f32> = active.iter().map(|&a| f32::from(u8::from(a))).collect();
-    let mask = Tensor::<4>::from_data(
-        burn::tensor::TensorData::new(mask_values, shape.weight),
-        device,
-    );
-    // The dense baseline is what a masked-dense library runs: conv of (weight * mask).
-    let masked = (weight.clone() * mask).detach();
-    // A fresh leaf: every timed backward builds its graph from leaves.
-    let masked = if backward {
-        masked.require_grad()
-    } else {
-        masked
-    };
-    let (stride, padding) = ([shape.stride; 2], [shape.padding(); 2]);
-    let options = burn::tensor::ops::ConvOptions::new(stride, padding, [1, 1], 1);
-    let dense_ms = time_ms(device, 2, repeats, || {
-        finish(burn::tensor::module::conv2d(
-            x.clone(),
-            masked.clone(),
-            None,
-            options.clone(),
-        ))
-    });
-    let sparse_ms = time_ms(device, 2, repeats, || {
-        finish(sparse_conv2d(
-            x.clone(),
-            weight.clone(),
-            &index,
-            stride,
-            padding,
-        ))
-    });
-    LayerTiming {
-        shape: shape.clone(),
-        density: nnz as f64 / active.len() as f64,
-        nnz,
-        dense_ms,
-        sparse_ms,
+    }
+
+    /// What a masked-dense library runs: conv of (weight * mask). Its time hardly depends on
+    /// the mask.
+    pub fn dense_ms(&self, active: &[bool], repeats: usize) -> (f64, f64) {
+        let mask_values: Vec<f32> = active.iter().map(|&a| f32::from(u8::from(a))).collect();
+        let mask = Tensor::<4>::from_data(
+            burn::tensor::TensorData::new(mask_values, self.shape.weight),
+            &self.device,
+        );
+        let masked = (self.weight.clone() * mask).detach();
+        // A fresh leaf: every timed backward builds its graph from leaves.
+        let masked = if self.backward {
+            masked.require_grad()
+        } else {
+            masked
+        };
+        let (stride, padding) = ([self.shape.stride; 2], [self.shape.padding(); 2]);
+        let options = burn::tensor::ops::ConvOptions::new(stride, padding, [1, 1], 1);
+        time_ms(&self.device, 2, repeats, || {
+            self.finish(burn::tensor::module::conv2d(
+                self.x.clone(),
+                masked.clone(),
+                None,
+                options.clone(),
+            ))
+        })
+    }
+
+    /// The sparse kernel over the index of `active`.
+    pub fn sparse_ms(&self, active: &[bool], repeats: usize) -> (f64, f64) {
+        let layout = WeightLayout::conv(self.shape.weight);
+        let index = SparseIndex::new(layout, active).to_device(&self.device);
+        let (stride, padding) = ([self.shape.stride; 2], [self.shape.padding(); 2]);
+        time_ms(&self.device, 2, repeats, || {
+            self.finish(sparse_conv2d(
+                self.x.clone(),
+                self.weight.clone(),
+                &index,
+                stride,
+                padding,
+            ))
+        })
     }
 }

@@ -155,16 +155,16 @@ impl Block {
             }
         };
         let c1 = conv(0, &self.conv1, &owner.conv1, &self.gain1, x.clone());
-        let out = activate(&self.dyrelu1, self.bn1.forward(c1), ctx.phase);
+        let out = activate(&self.dyrelu1, ctx.norm(&self.bn1, c1), ctx.phase);
         let c2 = conv(1, &self.conv2, &owner.conv2, &self.gain2, out);
-        let mut out = self.bn2.forward(c2);
+        let mut out = ctx.norm(&self.bn2, c2);
         if let Some(bn3) = &self.bn3 {
             let out2 = activate(&self.dyrelu2, out, ctx.phase);
             let c3 = conv(2, &self.conv3, &owner.conv3, &self.gain3, out2);
-            out = bn3.forward(c3);
+            out = ctx.norm(bn3, c3);
         }
         let identity = match (&self.shortcut, self.ids.shortcut) {
-            (Some(s), Some(id)) => s.bn.forward(ctx.conv(id, &s.conv, x)),
+            (Some(s), Some(id)) => ctx.norm(&s.bn, ctx.conv(id, &s.conv, x)),
             _ => x,
         };
         activate(&self.dyrelu_out, out + identity, ctx.phase)

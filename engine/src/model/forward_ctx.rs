@@ -2,8 +2,8 @@
 //! model holds parameters only; the trainer owns the phase and the sparse kernels and
 //! hands them to every forward, so nothing on the model changes between steps.
 
-use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, Linear};
 use burn::tensor::Tensor;
 
 /// A prunable layer's place in the model's layer table (`ResNet::layers`): the same
@@ -18,12 +18,17 @@ pub trait LayerKernels {
     fn linear(&self, id: LayerId, linear: &Linear, x: Tensor<2>) -> Tensor<2>;
 }
 
+/// Another implementation of BatchNorm in training mode (the fused one on Flex).
+pub type BatchNormTrain = fn(&BatchNorm, Tensor<4>) -> Tensor<4>;
+
 #[derive(Clone, Copy)]
 pub struct ForwardCtx<'a> {
     /// DyReLU's phase p (1: fully dynamic, 0: exactly ReLU); ignored without DyReLU.
     pub phase: f32,
     /// Layers that run through other kernels; None: every layer dense.
     pub kernels: Option<&'a dyn LayerKernels>,
+    /// BatchNorm while training (autodiff); None: Burn's `BatchNorm::forward`.
+    pub batch_norm: Option<BatchNormTrain>,
 }
 
 impl ForwardCtx<'static> {
@@ -31,6 +36,7 @@ impl ForwardCtx<'static> {
     pub const DENSE: Self = Self {
         phase: 1.0,
         kernels: None,
+        batch_norm: None,
     };
 }
 
@@ -39,6 +45,19 @@ impl<'a> ForwardCtx<'a> {
         Self {
             phase: phase.map_or(1.0, |p| p as f32),
             kernels,
+            batch_norm: None,
+        }
+    }
+
+    /// The same context with another BatchNorm for training.
+    pub fn with_batch_norm(self, batch_norm: Option<BatchNormTrain>) -> Self {
+        Self { batch_norm, ..self }
+    }
+
+    pub(crate) fn norm(&self, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+        match self.batch_norm {
+            Some(train) if x.device().is_autodiff() && bn.training.is_enabled() => train(bn, x),
+            _ => bn.forward(x),
         }
     }
 

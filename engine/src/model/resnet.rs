@@ -147,9 +147,7 @@ impl ResNet {
 
     /// Logits `[batch, classes]` for images `[batch, 3, 32, 32]`.
     pub fn forward(&self, images: Tensor<4>, ctx: &ForwardCtx) -> Tensor<2> {
-        let stem = self
-            .stem_bn
-            .forward(ctx.conv(LayerId(0), &self.stem, images));
+        let stem = ctx.norm(&self.stem_bn, ctx.conv(LayerId(0), &self.stem, images));
         let mut x = activate(&self.dyrelu_stem, stem, ctx.phase);
         for stage in &self.stages {
             for (b, block) in stage.blocks.iter().enumerate() {

@@ -7,6 +7,7 @@
 //! to a temporary file, synced and renamed, so a crash never leaves a half-written
 //! checkpoint behind. The same bytes load in the browser.
 
+mod exact_f64;
 mod format;
 
 pub use format::write_atomic;
@@ -35,8 +36,11 @@ pub struct NamedTensor {
 /// Running sums of the current epoch (so a resume mid-epoch reports the same averages).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct EpochSums {
+    #[serde(with = "exact_f64")]
     pub loss: f64,
+    #[serde(with = "exact_f64")]
     pub correct: f64,
+    #[serde(with = "exact_f64")]
     pub seen: f64,
 }
 
@@ -48,15 +52,16 @@ pub struct CheckpointMeta {
     pub class_names: Vec<String>,
     pub normalization: Normalization,
     pub epoch_sums: EpochSums,
+    #[serde(default, with = "exact_f64::option")]
     pub best_val_accuracy: Option<f64>,
     /// Training FLOPs so far (0 in checkpoints written before they were counted).
-    #[serde(default)]
+    #[serde(default, with = "exact_f64")]
     pub train_flops: f64,
     /// DyReLU's phase p at this step, for evaluating the checkpoint.
-    #[serde(default)]
+    #[serde(default, with = "exact_f64::option")]
     pub dyrelu_phase: Option<f64>,
     /// The layers that ran the sparse kernels, so a resumed run keeps the same choice
-    /// (`run.kernels = "auto"` measures, and a second measurement could differ).
+    /// (`run.kernels = "timed"` measures, and a second measurement could differ).
     #[serde(default)]
     pub sparse_kernel_layers: Option<Vec<String>>,
     /// Identifies the training images (count, classes, CRC-32 of pixels and labels), so a

@@ -44,8 +44,8 @@ pub struct RunConfig {
     pub log_every: usize,
     /// Evaluate on the dataset's test split at the end, when it has one.
     pub eval_test: bool,
-    /// Sparse kernels: "auto" (by measurement, on wgpu), "sparse" (every layer) or
-    /// "dense" (masked dense convolutions).
+    /// Sparse kernels: "auto" (by the shipped crossover table), "timed" (by a timing at
+    /// the start), "sparse" (every layer) or "dense" (masked dense convolutions).
     pub kernels: crate::kernels::choice::KernelMode,
 }
 

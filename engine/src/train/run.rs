@@ -227,8 +227,13 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
             );
         } else if !crate::kernels::has_kernels(trainer.device()) {
             eprintln!("sparse kernels: none for this backend (use flex or wgpu); all dense");
-        } else {
+        } else if config.run.kernels == crate::kernels::choice::KernelMode::Timed {
             eprintln!("sparse kernels: no layer was faster sparse at this density; all dense");
+        } else {
+            eprintln!(
+                "sparse kernels: no layer is at or below its measured crossover density on \
+                 this backend; all dense (run.kernels = \"sparse\" forces them)"
+            );
         }
     }
     let log = MetricsLog::append_to(&metrics_path)

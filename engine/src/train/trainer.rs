@@ -193,7 +193,9 @@ impl Trainer {
             Some(plan) if !dense_step => Some(plan as &dyn LayerKernels),
             _ => None,
         };
-        let logits = self.model.forward(x, &ForwardCtx::new(phase, kernels));
+        let ctx = ForwardCtx::new(phase, kernels)
+            .with_batch_norm(crate::kernels::batch_norm::for_device(&self.device));
+        let logits = self.model.forward(x, &ctx);
         let correct = logits
             .clone()
             .inner()

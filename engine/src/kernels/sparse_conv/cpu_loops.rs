@@ -1,0 +1,404 @@
+//! The sparse convolution's CPU loops over plain slices (Flex runs them, natively and in the
+//! browser), in numbered versions kept side by side; `sparselab bench kernels --device flex`
+//! times them against each other.
+//! - **v1**, the first: one thread, every output position bounds-checked for every tap.
+//! - **v2**, the one Flex runs: per tap, the output rows and columns whose input falls
+//!   inside the plane are worked out once, so the inner loop runs over contiguous row
+//!   segments that the compiler vectorises; threaded (rayon, natively) over output planes
+//!   for the forward pass, input planes for the input gradient and active weights for the
+//!   weight gradient. The browser's worker has one thread: there it runs the same loops
+//!   serially.
+//!
+//! v2's forward pass and input gradient add in v1's order, so they give the same bits; its
+//! weight gradient sums in 8 lanes, so it equals v1's to rounding. No sum depends on the
+//! thread count: two runs give the same numbers.
+
+use super::ConvGeometry;
+use crate::kernels::parallel;
+
+/// Which version of the loops to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoopVersion {
+    V1,
+    V2,
+}
+
+impl LoopVersion {
+    pub const ALL: [LoopVersion; 2] = [LoopVersion::V1, LoopVersion::V2];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LoopVersion::V1 => "v1 (per position)",
+            LoopVersion::V2 => "v2 (row segments, threaded)",
+        }
+    }
+}
+
+/// One compressed list of the index: `start[c]..start[c + 1]` are channel c's entries.
+#[derive(Clone, Copy)]
+pub struct IndexList<'a> {
+    pub start: &'a [i32],
+    pub entries: &'a [i32],
+}
+
+impl IndexList<'_> {
+    fn of(&self, channel: usize) -> &[i32] {
+        &self.entries[self.start[channel] as usize..self.start[channel + 1] as usize]
+    }
+}
+
+/// `y = conv(x, w)` over the active weights listed by output channel (`rows`).
+pub fn forward(
+    version: LoopVersion,
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[f32],
+    rows: IndexList,
+) -> Vec<f32> {
+    let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
+    let mut out = vec![0.0f32; g.batch * l.out_channels * out_plane];
+    let plane = |slab: usize, out: &mut [f32]| {
+        let (n, oc) = (slab / l.out_channels, slab % l.out_channels);
+        for &entry in rows.of(oc) {
+            let (ic, kh, kw) = split_entry(g, entry);
+            let weight = w[l.flat(oc, ic, kh * g.kernel[1] + kw)];
+            let image = &x[(n * l.in_channels + ic) * in_plane..][..in_plane];
+            match version {
+                LoopVersion::V1 => for_each_tap(g, kh, kw, |o, i| out[o] += weight * image[i]),
+                LoopVersion::V2 => for_each_row(g, kh, kw, |o, i, len| {
+                    axpy_rows(weight, image, i, g.stride[1], &mut out[o..o + len])
+                }),
+            }
+        }
+    };
+    for_each_plane(version, &mut out, out_plane, plane);
+    out
+}
+
+/// `dx` of the convolution, gathered per input plane over the entries listed by input
+/// channel (`cols`): no two threads write the same element.
+pub fn input_grad(
+    version: LoopVersion,
+    g: &ConvGeometry,
+    dy: &[f32],
+    w: &[f32],
+    cols: IndexList,
+) -> Vec<f32> {
+    let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
+    let mut dx = vec![0.0f32; g.batch * l.in_channels * in_plane];
+    let plane = |slab: usize, dx: &mut [f32]| {
+        let (n, ic) = (slab / l.in_channels, slab % l.in_channels);
+        for &entry in cols.of(ic) {
+            let (oc, kh, kw) = split_entry(g, entry);
+            let weight = w[l.flat(oc, ic, kh * g.kernel[1] + kw)];
+            let dy_plane = &dy[(n * l.out_channels + oc) * out_plane..][..out_plane];
+            match version {
+                LoopVersion::V1 => for_each_tap(g, kh, kw, |o, i| dx[i] += weight * dy_plane[o]),
+                LoopVersion::V2 => for_each_row(g, kh, kw, |o, i, len| {
+                    scatter_row(weight, &dy_plane[o..o + len], dx, i, g.stride[1])
+                }),
+            }
+        }
+    };
+    for_each_plane(version, &mut dx, in_plane, plane);
+    dx
+}
+
+/// `dw` at the active positions (listed by output channel, `rows`); zero elsewhere.
+pub fn weight_grad(
+    version: LoopVersion,
+    g: &ConvGeometry,
+    x: &[f32],
+    dy: &[f32],
+    rows: IndexList,
+) -> Vec<f32> {
+    let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
+    let active: Vec<(usize, i32)> = (0..l.out_channels)
+        .flat_map(|oc| rows.of(oc).iter().map(move |&e| (oc, e)))
+        .collect();
+    let sum = |&(oc, entry): &(usize, i32)| {
+        let (ic, kh, kw) = split_entry(g, entry);
+        let mut lanes = Lanes::default();
+        let mut acc = 0.0f32;
+        for n in 0..g.batch {
+            let image = &x[(n * l.in_channels + ic) * in_plane..][..in_plane];
+            let dy_plane = &dy[(n * l.out_channels + oc) * out_plane..][..out_plane];
+            match version {
+                LoopVersion::V1 => for_each_tap(g, kh, kw, |o, i| acc += dy_plane[o] * image[i]),
+                LoopVersion::V2 => for_each_row(g, kh, kw, |o, i, len| {
+                    lanes.dot(&dy_plane[o..o + len], image, i, g.stride[1])
+                }),
+            }
+        }
+        acc + lanes.total()
+    };
+    let sums: Vec<f32> = match version {
+        LoopVersion::V1 => active.iter().map(sum).collect(),
+        LoopVersion::V2 => parallel::map(&active, sum),
+    };
+    let mut dw = vec![0.0f32; l.numel()];
+    for (&(oc, entry), s) in active.iter().zip(sums) {
+        let (ic, kh, kw) = split_entry(g, entry);
+        dw[l.flat(oc, ic, kh * g.kernel[1] + kw)] = s;
+    }
+    dw
+}
+
+/// (ic or oc, kh, kw) of an index entry `channel * taps + tap`.
+fn split_entry(g: &ConvGeometry, entry: i32) -> (usize, usize, usize) {
+    let (entry, taps) = (entry as usize, g.layout.taps);
+    let tap = entry % taps;
+    (entry / taps, tap / g.kernel[1], tap % g.kernel[1])
+}
+
+/// v1's loop: `f(output_offset, input_offset)` for every output position of one plane
+/// whose input position under tap (kh, kw) lies inside the (unpadded) input plane.
+fn for_each_tap(g: &ConvGeometry, kh: usize, kw: usize, mut f: impl FnMut(usize, usize)) {
+    for oh in 0..g.out_h {
+        let Some(ih) = (oh * g.stride[0] + kh).checked_sub(g.padding[0]) else {
+            continue;
+        };
+        if ih >= g.in_h {
+            continue;
+        }
+        for ow in 0..g.out_w {
+            let Some(iw) = (ow * g.stride[1] + kw).checked_sub(g.padding[1]) else {
+                continue;
+            };
+            if iw < g.in_w {
+                f(oh * g.out_w + ow, ih * g.in_w + iw);
+            }
+        }
+    }
+}
+
+/// v2's loop: `f(output_offset, input_offset, len)` once per output row with its input row
+/// inside the plane, for the run of `len` output columns whose inputs are inside too (input
+/// columns step by the stride).
+fn for_each_row(g: &ConvGeometry, kh: usize, kw: usize, mut f: impl FnMut(usize, usize, usize)) {
+    let rows = inside(g.out_h, g.in_h, g.stride[0], g.padding[0], kh);
+    let (c0, c1) = inside(g.out_w, g.in_w, g.stride[1], g.padding[1], kw);
+    if c0 >= c1 {
+        return;
+    }
+    for oh in rows.0..rows.1 {
+        let ih = oh * g.stride[0] + kh - g.padding[0];
+        let iw = c0 * g.stride[1] + kw - g.padding[1];
+        f(oh * g.out_w + c0, ih * g.in_w + iw, c1 - c0);
+    }
+}
+
+/// The output positions `o` along one axis with `o * stride + tap - padding` inside
+/// `0..in_len`, as a half-open range (empty when there are none).
+fn inside(
+    out_len: usize,
+    in_len: usize,
+    stride: usize,
+    padding: usize,
+    tap: usize,
+) -> (usize, usize) {
+    let lo = padding.saturating_sub(tap).div_ceil(stride);
+    let hi = (in_len + padding)
+        .saturating_sub(tap)
+        .div_ceil(stride)
+        .min(out_len);
+    (lo, hi.max(lo))
+}
+
+/// `out[j] += weight * input[start + j * stride]`.
+fn axpy_rows(weight: f32, input: &[f32], start: usize, stride: usize, out: &mut [f32]) {
+    if stride == 1 {
+        let len = out.len();
+        for (o, i) in out.iter_mut().zip(&input[start..start + len]) {
+            *o += weight * i;
+        }
+    } else {
+        for (j, o) in out.iter_mut().enumerate() {
+            *o += weight * input[start + j * stride];
+        }
+    }
+}
+
+/// `dx[start + j * stride] += weight * dy[j]`.
+fn scatter_row(weight: f32, dy: &[f32], dx: &mut [f32], start: usize, stride: usize) {
+    if stride == 1 {
+        for (d, g) in dx[start..start + dy.len()].iter_mut().zip(dy) {
+            *d += weight * g;
+        }
+    } else {
+        for (j, g) in dy.iter().enumerate() {
+            dx[start + j * stride] += weight * g;
+        }
+    }
+}
+
+/// Eight running sums, so that a dot product vectorises (a single accumulator chains every
+/// addition on the one before).
+#[derive(Default)]
+struct Lanes {
+    lanes: [f32; 8],
+    rest: f32,
+}
+
+impl Lanes {
+    /// Adds `sum_j a[j] * input[start + j * stride]`.
+    fn dot(&mut self, a: &[f32], input: &[f32], start: usize, stride: usize) {
+        if stride != 1 {
+            for (j, v) in a.iter().enumerate() {
+                self.rest += v * input[start + j * stride];
+            }
+            return;
+        }
+        let b = &input[start..start + a.len()];
+        let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+        let (ra, rb) = (a8.remainder(), b8.remainder());
+        for (p, q) in a8.zip(b8) {
+            for k in 0..8 {
+                self.lanes[k] += p[k] * q[k];
+            }
+        }
+        for (p, q) in ra.iter().zip(rb) {
+            self.rest += p * q;
+        }
+    }
+
+    fn total(&self) -> f32 {
+        self.lanes.iter().sum::<f32>() + self.rest
+    }
+}
+
+/// `f(plane_number, plane)` for each `plane_len` chunk of `out`: v2 in parallel (natively).
+fn for_each_plane(
+    version: LoopVersion,
+    out: &mut [f32],
+    plane_len: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+) {
+    match version {
+        LoopVersion::V1 => {
+            if plane_len > 0 {
+                for (i, p) in out.chunks_mut(plane_len).enumerate() {
+                    f(i, p);
+                }
+            }
+        }
+        LoopVersion::V2 => parallel::for_each_chunk(out, plane_len, f),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::sparse_conv::conv_out_len;
+    use crate::kernels::sparse_index::{SparseIndex, WeightLayout};
+
+    /// Small deterministic pseudo-random values in [-1, 1).
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed
+            .wrapping_mul(2862933555777941757)
+            .wrapping_add(3037000493);
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0
+            })
+            .collect()
+    }
+
+    fn geometry(size: usize, kernel: usize, stride: usize, padding: usize) -> ConvGeometry {
+        let dims = [6, 5, kernel, kernel];
+        let out = conv_out_len(size, kernel, stride, padding);
+        ConvGeometry {
+            batch: 3,
+            in_h: size,
+            in_w: size + 1,
+            out_h: out,
+            out_w: conv_out_len(size + 1, kernel, stride, padding),
+            kernel: [kernel, kernel],
+            stride: [stride, stride],
+            padding: [padding, padding],
+            layout: WeightLayout::conv(dims),
+            weight_shape: dims,
+            nnz: 0,
+        }
+    }
+
+    #[test]
+    fn inside_is_the_range_that_the_per_position_test_accepts() {
+        for (out_len, in_len, stride, padding, tap) in [
+            (9usize, 9usize, 1usize, 1usize, 0usize),
+            (5, 9, 2, 1, 2),
+            (4, 8, 2, 0, 0),
+            (5, 10, 2, 2, 4),
+            (3, 3, 1, 1, 2),
+        ] {
+            let accepted: Vec<usize> = (0..out_len)
+                .filter(|&o| {
+                    (o * stride + tap)
+                        .checked_sub(padding)
+                        .is_some_and(|i| i < in_len)
+                })
+                .collect();
+            let (lo, hi) = inside(out_len, in_len, stride, padding, tap);
+            assert_eq!((lo..hi).collect::<Vec<_>>(), accepted);
+        }
+    }
+
+    #[test]
+    fn v2_matches_v1_on_every_geometry() {
+        for (case, &(size, kernel, stride, padding)) in [
+            (9, 3, 1, 1),
+            (9, 3, 2, 1),
+            (8, 1, 2, 0),
+            (10, 5, 2, 2),
+            (4, 3, 1, 1),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let g = geometry(size, kernel, stride, padding);
+            let l = g.layout;
+            let seed = case as u64 * 10;
+            let active: Vec<bool> = values(l.numel(), seed).iter().map(|v| *v > 0.2).collect();
+            let index = SparseIndex::new(l, &active);
+            let rows = IndexList {
+                start: &index.row_start,
+                entries: &index.row_entries,
+            };
+            let cols = IndexList {
+                start: &index.col_start,
+                entries: &index.col_entries,
+            };
+            let x = values(g.batch * l.in_channels * g.in_h * g.in_w, seed + 1);
+            let w = values(l.numel(), seed + 2);
+            let dy = values(g.batch * l.out_channels * g.out_h * g.out_w, seed + 3);
+            let what = format!("size {size}, kernel {kernel}, stride {stride}, padding {padding}");
+            // The same additions in the same order: the same bits.
+            assert_eq!(
+                forward(LoopVersion::V1, &g, &x, &w, rows),
+                forward(LoopVersion::V2, &g, &x, &w, rows),
+                "forward, {what}"
+            );
+            assert_eq!(
+                input_grad(LoopVersion::V1, &g, &dy, &w, cols),
+                input_grad(LoopVersion::V2, &g, &dy, &w, cols),
+                "input gradient, {what}"
+            );
+            let (d1, d2) = (
+                weight_grad(LoopVersion::V1, &g, &x, &dy, rows),
+                weight_grad(LoopVersion::V2, &g, &x, &dy, rows),
+            );
+            for (i, (a, b)) in d1.iter().zip(&d2).enumerate() {
+                assert!(
+                    (a - b).abs() < 1e-4,
+                    "weight gradient {i}: {a} vs {b}, {what}"
+                );
+                if !active[i] {
+                    assert_eq!(*b, 0.0, "pruned weight {i} got a gradient, {what}");
+                }
+            }
+        }
+    }
+}
