@@ -48,14 +48,9 @@ pub struct UpdateRow {
     pub reference: (f64, f64),
 }
 
-/// Per unique conv shape of `archs`, at each sparsity: dense vs sparse forward time.
-pub fn layer_timings(
-    archs: &[Arch],
-    sparsities: &[f64],
-    batch: usize,
-    repeats: usize,
-    device: &Device,
-) -> Vec<ShapeTimings> {
+/// The unique conv shapes of `archs` (full width), in order of first appearance, each with
+/// how often each architecture has it.
+pub fn unique_shapes(archs: &[Arch]) -> Vec<(ConvShape, Vec<usize>)> {
     let flex = Device::flex();
     let mut unique: Vec<(ConvShape, Vec<usize>)> = Vec::new();
     for (a, arch) in archs.iter().enumerate() {
@@ -71,6 +66,17 @@ pub fn layer_timings(
         }
     }
     unique
+}
+
+/// Per unique conv shape of `archs`, at each sparsity: dense vs sparse forward time.
+pub fn layer_timings(
+    archs: &[Arch],
+    sparsities: &[f64],
+    batch: usize,
+    repeats: usize,
+    device: &Device,
+) -> Vec<ShapeTimings> {
+    unique_shapes(archs)
         .into_iter()
         .map(|(shape, counts)| {
             let numel: usize = shape.weight.iter().product();

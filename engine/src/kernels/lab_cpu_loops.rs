@@ -2,15 +2,13 @@
 //! timed against each other on plain buffers, per layer shape, at one sparsity: forward,
 //! input gradient and weight gradient, each checked against v1 before it is timed.
 
-use super::choice::conv_shapes;
 use super::sparse_conv::ConvGeometry;
 use super::sparse_conv::cpu_loops::{self, IndexList, LoopVersion};
 use super::sparse_index::{SparseIndex, WeightLayout};
 use super::timing::ConvShape;
-use crate::model::{Arch, ModelConfig};
+use crate::model::Arch;
 use crate::rng::Rng;
 use crate::stats::mean_std;
-use burn::tensor::Device;
 use std::fmt::Write;
 use web_time::Instant;
 
@@ -30,19 +28,10 @@ pub fn loop_timings(
     batch: usize,
     repeats: usize,
 ) -> Vec<LoopTimings> {
-    let mut shapes: Vec<ConvShape> = Vec::new();
-    for arch in archs {
-        let model = ModelConfig {
-            arch: *arch,
-            ..Default::default()
-        }
-        .init(10, &Device::flex());
-        for shape in conv_shapes(&model) {
-            if !shapes.iter().any(|s| s.key() == shape.key()) {
-                shapes.push(shape);
-            }
-        }
-    }
+    let shapes: Vec<ConvShape> = super::lab::unique_shapes(archs)
+        .into_iter()
+        .map(|(shape, _)| shape)
+        .collect();
     shapes
         .into_iter()
         .enumerate()
@@ -71,14 +60,7 @@ fn time_shape(
     let x = values(batch * layout.in_channels * shape.in_side.pow(2));
     let w = values(numel);
     let dy = values(batch * layout.out_channels * shape.out_side().pow(2));
-    let rows = IndexList {
-        start: &index.row_start,
-        entries: &index.row_entries,
-    };
-    let cols = IndexList {
-        start: &index.col_start,
-        entries: &index.col_entries,
-    };
+    let (rows, cols) = (IndexList::rows(&index), IndexList::cols(&index));
     let reference = run_all(LoopVersion::V1, &g, &x, &w, &dy, rows, cols);
     let times = LoopVersion::ALL
         .into_iter()

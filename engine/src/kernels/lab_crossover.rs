@@ -4,9 +4,8 @@
 //! crossover is the highest grid density at which sparse wins there and at every lower one;
 //! `crossover.rs` ships the rows this prints.
 
-use super::choice::conv_shapes;
 use super::timing::{ConvShape, LayerBench};
-use crate::model::{Arch, ModelConfig};
+use crate::model::Arch;
 use crate::rng::Rng;
 use burn::tensor::Device;
 use std::fmt::Write;
@@ -30,19 +29,10 @@ pub fn measure(
     repeats: usize,
     device: &Device,
 ) -> Vec<MeasuredCrossover> {
-    let mut shapes: Vec<ConvShape> = Vec::new();
-    for arch in archs {
-        let model = ModelConfig {
-            arch: *arch,
-            ..Default::default()
-        }
-        .init(10, &Device::flex());
-        for s in conv_shapes(&model) {
-            if !shapes.iter().any(|u| u.key() == s.key()) {
-                shapes.push(s);
-            }
-        }
-    }
+    let shapes: Vec<ConvShape> = super::lab::unique_shapes(archs)
+        .into_iter()
+        .map(|(shape, _)| shape)
+        .collect();
     let device = device.clone().autodiff();
     shapes
         .into_iter()

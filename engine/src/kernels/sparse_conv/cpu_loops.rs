@@ -15,6 +15,7 @@
 
 use super::ConvGeometry;
 use crate::kernels::parallel;
+use crate::kernels::sparse_index::SparseIndex;
 
 /// Which version of the loops to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +42,23 @@ pub struct IndexList<'a> {
     pub entries: &'a [i32],
 }
 
-impl IndexList<'_> {
+impl<'a> IndexList<'a> {
+    /// The index's entries by output channel (forward pass, weight gradient).
+    pub fn rows(index: &'a SparseIndex) -> Self {
+        Self {
+            start: &index.row_start,
+            entries: &index.row_entries,
+        }
+    }
+
+    /// The index's entries by input channel (input gradient).
+    pub fn cols(index: &'a SparseIndex) -> Self {
+        Self {
+            start: &index.col_start,
+            entries: &index.col_entries,
+        }
+    }
+
     fn of(&self, channel: usize) -> &[i32] {
         &self.entries[self.start[channel] as usize..self.start[channel + 1] as usize]
     }
@@ -290,7 +307,7 @@ fn for_each_plane(
 mod tests {
     use super::*;
     use crate::kernels::sparse_conv::conv_out_len;
-    use crate::kernels::sparse_index::{SparseIndex, WeightLayout};
+    use crate::kernels::sparse_index::WeightLayout;
 
     /// Small deterministic pseudo-random values in [-1, 1).
     fn values(n: usize, seed: u64) -> Vec<f32> {
