@@ -550,3 +550,39 @@ fn rng_vec(seed: u64, n: usize, offset: f32) -> Vec<f32> {
         .map(|v| v + offset)
         .collect()
 }
+
+#[test]
+fn masked_step_on_flex_gives_the_references_bits() {
+    // Flex's one-pass loop runs the reference's operations in its order, element by element.
+    let device = Device::flex();
+    let mut rng = Lcg(13);
+    let n = 300_001; // several threads' chunks and a ragged end
+    let (w, m, g) = (rng.uniform_vec(n), rng.uniform_vec(n), rng.uniform_vec(n));
+    let mask = as_f32(&rng.bools(n, 0.1));
+    for (nesterov, has_mask) in [(true, true), (false, true), (true, false)] {
+        let hyper = StepHyper {
+            version: 0,
+            lr: 0.1,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            nesterov,
+        };
+        let t = |v: &[f32]| tensor1(v, &device);
+        let mask_t = has_mask.then(|| t(&mask));
+        let clip = t(&[0.7]);
+        let (kw, km) =
+            masked_step::masked_sgd_step(t(&w), t(&m), t(&g), mask_t.clone(), clip.clone(), hyper);
+        let (rw, rm) = masked_step::reference(t(&w), t(&m), t(&g), mask_t, clip, hyper);
+        let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        assert_eq!(
+            bits(host(kw)),
+            bits(host(rw)),
+            "weights, nesterov {nesterov}, mask {has_mask}"
+        );
+        assert_eq!(
+            bits(host(km)),
+            bits(host(rm)),
+            "momentum, nesterov {nesterov}, mask {has_mask}"
+        );
+    }
+}

@@ -4,14 +4,15 @@
 //! per thread) and `_v2` (four per thread, vec4; used when the size is a multiple of 4).
 //! `sparselab bench kernels` times both.
 //!
-//! The tensor-op reference (`reference`) is what the Flex backend runs and what the tests
-//! compare the kernel against; it is also, op for op, `optim::MaskedSgd`'s update.
+//! The tensor-op reference (`reference`) is what the tests compare the kernel against; it
+//! is also, op for op, `optim::MaskedSgd`'s update. Flex runs the same operations per
+//! element in one pass (`masked_step/flex.rs`).
+
+mod flex;
 
 use super::wgsl::{self, shader};
 use burn::backend::wgpu::{CubeBackend, CubeTensor};
-use burn::backend::{
-    Backend, Dispatch, Flex, TensorMetadata, backend_extension, tensor::FloatTensor,
-};
+use burn::backend::{Backend, Dispatch, TensorMetadata, backend_extension, tensor::FloatTensor};
 use burn::tensor::{DType, Tensor};
 
 /// The step's hyper-parameters for one call.
@@ -118,21 +119,6 @@ fn reference_ops<B: Backend>(
     match mask {
         Some(mask) => (B::float_mul(w, mask.clone()), B::float_mul(m, mask)),
         None => (w, m),
-    }
-}
-
-impl MaskedStepBackend for Flex {
-    fn masked_sgd_step(
-        weight: FloatTensor<Self>,
-        momentum: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
-        mask: FloatTensor<Self>,
-        clip: FloatTensor<Self>,
-        hyper: StepHyper,
-        has_mask: bool,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let mask = has_mask.then_some(mask);
-        reference_ops::<Self>(weight, momentum, grad, mask, clip, hyper)
     }
 }
 
