@@ -342,6 +342,24 @@ fn index_tensors_are_32_bit_on_wgpu() {
 }
 
 #[test]
+fn uploaded_indexes_are_32_bit_on_every_device() {
+    // The shaders read array<i32>, and Flex's loops borrow an i32 buffer in place.
+    let layout = WeightLayout::conv([2, 2, 3, 3]);
+    let active: Vec<bool> = (0..layout.numel()).map(|i| i % 2 == 0).collect();
+    for device in devices() {
+        let index = SparseIndex::new(layout, &active).to_device(&device);
+        for t in [
+            &index.row_start,
+            &index.row_entries,
+            &index.col_start,
+            &index.col_entries,
+        ] {
+            assert_eq!(t.dtype(), sparselab::burn::tensor::DType::I32, "{device:?}");
+        }
+    }
+}
+
+#[test]
 fn a_model_on_the_sparse_plan_gives_the_dense_masked_logits() {
     use sparselab::kernels::lab::uniform_masks;
     use sparselab::kernels::plan::SparsePlan;

@@ -4,7 +4,7 @@
 //! atomics). The weights themselves stay in their dense buffer, so autodiff and the
 //! optimizer see an ordinary parameter; only the index changes when the mask does.
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
 /// Where a layer's weights sit in its flat buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,7 +118,10 @@ impl SparseIndex {
                 values.to_vec()
             };
             let n = values.len();
-            Tensor::<1, Int>::from_data(TensorData::new(values, [n]), device)
+            // 32-bit on every backend: the shaders read array<i32>, and Flex's loops then
+            // borrow the buffer as it is (its default int type is wider, which would
+            // mean a converted copy on every call).
+            Tensor::<1, Int>::from_data(TensorData::new(values, [n]), (device, DType::I32))
         };
         DeviceSparseIndex {
             layout: self.layout,

@@ -97,10 +97,11 @@ pub fn time_layer(
     backward: bool,
 ) -> LayerTiming {
     let bench = LayerBench::new(shape, batch, device, backward);
+    let nnz = active.iter().filter(|a| **a).count();
     LayerTiming {
         shape: shape.clone(),
-        density: active.iter().filter(|a| **a).count() as f64 / active.len() as f64,
-        nnz: active.iter().filter(|a| **a).count(),
+        density: nnz as f64 / active.len() as f64,
+        nnz,
         dense_ms: bench.dense_ms(active, repeats),
         sparse_ms: bench.sparse_ms(active, repeats),
     }

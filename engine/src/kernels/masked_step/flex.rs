@@ -1,5 +1,5 @@
 //! Flex: the masked step in one pass over weight, momentum, gradient and mask (threaded
-//! natively), where the tensor reference makes ten passes and as many new buffers: at
+//! natively), where the tensor reference makes a dozen passes and as many new buffers: at
 //! ResNet-34's 21 million weights that was most of the optimizer's time. Each element goes
 //! through the reference's operations in its order, so the results are the reference's
 //! bits.
