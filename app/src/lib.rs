@@ -6,6 +6,7 @@
 pub mod export;
 pub mod heatmap;
 pub mod histogram;
+pub mod presets;
 pub mod protocol;
 pub mod session;
 pub mod settings;

@@ -73,6 +73,7 @@ impl Default for Settings {
 
 /// The controls a link can hide (`hide=a,b`).
 pub const CONTROLS: &[&str] = &[
+    "presets",
     "data",
     "model",
     "method",

@@ -313,3 +313,46 @@ test('without WebGPU the page says so and trains on the CPU', { timeout: LONG },
     await browser.close();
   }
 });
+
+// The paper's regime in the page: one click sets ResNet-34 at 99.9% (21,000 of 21 million
+// weights alive), its link reproduces it, and every layer trains on the sparse kernels in
+// the CPU path. The images/s land in timings.json.
+async function trainPreset(browser, id, model, key) {
+  const page = await open(browser, '');
+  await waitFor(page, 'ready', async (_, p) => (await p.$$('.heatmap canvas')).length > 0);
+  await page.click(`#preset-${id}`);
+  await waitFor(page, `${model} built`, async (_, p) =>
+    +(await p.$eval('#sparsity-summary', (e) => e.dataset.numel)) > 10e6);
+  const hash = await page.evaluate(() => location.hash);
+  assert.match(hash, new RegExp(`model=${model}`));
+  assert.match(await page.textContent('#preset-summary'), /.+/);
+  await page.close();
+
+  // The link alone reproduces the run.
+  const t0 = Date.now();
+  const run = await open(browser, `${hash.slice(1)}&autoplay=1`);
+  const first = await waitFor(run, `first ${model} step`, (s) => +s.steps >= 1);
+  timings[`${key}_first_step_ms_wall`] = Date.now() - t0;
+  const summary = await run.$eval('#sparsity-summary', (e) => ({ ...e.dataset, text: e.textContent }));
+  const density = +summary.nnz / +summary.numel;
+  assert.ok(Math.abs(density - 0.001) < 0.0002, `density ${summary.nnz}/${summary.numel}`);
+  assert.ok(+summary.layers > 10 && summary.sparseLayers === summary.layers,
+    `sparse kernels on ${summary.sparseLayers} of ${summary.layers} layers: ${summary.text}`);
+  const kernels = await run.$$eval('.density-bar', (rows) => rows.map((r) => r.dataset.kernel));
+  assert.ok(kernels.length > 10 && kernels.every((k) => k === 'sparse'), kernels.join(','));
+  const s = await waitFor(run, `12 ${model} steps`, (s) => +s.steps >= 12);
+  timings[`${key}_images_per_second`] = +s.imagesPerSecond;
+  timings[`${key}_backend`] = first.backend;
+  await shot(run, `9-${id}`);
+  await run.close();
+}
+
+test('one click sets ResNet-34 at 99.9%, and its link trains it on the sparse kernels', { timeout: LONG }, async () => {
+  const browser = await launch(false);
+  try {
+    await trainPreset(browser, 'east-resnet34-999', 'resnet34', 'cpu_resnet34_999');
+    await trainPreset(browser, 'east-resnet18-999', 'resnet18', 'cpu_resnet18_999');
+  } finally {
+    await browser.close();
+  }
+});

@@ -3,6 +3,7 @@
 
 use super::explain::{self, Explain};
 use super::state::State;
+use crate::presets::{PRESETS, Preset};
 use crate::protocol::ToWorker;
 use crate::settings::{Settings, slider_from_sparsity, sparsity_from_slider};
 use leptos::ev;
@@ -95,6 +96,14 @@ fn use_file(state: State, file: File) {
     });
 }
 
+fn apply_preset(state: State, preset: &Preset) {
+    state.keep_if_trained();
+    match state.settings.with_untracked(|s| preset.apply(s)) {
+        Ok(next) => state.change(|s| *s = next),
+        Err(e) => state.error.set(Some(("preset".into(), e))),
+    }
+}
+
 #[component]
 pub fn Controls(state: State) -> impl IntoView {
     let hidden = move |name: &'static str| state.settings.with(|s| s.hide.contains(name));
@@ -124,6 +133,22 @@ pub fn Controls(state: State) -> impl IntoView {
             <button id="step" on:click=move |_| state.send(ToWorker::Step) disabled=running>"Step (1 batch)"</button>
             <button id="reset" on:click=move |_| { state.keep_if_trained(); state.send(ToWorker::Reset) }>"⟲ Reset"</button>
         </div>
+
+        <Show when=move || shown("presets")>
+            <fieldset>
+                <legend>"Presets"</legend>
+                <div class="presets">
+                    {PRESETS.iter().map(|p| view! {
+                        <button id=format!("preset-{}", p.id) title=p.summary
+                            class:current=move || state.settings.with(|s| p.matches(s))
+                            on:click=move |_| apply_preset(state, p)>{p.title}</button>
+                    }).collect_view()}
+                </div>
+                <p class="muted" id="preset-summary">{move || state.settings.with(|s| {
+                    PRESETS.iter().find(|p| p.matches(s)).map(|p| p.summary).unwrap_or("")
+                })}</p>
+            </fieldset>
+        </Show>
 
         <Show when=move || shown("data")>
             <fieldset>

@@ -12,8 +12,14 @@ fn short(path: &str) -> String {
 }
 
 #[component]
-pub fn DensityBars(#[prop(into)] masks: Signal<Option<MaskReport>>) -> impl IntoView {
+pub fn DensityBars(
+    #[prop(into)] masks: Signal<Option<MaskReport>>,
+    /// The layers on the sparse kernels; the rest run dense masked convolutions.
+    #[prop(into)]
+    sparse: Signal<Vec<String>>,
+) -> impl IntoView {
     move || {
+        let sparse = sparse.get();
         masks.with(|m| {
             let Some(m) = m else {
                 return view! { <p class="muted">"no masks yet"</p> }.into_any();
@@ -28,9 +34,11 @@ pub fn DensityBars(#[prop(into)] masks: Signal<Option<MaskReport>>) -> impl Into
                     } else {
                         (1.0 + density.log10() / 4.0).clamp(0.01, 1.0) * 100.0
                     };
+                    let kernel = if sparse.contains(&l.path) { "sparse" } else { "dense" };
                     view! {
-                        <div class="bar-row density-bar" data-nnz=l.nnz data-numel=l.numel>
+                        <div class="bar-row density-bar" data-nnz=l.nnz data-numel=l.numel data-kernel=kernel>
                             <span class="bar-label">{short(&l.path)}</span>
+                            <span class=format!("kernel-tag {kernel}") title="the convolution this layer runs">{kernel}</span>
                             <span class="bar"><span class="bar-fill" style:width=format!("{len:.1}%")></span></span>
                             <span class="bar-value">{format!("{:.3}% ({}/{})", density * 100.0, l.nnz, l.numel)}</span>
                         </div>

@@ -90,6 +90,13 @@ fn App() -> impl IntoView {
         );
         out
     });
+    let sparse_layers = Signal::derive(move || {
+        state.info.with(|i| {
+            i.as_ref()
+                .map(|i| i.start.sparse_kernel_layers.clone())
+                .unwrap_or_default()
+        })
+    });
     let density_series = Signal::derive(move || {
         let plan = state.info.with(|i| {
             i.as_ref()
@@ -158,6 +165,7 @@ fn App() -> impl IntoView {
         <header>
             <h1>"sparselab"<span class="muted">" extreme sparse training, live"</span></h1>
             <status::StatusLine state=state />
+            <status::SparsityLine state=state />
         </header>
         <status::Banners state=state />
         <main>
@@ -191,7 +199,7 @@ fn App() -> impl IntoView {
                 </div>
                 <div class="card wide">
                     <h2>"Per-layer density"</h2>
-                    <div data-testid="density-bars"><DensityBars masks=state.masks /></div>
+                    <div data-testid="density-bars"><DensityBars masks=state.masks sparse=sparse_layers /></div>
                     <Show when=move || !hidden("explain")>
                         <Explain title="Layer-wise densities (ERK, uniform)" text=explain::DISTRIBUTION />
                         <Explain title="Weight sharing (EAST)" text=explain::SHARING />

@@ -106,6 +106,66 @@ pub fn StatusLine(state: State) -> impl IntoView {
     }
 }
 
+/// Thousands separated by commas: 21,282,122 reads at a glance, 21282122 does not.
+fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The run's size as it trains: weights alive out of the network's (shared weights counted
+/// at every use, as the configured sparsity counts them), and which layers run the sparse
+/// kernels.
+#[component]
+pub fn SparsityLine(state: State) -> impl IntoView {
+    let nnz = move || {
+        let start = state.info.with(|i| i.as_ref().map_or(0, |i| i.start.nnz));
+        state.steps.with(|s| s.last().map_or(start, |r| r.nnz))
+    };
+    let total = move || {
+        state.info.with(|i| {
+            i.as_ref()
+                .map_or(0, |i| i.start.unshared_numel.max(i.start.numel))
+        })
+    };
+    let layers = move || {
+        state
+            .info
+            .with(|i| i.as_ref().map_or(0, |i| i.layers.len()))
+    };
+    let sparse = move || {
+        state
+            .info
+            .with(|i| i.as_ref().map_or(0, |i| i.start.sparse_kernel_layers.len()))
+    };
+    let text = move || {
+        if total() == 0 {
+            return String::new();
+        }
+        let kernels = match (sparse(), layers()) {
+            (0, _) => "every layer on dense masked convolutions".to_string(),
+            (s, n) if s == n => format!("all {n} layers on the sparse kernels"),
+            (s, n) => format!("{s} of {n} layers on the sparse kernels"),
+        };
+        format!(
+            "{} of {} weights alive ({:.3}%) · {kernels}",
+            grouped(nnz()),
+            grouped(total()),
+            nnz() as f64 * 100.0 / total().max(1) as f64
+        )
+    };
+    view! {
+        <p id="sparsity-summary" class="muted" data-nnz=nnz data-numel=total
+            data-layers=layers data-sparse-layers=sparse>{text}</p>
+    }
+}
+
 #[component]
 pub fn Banners(state: State) -> impl IntoView {
     view! {

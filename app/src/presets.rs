@@ -1,0 +1,119 @@
+//! Named runs one click away: each preset is a link (the URL-hash settings) plus a line
+//! saying what it shows. Applying one keeps the page's own choices (the data loaded, the
+//! device, hidden controls) and replaces the run's settings.
+
+use crate::settings::Settings;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Preset {
+    /// The button's element id (`preset-…`) and the name in the docs.
+    pub id: &'static str,
+    pub title: &'static str,
+    /// What the run shows and what to look at.
+    pub summary: &'static str,
+    /// The run's settings as a link hash; what it leaves out keeps the page's defaults.
+    pub link: &'static str,
+}
+
+/// The paper's regime first. ResNet-34 at 99.9% keeps about 21,000 of 21 million weights,
+/// and every layer then runs on the sparse kernels on the CPU (the shipped crossover
+/// table) and on WebGPU (`run.kernels = "sparse"`: at densities of 1% and below the
+/// sparse kernels win on every adapter the kernel lab has measured). Clipping the gradient
+/// norm at 1, as the paper's recipe does, keeps these batch-32 runs from diverging early.
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        id: "east-resnet34-999",
+        title: "EAST, ResNet-34, 99.9%",
+        summary: "The EAST paper's setting: 21,000 of 21 million weights alive, every \
+                  convolution on the sparse kernels. Watch the loss fall and the masks move.",
+        link: "model=resnet34&width=1&method=east&sparsity=0.999&batch=32&epochs=4&update_every=20&x.optim.clip_norm=1&x.run.kernels=sparse",
+    },
+    Preset {
+        id: "rigl-resnet34-999",
+        title: "RigL, ResNet-34, 99.9%",
+        summary: "The same network and budget with RigL alone (no DyReLU, sharing or cycles): \
+                  keep the EAST run and compare.",
+        link: "model=resnet34&width=1&method=rigl&sparsity=0.999&batch=32&epochs=4&update_every=20&x.optim.clip_norm=1&x.run.kernels=sparse",
+    },
+    Preset {
+        id: "east-resnet18-999",
+        title: "EAST, ResNet-18, 99.9%",
+        summary: "A shallower ImageNet-style ResNet at the same sparsity: 11 million weights, \
+                  about 11,000 alive.",
+        link: "model=resnet18&width=1&method=east&sparsity=0.999&batch=32&epochs=4&update_every=20&x.optim.clip_norm=1&x.run.kernels=sparse",
+    },
+    Preset {
+        id: "small",
+        title: "Small and quick: ResNet-20 ×0.25, 99%",
+        summary: "The page's default run: a small CIFAR ResNet that trains in a minute.",
+        link: "",
+    },
+];
+
+impl Preset {
+    pub fn find(id: &str) -> Option<&'static Preset> {
+        PRESETS.iter().find(|p| p.id == id)
+    }
+
+    /// `current` with this preset's run settings: the data source, device, hidden controls
+    /// and autoplay stay as they are.
+    pub fn apply(&self, current: &Settings) -> Result<Settings, String> {
+        let run =
+            Settings::from_hash(self.link).map_err(|e| format!("preset {}: {e}", self.title))?;
+        Ok(Settings {
+            data: current.data.clone(),
+            data_url: current.data_url.clone(),
+            synthetic_size: current.synthetic_size,
+            limit: current.limit,
+            backend: current.backend,
+            autoplay: current.autoplay,
+            hide: current.hide.clone(),
+            ..run
+        })
+    }
+
+    /// Whether `settings` run this preset (the menu marks the current one).
+    pub fn matches(&self, settings: &Settings) -> bool {
+        self.apply(settings).is_ok_and(|s| &s == settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sparselab::kernels::choice::KernelMode;
+
+    #[test]
+    fn every_preset_is_a_valid_run() {
+        for p in PRESETS {
+            let s = p.apply(&Settings::default()).unwrap();
+            let c = s.to_config().unwrap_or_else(|e| panic!("{}: {e}", p.id));
+            assert!(p.matches(&s), "{}", p.id);
+            assert!(Preset::find(p.id).is_some());
+            if p.title.contains("99.9%") {
+                assert_eq!(c.sparsity.sparsity, 0.999, "{}", p.id);
+                assert_eq!(c.run.kernels, KernelMode::Sparse, "{}", p.id);
+            }
+        }
+        let ids: std::collections::BTreeSet<_> = PRESETS.iter().map(|p| p.id).collect();
+        assert_eq!(ids.len(), PRESETS.len(), "preset ids are unique");
+    }
+
+    #[test]
+    fn a_preset_keeps_the_pages_data_and_device() {
+        let mut mine =
+            Settings::from_hash("data=cifar10&limit=500&backend=cpu&hide=seed&lr=0.3").unwrap();
+        mine.data_url = Some("https://example.org/c.tar.gz".into());
+        let p = Preset::find("east-resnet34-999").unwrap();
+        let s = p.apply(&mine).unwrap();
+        assert_eq!(
+            (s.data.as_str(), s.limit, s.backend, s.data_url.as_deref()),
+            ("cifar10", 500, mine.backend, mine.data_url.as_deref())
+        );
+        assert!(s.hide.contains("seed"));
+        assert_eq!((s.model.as_str(), s.method.as_str()), ("resnet34", "east"));
+        // The run's own settings come from the preset, not from the page.
+        assert_eq!(s.lr, Settings::default().lr);
+        assert!(!p.matches(&mine));
+    }
+}
