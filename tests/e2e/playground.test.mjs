@@ -356,3 +356,41 @@ test('one click sets ResNet-34 at 99.9%, and its link trains it on the sparse ke
     await browser.close();
   }
 });
+
+test('settings that cannot make a run disable Play and clear the previous run', { timeout: LONG }, async () => {
+  const browser = await launch(false);
+  try {
+    // A link with an impossible value: the message, no run, nothing to play.
+    const bad = await open(browser, 'sparsity=2');
+    await bad.waitForSelector('#error', { timeout: 120000 });
+    assert.match(await bad.textContent('#error'), /sparsity/);
+    assert.match(await bad.textContent('#sparsity-value'), /not a sparsity/);
+    assert.ok(await bad.$eval('#play', (b) => b.disabled), 'Play enabled without a run');
+    assert.ok(await bad.$eval('#step', (b) => b.disabled), 'Step enabled without a run');
+    await bad.close();
+
+    // A run on screen, then a setting it cannot have: its views go, Play with them.
+    const page = await open(browser, `${RUN}`);
+    await waitFor(page, 'ready', async (_, p) => (await p.$$('.heatmap canvas')).length > 0);
+    await page.click('#step');
+    await waitFor(page, 'one step', (s) => +s.steps === 1);
+    await page.fill('#lr', '-1');
+    await page.press('#lr', 'Enter');
+    await page.waitForSelector('#error', { timeout: 60000 });
+    assert.match(await page.textContent('#error'), /optim\.lr/);
+    assert.ok(await page.$eval('#play', (b) => b.disabled), 'Play enabled after refused settings');
+    // What the paused run still sends (its evaluation, histogram, masks) must not come back.
+    await page.waitForTimeout(3000);
+    assert.equal((await page.$$('.heatmap canvas')).length, 0, 'the previous run\'s masks stay on screen');
+    assert.equal(await page.$('[data-testid=weight-histogram]'), null, 'a stale weight histogram');
+    assert.equal(await page.$('[data-testid=confusion]'), null, 'a stale confusion matrix');
+    assert.equal((await status(page)).steps, '0');
+    assert.equal(await page.textContent('#sparsity-summary'), '');
+    // The run that trained is kept for comparison.
+    assert.equal((await page.$$('#kept li')).length, 1);
+    await shot(page, '10-refused-settings');
+    await page.close();
+  } finally {
+    await browser.close();
+  }
+});

@@ -117,6 +117,12 @@ pub fn Controls(state: State) -> impl IntoView {
     };
     let sparsity_text = move || {
         state.settings.with(|s| {
+            if !(0.0..1.0).contains(&s.sparsity) {
+                return format!(
+                    "{}%: not a sparsity (from 0% up to, not including, 100%)",
+                    trim(s.sparsity * 100.0)
+                );
+            }
             format!(
                 "{}% sparse: keeps 1 weight in {:.0}",
                 trim(s.sparsity * 100.0),
@@ -125,12 +131,14 @@ pub fn Controls(state: State) -> impl IntoView {
         })
     };
     let running = move || state.running.get();
+    // Nothing to play until the worker has built a run from valid settings.
+    let no_run = move || state.info.with(Option::is_none);
     let url_input = RwSignal::new(String::new());
     view! {
         <div class="buttons">
-            <button id="play" on:click=move |_| state.send(ToWorker::Play) disabled=running>"▶ Play"</button>
+            <button id="play" on:click=move |_| state.send(ToWorker::Play) disabled=move || running() || no_run()>"▶ Play"</button>
             <button id="pause" on:click=move |_| state.send(ToWorker::Pause) disabled=move || !running()>"⏸ Pause"</button>
-            <button id="step" on:click=move |_| state.send(ToWorker::Step) disabled=running>"Step (1 batch)"</button>
+            <button id="step" on:click=move |_| state.send(ToWorker::Step) disabled=move || running() || no_run()>"Step (1 batch)"</button>
             <button id="reset" on:click=move |_| { state.keep_if_trained(); state.send(ToWorker::Reset) }>"⟲ Reset"</button>
         </div>
 

@@ -186,7 +186,7 @@ impl State {
         self.write_hash();
         let s = self.settings.get_untracked();
         if let Err(e) = s.to_config() {
-            self.error.set(Some(("settings".into(), e)));
+            self.refuse("settings", e);
             return;
         }
         // Before the worker has its device, the run is built when it reports Ready (with
@@ -202,27 +202,51 @@ impl State {
         } else if let Some(f) = &file {
             DataSource::File { name: f.name() }
         } else {
-            self.loading.set(None);
-            self.error.set(Some((
-                "data".into(),
+            self.refuse(
+                "data",
                 format!(
                     "data = {}: pick or drop the dataset file (the official .tar.gz, or an image-folder .tar.gz), or give its URL",
                     s.data
                 ),
-            )));
+            );
             return;
         };
         let settings = match s.overrides() {
             Ok(settings) => settings,
             Err(e) => {
-                self.loading.set(None);
-                self.error.set(Some(("settings".into(), e)));
+                self.refuse("settings", e);
                 return;
             }
         };
         self.keep_if_trained();
         self.running.set(false);
         self.send_with_file(ToWorker::Configure { settings, data }, file);
+    }
+
+    /// Settings that cannot make a run: the message, and no run on screen or in the
+    /// worker, so neither Play nor the views speak of the previous settings' run (it is
+    /// kept for comparison if it trained).
+    fn refuse(&self, context: &str, message: String) {
+        self.loading.set(None);
+        self.error.set(Some((context.into(), message)));
+        if self.info.with_untracked(Option::is_some) {
+            self.send(ToWorker::Pause);
+            self.keep_if_trained();
+        }
+        self.running.set(false);
+        self.info.set(None);
+        self.masks.set(None);
+        self.clear_run_views();
+    }
+
+    /// Empties what a run shows as it trains (a new run starts from nothing).
+    fn clear_run_views(&self) {
+        self.steps.set(Vec::new());
+        self.mask_updates.set(Vec::new());
+        self.evals.set(Vec::new());
+        self.last_eval.set(None);
+        self.weights.set(None);
+        self.finished.set(false);
     }
 
     pub fn import_checkpoint(&self, file: File) {
@@ -243,16 +267,16 @@ impl State {
         })
     }
 
+    /// Weights alive over the network's weights counted at every use, as the configured
+    /// sparsity counts them (weight sharing would otherwise look denser than it is).
     fn density_now(&self) -> f64 {
-        self.steps
-            .with_untracked(|s| s.last().map(|r| r.density))
-            .or_else(|| {
-                self.info.with_untracked(|i| {
-                    i.as_ref()
-                        .map(|i| i.start.nnz as f64 / i.start.numel.max(1) as f64)
-                })
-            })
-            .unwrap_or(1.0)
+        self.info.with_untracked(|i| {
+            let Some(i) = i else { return 1.0 };
+            let nnz = self
+                .steps
+                .with_untracked(|s| s.last().map_or(i.start.nnz, |r| r.nnz));
+            nnz as f64 / i.start.unshared_numel.max(i.start.numel).max(1) as f64
+        })
     }
 
     /// Keeps the current run for comparison (once), if it trained at all.
@@ -342,12 +366,7 @@ impl State {
                 {
                     self.error.set(None);
                 }
-                self.steps.set(Vec::new());
-                self.mask_updates.set(Vec::new());
-                self.evals.set(Vec::new());
-                self.last_eval.set(None);
-                self.weights.set(None);
-                self.finished.set(false);
+                self.clear_run_views();
                 // An imported checkpoint: the controls (and the link) show its settings.
                 if info.imported_at_step.is_some() {
                     self.settings.update(|s| *s = s.with_config(&info.config));
@@ -360,6 +379,14 @@ impl State {
                     self.send(ToWorker::Play);
                 }
             }
+            // A paused run's last step, and the views pausing refreshes, can arrive after
+            // its settings were refused: no run, nothing to show.
+            FromWorker::Event(_)
+            | FromWorker::Masks(_)
+            | FromWorker::Eval(_)
+            | FromWorker::Weights(_)
+            | FromWorker::State { .. }
+                if self.info.with_untracked(Option::is_none) => {}
             FromWorker::Event(event) => match *event {
                 Event::Step(r) => {
                     if self.first_step_ms.get_untracked().is_none() {

@@ -106,13 +106,16 @@ pub fn allocate_total(
     if target < fixed + n_sparse {
         let min_density = (fixed + n_sparse) as f64 / total as f64;
         return Err(SparsityError::Impossible(format!(
-            "sparsity {} keeps {target} of {total} weights, but {} dense weights plus one \
-             weight in each of the other {n_sparse} layers need {}: use a sparsity of at most \
-             {:.6}{}",
+            "sparsity {} ({}%) keeps {target} of {total} weights, but {} dense weights plus \
+             one weight in each of the other {n_sparse} layers need {}: use a sparsity of at \
+             most {:.6} ({:.4}%){}",
             config.sparsity,
+            // Percent to four decimals, without float noise: 0.9999 is 99.99%.
+            (config.sparsity * 1e6).round() / 1e4,
             fixed,
             fixed + n_sparse,
             1.0 - min_density,
+            (1.0 - min_density) * 100.0,
             if config.dense_first {
                 ", or set sparsity.dense_first = false"
             } else {
@@ -317,7 +320,7 @@ mod tests {
         let err = allocate(&layers, &cfg(0.9999, Distribution::Erk, true))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("at most"), "{err}");
+        assert!(err.contains("at most") && err.contains("%)"), "{err}");
         let err = allocate(&layers, &cfg(1.0, Distribution::Erk, false))
             .unwrap_err()
             .to_string();
