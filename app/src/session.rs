@@ -210,14 +210,19 @@ impl Session {
     /// Validation loss, accuracy and confusion matrix, and the sample strip. The
     /// driver's epoch-end validation is used when it is the current one.
     pub async fn evaluate(&mut self) -> Result<Option<EvalReport>, String> {
-        let t = self.driver.trainer();
         let eval = match self.validation.take() {
             Some(eval) => eval,
-            None => match t.evaluate_validation().await.map_err(|e| e.to_string())? {
+            None => match self
+                .driver
+                .evaluate_validation()
+                .await
+                .map_err(|e| e.to_string())?
+            {
                 Some(eval) => eval,
                 None => return Ok(None),
             },
         };
+        let t = self.driver.trainer();
         let set = t.dataset();
         let picks = sample_indices(set, &t.data().split.val);
         let predictions = t.predict(set, &picks).await.map_err(|e| e.to_string())?;

@@ -89,7 +89,7 @@ struct TrainArgs {
     #[arg(long)]
     resume: bool,
     /// With --resume: change one of the few settings a run may change midway (optim.*,
-    /// run.checkpoint_every, run.log_every, run.eval_test, eval_batch_size, data.path),
+    /// run.checkpoint_every, run.log_every, run.eval_test, run.bn_recalibration_batches, eval_batch_size, data.path),
     /// e.g. --override optim.lr=0.01 after a divergence.
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<Setting>,

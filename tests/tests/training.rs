@@ -2,7 +2,7 @@
 //! after every mask update, learning, checkpoints, and kill-and-resume.
 
 use pollster::block_on;
-use sparselab::burn::tensor::Device;
+use sparselab::burn::tensor::{Device, Tensor};
 use sparselab::data::synthetic;
 use sparselab::train::run::{RunOptions, run};
 use sparselab::train::{Checkpoint, Event, TrainConfig, Trainer};
@@ -271,4 +271,106 @@ fn stop_and_resume_reproduces_the_uninterrupted_run() {
     assert_eq!(full.final_val_accuracy, second.final_val_accuracy);
     assert_eq!(full.test_accuracy, second.test_accuracy);
     assert_eq!(full.nnz, second.nnz);
+}
+
+/// Every BatchNorm of the trainer's own model (running statistics update through `&`).
+fn batch_norms(t: &Trainer) -> Vec<&sparselab::burn::nn::BatchNorm> {
+    let m = t.model();
+    let mut out = vec![&m.stem_bn];
+    for block in m.stages.iter().flat_map(|s| &s.blocks) {
+        out.extend(
+            [Some(&block.bn1), Some(&block.bn2), block.bn3.as_ref()]
+                .into_iter()
+                .flatten(),
+        );
+        out.extend(block.shortcut.as_ref().map(|s| &s.bn));
+    }
+    out
+}
+
+/// Every BatchNorm's running mean and variance, in the model's order.
+fn batch_norm_statistics(t: &Trainer) -> Vec<Vec<f32>> {
+    batch_norms(t)
+        .into_iter()
+        .flat_map(|bn| [bn.running_mean.value_sync(), bn.running_var.value_sync()])
+        .map(|v| v.into_data().try_to_vec::<f32>().unwrap())
+        .collect()
+}
+
+/// Every parameter (weights, BatchNorm's gamma and beta, DyReLU's), by path: the walk's
+/// tensors less the running statistics.
+fn parameters(t: &Trainer) -> Vec<(String, Vec<f32>)> {
+    let mut out = Vec::new();
+    sparselab::model::for_each_param(t.model(), |path, _, v| {
+        if !path.contains(".running_") {
+            out.push((path.to_string(), v.into_data().try_to_vec::<f32>().unwrap()))
+        }
+    });
+    assert!(out.iter().any(|(p, _)| p.ends_with(".gamma")));
+    out
+}
+
+/// Re-estimating BatchNorm's statistics changes them and nothing else, runs once per step,
+/// and gives the statistics a training forward normalises with: on a training split of one
+/// batch, evaluation after recalibrating matches the training step's loss on the same
+/// images, whatever the running averages held before.
+#[test]
+fn batch_norm_recalibration_changes_only_the_statistics_and_matches_training() {
+    let c = config(&[
+        "run.bn_recalibration_batches=1",
+        "data.augment=false",
+        "data.synthetic_size=40",
+        "data.val_fraction=0.2",
+        "batch_size=30",
+    ]);
+    let mut a = trainer(&c);
+    let train = a.data().split.train.clone();
+    assert_eq!(
+        train.len(),
+        c.batch_size,
+        "one batch is the whole training split"
+    );
+
+    // Statistics of another network: every channel's mean and variance far off.
+    for bn in batch_norms(&a) {
+        let v = bn.running_mean.value();
+        let (n, device) = (v.dims()[0], v.device());
+        bn.running_mean
+            .update(Tensor::<1>::full([n], -3.0, &device));
+        bn.running_var.update(Tensor::<1>::full([n], 0.5, &device));
+    }
+    let broken = block_on(a.evaluate(a.dataset(), &train)).unwrap();
+
+    let (params, masks) = (parameters(&a), a.masks().clone());
+    assert_eq!(block_on(a.recalibrate_batch_norm()).unwrap(), 1);
+    assert_eq!(
+        block_on(a.recalibrate_batch_norm()).unwrap(),
+        0,
+        "once per step"
+    );
+    assert_eq!(parameters(&a), params, "recalibration changed a parameter");
+    assert_eq!(a.masks(), &masks, "recalibration changed a mask");
+    let statistics = batch_norm_statistics(&a);
+
+    // A trainer that kept its initial running averages recalibrates to the same bits.
+    let mut b = trainer(&c);
+    let initial = batch_norm_statistics(&b);
+    assert_eq!(block_on(b.recalibrate_batch_norm()).unwrap(), 1);
+    assert_eq!(batch_norm_statistics(&b), statistics);
+    assert_ne!(
+        statistics, initial,
+        "recalibration left the statistics as they were"
+    );
+
+    let evaluated = block_on(a.evaluate(a.dataset(), &train)).unwrap().loss;
+    let trained = block_on(a.train_step()).unwrap().loss;
+    assert!(
+        (evaluated - trained).abs() < 1e-3 * trained.max(1.0),
+        "evaluation after recalibrating {evaluated}, the training step {trained}"
+    );
+    assert!(
+        broken.loss.is_nan() || (broken.loss - trained).abs() > 0.5,
+        "the corrupted statistics should have shown: loss {} against {trained}",
+        broken.loss
+    );
 }

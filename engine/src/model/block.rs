@@ -87,6 +87,14 @@ fn gain(device: &Device) -> Param<Tensor<1>> {
 }
 
 impl Block {
+    /// This block's BatchNorms, in forward order (the shortcut's last).
+    pub fn batch_norms_mut(&mut self) -> impl Iterator<Item = &mut BatchNorm> {
+        [Some(&mut self.bn1), Some(&mut self.bn2), self.bn3.as_mut()]
+            .into_iter()
+            .flatten()
+            .chain(self.shortcut.as_mut().map(|s| &mut s.bn))
+    }
+
     pub(crate) fn new(shape: BlockShape, shared: bool, dyrelu: bool, device: &Device) -> Self {
         let BlockShape {
             in_ch,

@@ -97,6 +97,15 @@ pub struct ResNet {
 }
 
 impl ResNet {
+    /// Every BatchNorm of the network, the stem's first.
+    pub fn batch_norms_mut(&mut self) -> impl Iterator<Item = &mut BatchNorm> {
+        std::iter::once(&mut self.stem_bn).chain(
+            self.stages
+                .iter_mut()
+                .flat_map(|s| s.blocks.iter_mut().flat_map(Block::batch_norms_mut)),
+        )
+    }
+
     /// Numbers the prunable layers in parameter order (the masks' order) and tells every
     /// block where its convolutions sit.
     fn with_layer_table(mut self) -> Self {

@@ -47,6 +47,10 @@ pub struct RunConfig {
     /// Sparse kernels: "auto" (by the shipped crossover table), "timed" (by a timing at
     /// the start), "sparse" (every layer) or "dense" (masked dense convolutions).
     pub kernels: crate::kernels::choice::KernelMode,
+    /// Before each evaluation, re-estimate BatchNorm's running statistics on this many
+    /// training batches (forward only; 0: keep the running averages of training). A mask
+    /// update at extreme sparsity leaves the averages describing the previous network.
+    pub bn_recalibration_batches: usize,
 }
 
 impl Default for RunConfig {
@@ -58,6 +62,7 @@ impl Default for RunConfig {
             log_every: 1,
             eval_test: true,
             kernels: Default::default(),
+            bn_recalibration_batches: 4,
         }
     }
 }

@@ -71,6 +71,13 @@ impl RunDriver {
         &self.trainer
     }
 
+    /// The validation split's evaluation now (the page's pause), with BatchNorm's
+    /// statistics re-estimated first as at an epoch's end.
+    pub async fn evaluate_validation(&mut self) -> anyhow::Result<Option<Evaluation>> {
+        self.trainer.recalibrate_batch_norm().await?;
+        Ok(self.trainer.evaluate_validation().await?)
+    }
+
     /// Counts the run's seconds from `started` (e.g. before its data were loaded).
     pub fn started_at(mut self, started: web_time::Instant) -> Self {
         self.started = started;
@@ -158,6 +165,7 @@ impl RunDriver {
         }
         let mut validation = None;
         let checkpointed = if o.epoch_done {
+            let recalibrated = self.trainer.recalibrate_batch_norm().await?;
             validation = self.trainer.evaluate_validation().await?;
             let sums = self.trainer.take_epoch_sums();
             let val = validation.as_ref().map(|v| (v.loss, v.accuracy));
@@ -168,7 +176,7 @@ impl RunDriver {
             if let Some(v) = &validation {
                 sink.validated(v);
             }
-            let event = self.epoch_event(o.epoch, &sums, val);
+            let event = self.epoch_event(o.epoch, &sums, val, recalibrated);
             sink.event(&event, &self.trainer)?;
             let saved = self.checkpoint(sink).await?;
             // The next epoch's clock starts after the checkpoint.
@@ -214,6 +222,7 @@ impl RunDriver {
         test: Option<&ImageSet>,
         sink: &mut dyn RunSink,
     ) -> anyhow::Result<RunEnd> {
+        self.trainer.recalibrate_batch_norm().await?;
         let t = &self.trainer;
         let test_accuracy = match test {
             Some(test) => {
@@ -244,7 +253,13 @@ impl RunDriver {
         })
     }
 
-    fn epoch_event(&self, epoch: usize, sums: &EpochSums, val: Option<(f64, f64)>) -> Event {
+    fn epoch_event(
+        &self,
+        epoch: usize,
+        sums: &EpochSums,
+        val: Option<(f64, f64)>,
+        bn_recalibration_batches: usize,
+    ) -> Event {
         let t = &self.trainer;
         Event::Epoch {
             epoch,
@@ -258,6 +273,7 @@ impl RunDriver {
             effective_nnz: t.effective_nnz(),
             itop: t.itop_rate(),
             train_flops: t.train_flops(),
+            bn_recalibration_batches,
             layers: t.layer_densities(),
             images_per_sec: sums.seen / self.epoch_train_seconds.max(1e-9),
             seconds: self.epoch_started.elapsed().as_secs_f64(),

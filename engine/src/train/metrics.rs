@@ -94,6 +94,10 @@ pub enum Event {
         itop: f64,
         #[serde(default)]
         train_flops: f64,
+        /// Training batches BatchNorm's statistics were re-estimated on before the
+        /// validation (`run.bn_recalibration_batches`; 0: the running averages).
+        #[serde(default)]
+        bn_recalibration_batches: usize,
         layers: Vec<LayerDensity>,
         images_per_sec: f64,
         seconds: f64,

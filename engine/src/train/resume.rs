@@ -10,11 +10,12 @@ use std::collections::BTreeMap;
 /// Keys (or `section.` prefixes) `--override` may change on a resume: the optimizer, how
 /// the run is checkpointed, logged and evaluated, and where its data now lives (the images
 /// are still checked against the checkpoint's fingerprint).
-pub const OVERRIDABLE: [&str; 6] = [
+pub const OVERRIDABLE: [&str; 7] = [
     "optim.",
     "run.checkpoint_every",
     "run.log_every",
     "run.eval_test",
+    "run.bn_recalibration_batches",
     "eval_batch_size",
     "data.path",
 ];

@@ -3,6 +3,7 @@
 //! private: a step reports everything it did in its `StepOutcome`, and the masks change
 //! only through `MaskState`.
 
+mod batch_norm_recalibration;
 mod inspect;
 mod schedule;
 mod snapshot;
@@ -77,6 +78,8 @@ pub struct Trainer {
     best_val_accuracy: Option<f64>,
     /// The current epoch's image order (computed once per epoch).
     order: Option<(usize, Vec<usize>)>,
+    /// The step at which BatchNorm's statistics were last re-estimated.
+    recalibrated_at: Option<usize>,
 }
 
 impl Trainer {
@@ -145,6 +148,7 @@ impl Trainer {
             epoch_sums: EpochSums::default(),
             best_val_accuracy: None,
             order: None,
+            recalibrated_at: None,
         })
     }
 
