@@ -74,7 +74,7 @@ impl RunDriver {
     /// The validation split's evaluation now (the page's pause), with BatchNorm's
     /// statistics re-estimated first as at an epoch's end.
     pub async fn evaluate_validation(&mut self) -> anyhow::Result<Option<Evaluation>> {
-        self.trainer.recalibrate_batch_norm().await?;
+        self.trainer.recalibrate_batch_norm();
         Ok(self.trainer.evaluate_validation().await?)
     }
 
@@ -165,7 +165,7 @@ impl RunDriver {
         }
         let mut validation = None;
         let checkpointed = if o.epoch_done {
-            let recalibrated = self.trainer.recalibrate_batch_norm().await?;
+            let recalibrated = self.trainer.recalibrate_batch_norm();
             validation = self.trainer.evaluate_validation().await?;
             let sums = self.trainer.take_epoch_sums();
             let val = validation.as_ref().map(|v| (v.loss, v.accuracy));
@@ -222,7 +222,7 @@ impl RunDriver {
         test: Option<&ImageSet>,
         sink: &mut dyn RunSink,
     ) -> anyhow::Result<RunEnd> {
-        self.trainer.recalibrate_batch_norm().await?;
+        self.trainer.recalibrate_batch_norm();
         let t = &self.trainer;
         let test_accuracy = match test {
             Some(test) => {

@@ -11,7 +11,6 @@ use super::Trainer;
 use crate::data::split::epoch_order;
 use crate::model::ForwardCtx;
 use crate::rng::Rng;
-use crate::train::error::TrainError;
 use burn::tensor::{Tensor, TensorData};
 
 /// The image order of the recalibration batches is its own stream, apart from the
@@ -24,11 +23,11 @@ impl Trainer {
     /// already done at this step). The batches are augmented as training's are: the
     /// network learned to normalise with the statistics of augmented images, and
     /// statistics of plain ones cost the default run ten points of validation accuracy.
-    pub async fn recalibrate_batch_norm(&mut self) -> Result<usize, TrainError> {
+    pub fn recalibrate_batch_norm(&mut self) -> usize {
         let batches = self.config.run.bn_recalibration_batches;
         let train = &self.data.split.train;
         if batches == 0 || train.is_empty() || self.recalibrated_at == Some(self.step) {
-            return Ok(0);
+            return 0;
         }
         let b = self.config.batch_size.min(train.len());
         let order = epoch_order(train, self.config.seed ^ ORDER_STREAM, self.step);
@@ -48,19 +47,14 @@ impl Trainer {
             }
             let ctx = ForwardCtx::new(self.phase(), self.masks.plan().map(|p| p as _))
                 .with_batch_norm(crate::kernels::batch_norm::for_device(&self.device));
-            // The forward updates the running statistics; its output is not needed, but
-            // reading one value waits for the batch, so the next one sees its statistics.
-            let logits = self.model.forward(x, &ctx);
-            crate::train::error::read_f32(logits.inner().slice([0..1, 0..1]).reshape([1])).await?;
+            // The forward moves the running statistics; its logits are not needed and
+            // nothing is read back (an evaluation settles the statistics it reads).
+            let _ = self.model.forward(x, &ctx);
         }
         for (bn, m) in self.model.batch_norms_mut().zip(momenta) {
             bn.momentum = m;
-            // Burn keeps the last update pending until the next one; an evaluation reads
-            // the settled value, so settle it now.
-            bn.running_mean.value_sync();
-            bn.running_var.value_sync();
         }
         self.recalibrated_at = Some(self.step);
-        Ok(batches)
+        batches
     }
 }
