@@ -24,6 +24,9 @@ cargo fmt --all -- --check
 bash scripts/clippy.sh --workspace --all-targets
 phase "native tests"
 cargo test --release --locked --workspace 2>&1
+# An exported model read from Python (PyPI's safetensors and numpy in a venv).
+phase "export read from Python"
+bash scripts/test-python-export.sh
 # The parsers of user files under mutated input (proptest), each for a bounded time.
 phase "fuzz targets (${SPARSELAB_FUZZ_SECONDS:=20} s each)"
 SPARSELAB_FUZZ_SECONDS=$SPARSELAB_FUZZ_SECONDS \

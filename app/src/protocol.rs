@@ -48,6 +48,8 @@ pub enum ToWorker {
     Reset,
     /// Send the run's checkpoint (the native CLI's format).
     ExportCheckpoint,
+    /// Send the run's model as safetensors under PyTorch's names (`sparselab export`).
+    ExportSafetensors,
     /// Inspect the checkpoint attached to the message on the loaded data.
     ImportCheckpoint {
         name: String,
@@ -80,7 +82,8 @@ pub enum FromWorker {
         running: bool,
         finished: bool,
     },
-    Checkpoint {
+    /// A file for the user to save (a checkpoint, a safetensors export).
+    Download {
         name: String,
         #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,

@@ -267,6 +267,17 @@ impl Session {
             .map_err(|e| e.to_string())?
             .encode())
     }
+
+    /// The model as `sparselab export` writes it: safetensors under PyTorch's names.
+    pub async fn safetensors_bytes(&self) -> Result<Vec<u8>, String> {
+        let ckpt = self
+            .trainer()
+            .checkpoint()
+            .await
+            .map_err(|e| e.to_string())?;
+        sparselab::weights::export_safetensors(&ckpt, &Default::default())
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// The sample strip: one validation image per class first (as far as there are), then

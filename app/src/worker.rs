@@ -175,19 +175,26 @@ impl Worker {
                 }
                 self.post_state();
             }
-            ToWorker::ExportCheckpoint => {
+            ToWorker::ExportCheckpoint | ToWorker::ExportSafetensors => {
                 let Some(s) = &self.session else {
                     return error("export", "no run to export yet");
                 };
-                match s.checkpoint_bytes().await {
-                    Ok(bytes) => post(&FromWorker::Checkpoint {
-                        name: format!(
-                            "sparselab-{}-step{}.bin",
-                            s.trainer().method_name(),
-                            s.trainer().step()
-                        ),
-                        bytes,
-                    }),
+                let stem = format!(
+                    "sparselab-{}-step{}",
+                    s.trainer().method_name(),
+                    s.trainer().step()
+                );
+                let file = if matches!(msg, ToWorker::ExportCheckpoint) {
+                    s.checkpoint_bytes()
+                        .await
+                        .map(|b| (format!("{stem}.bin"), b))
+                } else {
+                    s.safetensors_bytes()
+                        .await
+                        .map(|b| (format!("{stem}.safetensors"), b))
+                };
+                match file {
+                    Ok((name, bytes)) => post(&FromWorker::Download { name, bytes }),
                     Err(e) => error("export", e),
                 }
             }

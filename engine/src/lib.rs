@@ -22,3 +22,4 @@ pub mod stats;
 #[cfg(feature = "native")]
 pub mod sweep;
 pub mod train;
+pub mod weights;

@@ -1,4 +1,4 @@
-//! The `sparselab` command line: train, eval, data fetch, info, methods, bench.
+//! The `sparselab` command line: train, eval, export, data fetch, info, methods, bench.
 
 mod cli;
 
@@ -26,6 +26,9 @@ enum Command {
     Train(Box<TrainArgs>),
     /// Accuracy and per-class accuracy of a checkpoint on a dataset split.
     Eval(cli::eval::EvalArgs),
+    /// A checkpoint's model as a safetensors file for PyTorch (names, masks, metadata:
+    /// see the book's "Weights in and out").
+    Export(cli::export::ExportArgs),
     /// Datasets: `data fetch cifar10|cifar100 --to DIR`.
     Data {
         #[command(subcommand)]
@@ -93,6 +96,10 @@ struct TrainArgs {
     /// e.g. --override optim.lr=0.01 after a divergence.
     #[arg(long = "override", value_name = "KEY=VALUE")]
     overrides: Vec<Setting>,
+    /// Start from the weights of a safetensors file (`sparselab export`, or a PyTorch model
+    /// under the book's CIFAR-ResNet names) instead of a random initialisation.
+    #[arg(long)]
+    init_from: Option<PathBuf>,
     /// Checkpoint and stop after this many steps (continue later with --resume).
     #[arg(long)]
     stop_after: Option<usize>,
@@ -168,6 +175,10 @@ fn train_config(a: &TrainArgs) -> anyhow::Result<(TrainConfig, toml::Table)> {
         ),
         ("run.device", a.device.clone()),
         ("run.out", a.out.as_ref().map(|p| p.display().to_string())),
+        (
+            "run.init_from",
+            a.init_from.as_ref().map(|p| p.display().to_string()),
+        ),
     ];
     for (key, value) in text_flags {
         sets.extend(value.map(|v| Setting::new(key, v)));
@@ -244,6 +255,7 @@ fn real_main() -> anyhow::Result<()> {
             }
         }
         Command::Eval(a) => cli::eval::run(a)?,
+        Command::Export(a) => cli::export::run(a)?,
         Command::Data {
             command: DataCommand::Fetch { dataset, to, url },
         } => {

@@ -356,11 +356,9 @@ fn every_preset_config_is_valid() {
     assert!(checked >= 10, "{checked} presets");
 }
 
-#[test]
-fn east_checkpoint_evaluates_to_the_runs_own_validation_accuracy() {
-    // DyReLU mid-phase and shared weights must both come back from the checkpoint.
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("east");
+/// A small EAST run on ResNet-20 x0.25 (so that weight sharing has blocks to share) in
+/// `out`, with `extra` arguments.
+fn east_resnet20(out: &Path, extra: &[&str]) -> std::process::Output {
     run_ok(
         sparselab()
             .args(SMALL)
@@ -371,10 +369,25 @@ fn east_checkpoint_evaluates_to_the_runs_own_validation_accuracy() {
                 "model.width=0.25",
             ])
             .args(["--method", "east"])
-            .args(["--set", "model.dyrelu.phase_start=0.5"])
-            .args(["--set", "model.dyrelu.phase_end=4.0"])
+            .args(extra)
             .arg("--out")
-            .arg(&out),
+            .arg(out),
+    )
+}
+
+#[test]
+fn east_checkpoint_evaluates_to_the_runs_own_validation_accuracy() {
+    // DyReLU mid-phase and shared weights must both come back from the checkpoint.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("east");
+    east_resnet20(
+        &out,
+        &[
+            "--set",
+            "model.dyrelu.phase_start=0.5",
+            "--set",
+            "model.dyrelu.phase_end=4.0",
+        ],
     );
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
@@ -497,4 +510,83 @@ fn auto_kernels_follow_the_shipped_table_so_two_runs_agree() {
     let (_, chosen_again, losses_again) = run();
     assert_eq!(chosen, chosen_again);
     assert_eq!(losses, losses_again);
+}
+
+#[test]
+fn export_evaluates_as_its_checkpoint_and_starts_a_new_run() {
+    // EAST with weight sharing: the export unfolds the shared weights, and evaluating it
+    // must still give the checkpoint's accuracy.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("east");
+    east_resnet20(&out, &["--set", "method.east.dyrelu=false"]);
+    let ckpt = out.join("checkpoint.bin");
+    let exported = run_ok(sparselab().arg("export").arg(&ckpt));
+    let text = String::from_utf8_lossy(&exported.stdout);
+    assert!(
+        text.contains("checkpoint.safetensors: east resnet20"),
+        "{text}"
+    );
+    assert!(text.contains("learnable non-zeros"), "{text}");
+    let file = out.join("checkpoint.safetensors");
+    let eval = |path: &Path| -> serde_json::Value {
+        let o = run_ok(
+            sparselab()
+                .args(["eval", "--device", "cpu", "--split", "val", "--json"])
+                .arg(path),
+        );
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let (from_ckpt, from_export) = (eval(&ckpt), eval(&file));
+    assert_eq!(from_export["accuracy"], from_ckpt["accuracy"]);
+    assert_eq!(from_export["confusion"], from_ckpt["confusion"]);
+
+    // A new run from the file starts with its masks: as many weights alive as it had.
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let init_from = file.display().to_string();
+    let again = east_resnet20(
+        &dir.path().join("again"),
+        &[
+            "--set",
+            "method.east.dyrelu=false",
+            "--set",
+            "method.east.cyclic=false",
+            "--set",
+            "epochs=1",
+            "--init-from",
+            &init_from,
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    let alive = format!("{} of ", summary["nnz"]);
+    assert!(
+        stderr.contains("initial weights: ") && stderr.contains(&alive),
+        "{stderr}"
+    );
+
+    // The wrong model, a cut file, an unknown format, the checkpoint as --out.
+    let e = run_err(
+        sparselab()
+            .args(SMALL)
+            .arg("--init-from")
+            .arg(&file)
+            .arg("--out")
+            .arg(dir.path().join("wrong")),
+    );
+    assert!(
+        e.contains("checkpoint.safetensors: holds 84 tensor(s) this model does not have"),
+        "{e}"
+    );
+    let bytes = std::fs::read(&file).unwrap();
+    let cut = dir.path().join("cut.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let e = run_err(sparselab().args(["eval", "--device", "cpu"]).arg(&cut));
+    assert!(
+        e.contains("cut.safetensors: not a readable safetensors file"),
+        "{e}"
+    );
+    let e = run_err(sparselab().args(["export", "--format", "onnx"]).arg(&ckpt));
+    assert!(e.contains("--format onnx"), "{e}");
+    let e = run_err(sparselab().arg("export").arg(&ckpt).arg("--out").arg(&ckpt));
+    assert!(e.contains("is the checkpoint itself"), "{e}");
 }

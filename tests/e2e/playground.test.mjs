@@ -82,6 +82,19 @@ async function waitFor(page, what, fn, timeout = LONG) {
   }
 }
 
+// A safetensors file's tensors (dtype, shape, raw bytes) and metadata.
+function readSafetensors(buf) {
+  const n = Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
+  const data = buf.subarray(8 + n);
+  const tensors = {};
+  for (const [name, t] of Object.entries(header)) {
+    if (name === '__metadata__') continue;
+    tensors[name] = { dtype: t.dtype, shape: t.shape, bytes: data.subarray(t.data_offsets[0], t.data_offsets[1]) };
+  }
+  return { meta: header.__metadata__ || {}, tensors };
+}
+
 async function shot(page, name) {
   await page.screenshot({ path: path.join(out, `${name}.png`), fullPage: true });
 }
@@ -251,7 +264,7 @@ test('a bad link names the setting', { timeout: LONG }, async () => {
   await page.close();
 });
 
-test('a checkpoint from the native CLI opens in the page', { timeout: LONG }, async () => {
+test('a checkpoint from the native CLI opens in the page and exports for PyTorch as the CLI does', { timeout: LONG }, async () => {
   const cli = path.join(root, 'scripts/sparselab');
   const runDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sparselab-cli-run-'));
   execFileSync(cli, ['train', '--out', runDir, '--set', 'model.arch=resnet8', '--set', 'model.width=0.25',
@@ -275,6 +288,31 @@ test('a checkpoint from the native CLI opens in the page', { timeout: LONG }, as
   assert.equal(bars.reduce((a, b) => a + b, 0), summary.nnz);
   assert.equal((await status(page)).backend, 'webgpu');
   await shot(page, '7-imported-checkpoint');
+  // "for PyTorch" saves what `sparselab export` writes for the same checkpoint: the same
+  // tensors under the same names, weights and masks bit for bit. BatchNorm's running
+  // statistics are re-estimated before the page's evaluation (on this adapter's arithmetic),
+  // so they agree to float precision.
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export-pytorch')]);
+  assert.match(download.suggestedFilename(), /^sparselab-set-step\d+\.safetensors$/);
+  const fromPage = readSafetensors(fs.readFileSync(await download.path()));
+  const cliFile = path.join(runDir, 'cli.safetensors');
+  execFileSync(cli, ['export', path.join(runDir, 'checkpoint.bin'), '--out', cliFile]);
+  const fromCli = readSafetensors(fs.readFileSync(cliFile));
+  assert.deepEqual(Object.keys(fromPage.tensors).sort(), Object.keys(fromCli.tensors).sort());
+  for (const [name, want] of Object.entries(fromCli.tensors)) {
+    const got = fromPage.tensors[name];
+    assert.equal(got.dtype, want.dtype, name);
+    assert.deepEqual(got.shape, want.shape, name);
+    if (/running_(mean|var)$/.test(name)) {
+      const a = new Float32Array(got.bytes.buffer.slice(got.bytes.byteOffset, got.bytes.byteOffset + got.bytes.length));
+      const b = new Float32Array(want.bytes.buffer.slice(want.bytes.byteOffset, want.bytes.byteOffset + want.bytes.length));
+      a.forEach((v, i) => assert.ok(Math.abs(v - b[i]) <= 1e-3 * Math.max(1, Math.abs(b[i])), `${name}[${i}]: ${v} vs ${b[i]}`));
+    } else {
+      assert.ok(got.bytes.equals(want.bytes), `${name} differs between the page's and the CLI's export`);
+    }
+  }
+  assert.equal(fromPage.meta.nnz, String(summary.nnz));
+  assert.equal(fromPage.meta.arch, 'resnet8');
   // One flipped bit in the tensor data: the checksum names the damage, nothing loads.
   const bytes = fs.readFileSync(path.join(runDir, 'checkpoint.bin'));
   bytes[bytes.length - 100] ^= 0x10;

@@ -1,5 +1,6 @@
 //! Fuzz targets, one per parser of user files: CIFAR binary archives, image-folder
-//! archives, checkpoints, run configs, sweep files (and the metrics log a resume reads).
+//! archives, checkpoints, safetensors weight files, run configs, sweep files (and the
+//! metrics log a resume reads).
 //! Each mutates a seed corpus (valid files and the crafted hostile ones) with proptest and
 //! asserts the parser returns, Ok or a clear error: no panic, no abort, no unbounded
 //! allocation. Archives are mutated before compression too, so the mutations reach the tar
@@ -14,7 +15,8 @@ use sparselab::data::{DataConfig, DataKind, load_split_from_bytes};
 use sparselab::sweep::SweepConfig;
 use sparselab::train::checkpoint::Checkpoint;
 use sparselab::train::{TrainConfig, metrics};
-use sparselab_e2e::hostile;
+use sparselab::weights::{ExportExtras, export_safetensors, read_initial_weights};
+use sparselab_e2e::{config_from, hostile, synthetic_trainer};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
@@ -178,6 +180,37 @@ fn fuzz_checkpoints() {
             let bytes = ckpt.encode();
             let again = Checkpoint::decode(&bytes, "again").expect("re-decodes");
             assert_eq!(again.encode(), bytes);
+            // Whatever decodes, exports or says why not.
+            let _ = export_safetensors(&ckpt, &ExportExtras::default());
+        }
+    });
+    assert!(runs > 0);
+}
+
+#[test]
+fn fuzz_weight_files() {
+    // A tiny trained run's export: the file `--init-from` reads.
+    let config = config_from(
+        &[
+            "model.arch=\"resnet8\"",
+            "model.width=0.25",
+            "batch_size=8",
+            "data.synthetic_size=40",
+            "method.name=\"east\"",
+            "method.east.dyrelu=false",
+        ],
+        &[],
+    );
+    let mut trainer = synthetic_trainer(&config);
+    pollster::block_on(trainer.train_step()).expect("a step");
+    let ckpt = pollster::block_on(trainer.checkpoint()).expect("a checkpoint");
+    let seed = export_safetensors(&ckpt, &ExportExtras::default()).expect("exports");
+    let model = trainer.model().clone();
+    let runs = fuzz("weights", vec![seed], |bytes| {
+        if let Ok(w) = read_initial_weights(bytes, "fuzz.safetensors", &model, "resnet8") {
+            // Whatever reads, chooses masks of the method's sizes.
+            let masks = w.choose_masks(trainer.masks().clone());
+            assert_eq!(masks.nnz(), trainer.masks().nnz());
         }
     });
     assert!(runs > 0);

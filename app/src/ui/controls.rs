@@ -328,6 +328,8 @@ pub fn Controls(state: State) -> impl IntoView {
                 <button id="export-csv" on:click=move |_| state.export_csv()>"metrics CSV"</button>
                 <button id="export-json" on:click=move |_| state.export_json()>"run JSON"</button>
                 <button id="export-ckpt" on:click=move |_| state.send(ToWorker::ExportCheckpoint)>"checkpoint"</button>
+                <button id="export-pytorch" title="safetensors under PyTorch's CIFAR-ResNet names, with the masks (as sparselab export writes it)"
+                    on:click=move |_| state.send(ToWorker::ExportSafetensors)>"for PyTorch"</button>
                 <label>"import a checkpoint (from the CLI or this page): "
                     <input id="import-ckpt" type="file" accept=".bin"
                         on:change=move |e| {

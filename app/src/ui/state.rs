@@ -415,7 +415,7 @@ impl State {
                 }
                 self.finished.set(finished);
             }
-            FromWorker::Checkpoint { name, bytes } => {
+            FromWorker::Download { name, bytes } => {
                 download(&name, "application/octet-stream", &bytes)
             }
             FromWorker::Error { context, message } => {

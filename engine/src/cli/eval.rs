@@ -1,14 +1,17 @@
-//! `sparselab eval`: a checkpoint's accuracy, overall and per class, on a split.
+//! `sparselab eval`: a checkpoint's (or a `sparselab export` file's) accuracy, overall and
+//! per class, on a split.
 
 use super::pct;
 use clap::Args;
+use sparselab::data::Normalization;
 use sparselab::device::DeviceChoice;
-use sparselab::train::Checkpoint;
-use std::path::PathBuf;
+use sparselab::model::ResNet;
+use sparselab::train::{Checkpoint, TrainConfig};
+use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// A checkpoint.bin written by `train`.
+    /// A checkpoint.bin written by `train`, or a .safetensors file from `export`.
     pub checkpoint: PathBuf,
     /// Which split: test (default), val (the run's held-out split), or train.
     #[arg(long, default_value = "test")]
@@ -25,10 +28,68 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
+/// What evaluating needs of a checkpoint or an export.
+struct Trained {
+    config: TrainConfig,
+    num_classes: usize,
+    class_names: Vec<String>,
+    normalization: Normalization,
+    dyrelu_phase: Option<f64>,
+    model: ResNet,
+    nnz: usize,
+    numel: usize,
+}
+
+fn load(path: &Path, device: &sparselab::burn::tensor::Device) -> anyhow::Result<Trained> {
+    let bytes = sparselab::data::bounded::read_bounded(
+        path,
+        sparselab::weights::MAX_WEIGHTS_BYTES,
+        "checkpoint or safetensors export",
+    )?;
+    let origin = path.display().to_string();
+    // A safetensors file opens with its header's length, then the JSON header.
+    let safetensors = !bytes.starts_with(b"sparselab-ckpt") && bytes.get(8) == Some(&b'{');
+    if !bytes.starts_with(b"sparselab-ckpt") && !safetensors {
+        anyhow::bail!(
+            "{origin}: not a sparselab checkpoint (`train` writes checkpoint.bin) nor a \
+             safetensors export (`sparselab export` writes one)"
+        );
+    }
+    if safetensors {
+        let m = sparselab::weights::read_exported_model(&bytes, &origin, device)?;
+        return Ok(Trained {
+            config: m.config,
+            num_classes: m.num_classes,
+            class_names: m.class_names,
+            normalization: m.normalization,
+            dyrelu_phase: m.dyrelu_phase,
+            model: m.model,
+            nnz: m.nnz,
+            numel: m.numel,
+        });
+    }
+    let ckpt = Checkpoint::decode(&bytes, &origin)?;
+    let (model, masks) = ckpt.restore_model(device)?;
+    let meta = ckpt.meta;
+    Ok(Trained {
+        config: meta.config,
+        num_classes: meta.num_classes,
+        class_names: meta.class_names,
+        normalization: meta.normalization,
+        dyrelu_phase: meta.dyrelu_phase,
+        model,
+        nnz: masks.nnz(),
+        numel: masks.numel(),
+    })
+}
+
 pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     use sparselab::data::{DataKind, load_split};
-    let ckpt = Checkpoint::load(&a.checkpoint)?;
-    let mut data = ckpt.meta.config.data.clone();
+    let choice: DeviceChoice = a.device.parse().map_err(anyhow::Error::msg)?;
+    let (device, device_name) = sparselab::device::select(choice).map_err(anyhow::Error::msg)?;
+    let device = device.without_autodiff();
+    let ckpt = load(&a.checkpoint, &device)?;
+    let mut data = ckpt.config.data.clone();
     if let Some(kind) = &a.data {
         data.kind = toml::Value::String(kind.clone())
             .try_into::<DataKind>()
@@ -41,7 +102,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     if let Some(p) = &a.data_path {
         data.path = Some(p.clone());
     }
-    let seed = ckpt.meta.config.seed;
+    let seed = ckpt.config.seed;
     let (set, indices) = match a.split.as_str() {
         "test" => {
             let set = load_split(&data, true, seed)?;
@@ -60,36 +121,38 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         }
         other => anyhow::bail!("--split {other}: use test, val or train"),
     };
-    if set.num_classes() != ckpt.meta.num_classes {
+    if set.num_classes() != ckpt.num_classes {
         anyhow::bail!(
             "the checkpoint predicts {} classes but {} has {}",
-            ckpt.meta.num_classes,
+            ckpt.num_classes,
             set.name,
             set.num_classes()
         );
     }
-    if !ckpt.meta.class_names.is_empty() && set.class_names != ckpt.meta.class_names {
+    if !ckpt.class_names.is_empty() && set.class_names != ckpt.class_names {
         anyhow::bail!(
             "{} has the classes {}, but the checkpoint was trained on {}: the labels would \
              not line up",
             set.name,
             set.class_names.join(", "),
-            ckpt.meta.class_names.join(", ")
+            ckpt.class_names.join(", ")
         );
     }
     if indices.is_empty() {
         anyhow::bail!("the {} split is empty", a.split);
     }
-    let choice: DeviceChoice = a.device.parse().map_err(anyhow::Error::msg)?;
-    let (device, device_name) = sparselab::device::select(choice).map_err(anyhow::Error::msg)?;
-    let device = device.without_autodiff();
-    let (model, masks) = ckpt.restore_model(&device)?;
-    let batcher = sparselab::data::Batcher::new(ckpt.meta.normalization);
-    let batch = ckpt.meta.config.eval_batch_size;
+    let batcher = sparselab::data::Batcher::new(ckpt.normalization);
+    let batch = ckpt.config.eval_batch_size;
     // The model as the run left it: DyReLU at its last phase (eval runs the dense kernels).
-    let ctx = sparselab::model::ForwardCtx::new(ckpt.meta.dyrelu_phase, None);
+    let ctx = sparselab::model::ForwardCtx::new(ckpt.dyrelu_phase, None);
     let e = pollster::block_on(sparselab::train::eval::evaluate_model(
-        &model, &ctx, &batcher, &set, &indices, batch, &device,
+        &ckpt.model,
+        &ctx,
+        &batcher,
+        &set,
+        &indices,
+        batch,
+        &device,
     ))?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&e)?);
@@ -104,9 +167,9 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
         device_name,
         e.accuracy * 100.0,
         e.loss,
-        masks.density() * 100.0,
-        masks.nnz(),
-        masks.numel()
+        ckpt.nnz as f64 / ckpt.numel.max(1) as f64 * 100.0,
+        ckpt.nnz,
+        ckpt.numel
     );
     println!("| class | images | accuracy |\n|---|---|---|");
     for (c, acc) in e.per_class_accuracy().iter().enumerate() {

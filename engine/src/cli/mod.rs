@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod eval;
+pub mod export;
 pub mod sweep;
 
 /// An accuracy as a percentage, or "-" when there is none.

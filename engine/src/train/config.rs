@@ -51,6 +51,11 @@ pub struct RunConfig {
     /// training batches (forward only; 0: keep the running averages of training). A mask
     /// update at extreme sparsity leaves the averages describing the previous network.
     pub bn_recalibration_batches: usize,
+    /// Start from the weights in this safetensors file (`sparselab export`, or PyTorch's
+    /// CIFAR-ResNet names) instead of a random initialisation; the method's initial masks
+    /// keep the file's masks first, then its largest weights.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
 }
 
 impl Default for RunConfig {
@@ -63,6 +68,7 @@ impl Default for RunConfig {
             eval_test: true,
             kernels: Default::default(),
             bn_recalibration_batches: 4,
+            init_from: None,
         }
     }
 }

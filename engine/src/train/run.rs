@@ -172,11 +172,27 @@ pub fn run(config: TrainConfig, options: &RunOptions) -> anyhow::Result<RunSumma
             trainer.apply_overrides(config.clone());
             trainer
         }
-        None => Trainer::new(
-            config.clone(),
-            TrainData::new(set, config.data.val_fraction, config.seed),
-            device,
-        )?,
+        None => {
+            let data = TrainData::new(set, config.data.val_fraction, config.seed);
+            match &config.run.init_from {
+                Some(path) => {
+                    let bytes = crate::data::bounded::read_bounded(
+                        path,
+                        crate::weights::MAX_WEIGHTS_BYTES,
+                        "safetensors weights file",
+                    )?;
+                    let trainer = Trainer::starting_from(config.clone(), data, device, &bytes)?;
+                    eprintln!(
+                        "initial weights: {}; {} of {} weights alive at the start",
+                        path.display(),
+                        trainer.masks().nnz(),
+                        trainer.masks().numel()
+                    );
+                    trainer
+                }
+                None => Trainer::new(config.clone(), data, device)?,
+            }
+        }
     };
 
     // A resume must continue on the very images it was trained on, or its split differs.

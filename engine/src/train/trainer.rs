@@ -85,6 +85,26 @@ pub struct Trainer {
 impl Trainer {
     /// A fresh run: model initialised from the seed, initial masks from the method.
     pub fn new(config: TrainConfig, data: TrainData, device: Device) -> Result<Self, TrainError> {
+        Self::new_with(config, data, device, None)
+    }
+
+    /// A fresh run whose weights start from the safetensors file `run.init_from` names;
+    /// `file` is its bytes (read by the caller: the engine does no file I/O).
+    pub fn starting_from(
+        config: TrainConfig,
+        data: TrainData,
+        device: Device,
+        file: &[u8],
+    ) -> Result<Self, TrainError> {
+        Self::new_with(config, data, device, Some(file))
+    }
+
+    fn new_with(
+        config: TrainConfig,
+        data: TrainData,
+        device: Device,
+        init_file: Option<&[u8]>,
+    ) -> Result<Self, TrainError> {
         // The data are loaded already: where they came from is not checked again.
         config.validate_settings().map_err(TrainError::Config)?;
         if data.split.train.len() < config.batch_size {
@@ -108,6 +128,34 @@ impl Trainer {
             crate::model::param_infos(&model);
             model
         };
+        let initial = match (&config.run.init_from, init_file) {
+            (Some(path), Some(bytes)) => {
+                let m = config.resolved_model();
+                let name = format!(
+                    "{} x{} with {} classes",
+                    m.arch.name(),
+                    m.width,
+                    data.set.num_classes()
+                );
+                let origin = path.display().to_string();
+                Some(
+                    crate::weights::read_initial_weights(bytes, &origin, &model, &name)
+                        .map_err(|e| TrainError::Config(e.to_string()))?,
+                )
+            }
+            (Some(path), None) => {
+                return Err(TrainError::Config(format!(
+                    "run.init_from = {}: this front end does not read weight files; start \
+                     from them with the command line's --init-from",
+                    path.display()
+                )));
+            }
+            (None, _) => None,
+        };
+        let model = match &initial {
+            Some(w) => w.apply_to(model, &device),
+            None => model,
+        };
         let budget = Budget::new(
             crate::sparsity::sparse_layers(&model),
             config.sparsity.clone(),
@@ -120,6 +168,10 @@ impl Trainer {
         };
         let method = methods::build(&config.method, timeline)?;
         let masks = method.initial_masks(&budget, &mut Rng::stream(config.seed, 0x3A5C))?;
+        let masks = match &initial {
+            Some(w) => w.choose_masks(masks),
+            None => masks,
+        };
         let (sparse_kernel_layers, _) = choose_layers(
             &model,
             &masks,

@@ -48,8 +48,11 @@ impl Trainer {
         if meta.sparse_kernel_layers.is_some() {
             config.run.kernels = crate::kernels::choice::KernelMode::Dense;
         }
+        // The checkpoint holds the weights: the initial ones are not read again.
+        config.run.init_from = None;
         let mut trainer = Self::new(config, data, device)?;
         trainer.config.run.kernels = meta.config.run.kernels;
+        trainer.config.run.init_from = meta.config.run.init_from.clone();
         trainer.load_state(ckpt)?;
         Ok(trainer)
     }
