@@ -338,7 +338,11 @@ impl Worker {
                 }
             }
         };
-        self.config = Some(ckpt.meta.config.clone());
+        // Reset starts this run again here, from a random initialisation: the page reads
+        // no weight files, so a run the CLI started with --init-from drops it.
+        let mut config = ckpt.meta.config.clone();
+        config.run.init_from = None;
+        self.config = Some(config);
         self.data = Some((format!("checkpoint:{name}"), set.clone()));
         self.session = Some(Session::from_checkpoint(&ckpt, set, device)?);
         Ok(())

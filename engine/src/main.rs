@@ -228,6 +228,10 @@ fn real_main() -> anyhow::Result<()> {
             } else {
                 format!("{} of {} weights", s.nnz, s.numel)
             };
+            let weights = match s.connected_nnz {
+                Some(c) if c < s.nnz => format!("{weights}; {c} on an input→output path"),
+                _ => weights,
+            };
             println!(
                 "{} {} at {:.2}% sparsity ({}): {} steps, best val acc {}, final val acc {}, test acc {} ({:.0} s, {})",
                 s.method,

@@ -590,3 +590,39 @@ fn export_evaluates_as_its_checkpoint_and_starts_a_new_run() {
     let e = run_err(sparselab().arg("export").arg(&ckpt).arg("--out").arg(&ckpt));
     assert!(e.contains("is the checkpoint itself"), "{e}");
 }
+
+#[test]
+fn a_network_with_no_input_to_output_path_says_so_before_training() {
+    // ResNet-20 x0.25 at 99.5%: 86 weights, ERK-random, none on a path (see the book's
+    // connectivity page); the warning comes before the first step.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cut");
+    let o = run_ok(
+        sparselab()
+            .args(SMALL)
+            .args([
+                "--set",
+                "model.arch=\"resnet20\"",
+                "--set",
+                "model.width=0.25",
+            ])
+            .args(["--sparsity", "0.995", "--stop-after", "1"])
+            .arg("--out")
+            .arg(&out),
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("warning: no alive weight lies on a path from the input to the output"),
+        "{stderr}"
+    );
+    let start: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(out.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(start["connected_nnz"], 0);
+    assert!(start["nnz"].as_u64().unwrap() > 0);
+}

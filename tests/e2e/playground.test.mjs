@@ -376,6 +376,11 @@ async function trainPreset(browser, id, model, key) {
   assert.ok(Math.abs(density - 0.001) < 0.0002, `density ${summary.nnz}/${summary.numel}`);
   assert.ok(+summary.layers > 10 && summary.sparseLayers === summary.layers,
     `sparse kernels on ${summary.sparseLayers} of ${summary.layers} layers: ${summary.text}`);
+  // How many alive weights lie on an input→output path: counted, at most the alive ones.
+  assert.match(summary.connected, /^\d+$/, summary.text);
+  assert.ok(+summary.connected <= +summary.nnz, `${summary.connected} of ${summary.nnz} connected`);
+  assert.match(summary.text, /on an input→output path|none on a path from the input/);
+  timings[`${key}_connected_nnz`] = +summary.connected;
   const kernels = await run.$$eval('.density-bar', (rows) => rows.map((r) => r.dataset.kernel));
   assert.ok(kernels.length > 10 && kernels.every((k) => k === 'sparse'), kernels.join(','));
   const s = await waitFor(run, `12 ${model} steps`, (s) => +s.steps >= 12);

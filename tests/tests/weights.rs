@@ -148,6 +148,29 @@ fn shared_weights_leave_as_the_unshared_network_and_come_back_as_gains() {
         (loss_after - loss).abs() <= 1e-5 * loss,
         "{loss_after} vs {loss}"
     );
+
+    // A shared convolution has one mask: a file that gives its reuse another is refused.
+    let mut mask = file
+        .tensor("masks.layer1.2.conv1.weight")
+        .unwrap()
+        .data()
+        .to_vec();
+    mask[0] ^= 1;
+    let dims = file
+        .tensor("masks.layer1.2.conv1.weight")
+        .unwrap()
+        .shape()
+        .to_vec();
+    let other = rewritten(
+        &bytes,
+        |_| true,
+        &[("masks.layer1.2.conv1.weight", Dtype::BOOL, dims, mask)],
+    );
+    let e = refused(&c, &other);
+    assert!(
+        e.contains("masks.layer1.2.conv1.weight differs from the mask"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -341,4 +364,110 @@ fn a_front_end_that_reads_no_files_refuses_init_from_instead_of_ignoring_it() {
     .expect("refused")
     .to_string();
     assert!(e.contains("run.init_from = model.safetensors"), "{e}");
+}
+
+/// Little-endian f32 values of a tensor of `file`.
+fn f32_tensor(file: &SafeTensors<'_>, name: &str) -> Vec<f32> {
+    let v = file.tensor(name).unwrap();
+    v.data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn the_exported_tensors_mean_what_pytorch_means_by_them() {
+    use sparselab::burn::tensor::{Distribution, Tensor};
+    let (_, t, bytes) = trained(&["method.name=\"rigl\""], 4);
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let model = t.model().valid();
+    let device = Device::flex();
+
+    // linear.weight is [out, in]: y[o] = Σ_i W[o, i] p[i], as nn.Linear computes it.
+    let w = f32_tensor(&file, "linear.weight");
+    let (out, inp) = {
+        let shape = file.tensor("linear.weight").unwrap().shape().to_vec();
+        (shape[0], shape[1])
+    };
+    let p = Tensor::<2>::random([1, inp], Distribution::Normal(0.0, 1.0), &device);
+    let pv = p.clone().into_data().try_to_vec::<f32>().unwrap();
+    let burn = model
+        .classifier
+        .forward(p)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    for o in 0..out {
+        let y: f32 = (0..inp).map(|i| w[o * inp + i] * pv[i]).sum();
+        assert!(
+            (y - burn[o]).abs() <= 1e-5 * (1.0 + y.abs()),
+            "class {o}: {y} vs {}",
+            burn[o]
+        );
+    }
+
+    // conv1.weight is [out, in, kh, kw], a cross-correlation with padding 1, as nn.Conv2d.
+    let w = f32_tensor(&file, "conv1.weight");
+    let shape = file.tensor("conv1.weight").unwrap().shape().to_vec();
+    let (co, ci) = (shape[0], shape[1]);
+    let x = Tensor::<4>::random([1, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    let xv = x.clone().into_data().try_to_vec::<f32>().unwrap();
+    let burn = model
+        .stem
+        .forward(x)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let at = |c: usize, y: i64, x: i64| {
+        if (0..32).contains(&y) && (0..32).contains(&x) {
+            xv[(c * 32 + y as usize) * 32 + x as usize]
+        } else {
+            0.0
+        }
+    };
+    for (o, y, x) in [(0, 0, 0), (1, 5, 31), (co - 1, 17, 9), (co / 2, 31, 31)] {
+        let mut v = 0.0f32;
+        for i in 0..ci {
+            for ky in 0..3 {
+                for kx in 0..3 {
+                    let wv = w[((o * ci + i) * 3 + ky) * 3 + kx];
+                    v += wv * at(i, y + ky as i64 - 1, x + kx as i64 - 1);
+                }
+            }
+        }
+        let b = burn[(o * 32 + y as usize) * 32 + x as usize];
+        assert!(
+            (v - b).abs() <= 1e-5 * (1.0 + v.abs()),
+            "({o}, {y}, {x}): {v} vs {b}"
+        );
+    }
+}
+
+#[test]
+fn the_files_masks_decide_before_magnitude() {
+    // An alive weight set to exactly 0 and a pruned one revived with a large value: the
+    // run still starts with the file's masks, and the revived weight stays pruned (0).
+    let (c, before, bytes) = trained(&["method.name=\"rigl\""], 4);
+    let file = SafeTensors::deserialize(&bytes).unwrap();
+    let name = "layer1.0.conv1.weight";
+    let mask = file
+        .tensor(&format!("masks.{name}"))
+        .unwrap()
+        .data()
+        .to_vec();
+    let mut w = f32_tensor(&file, name);
+    let alive = mask.iter().position(|&m| m == 1).unwrap();
+    let dead = mask.iter().position(|&m| m == 0).unwrap();
+    w[alive] = 0.0;
+    w[dead] = 100.0;
+    let dims = file.tensor(name).unwrap().shape().to_vec();
+    let data: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let after = starting_from(
+        &c,
+        &rewritten(&bytes, |_| true, &[(name, Dtype::F32, dims, data)]),
+    )
+    .unwrap();
+    assert_eq!(after.masks(), before.masks());
+    let v = &values(&after)["stages.0.blocks.0.conv1.weight"];
+    assert_eq!((v[alive], v[dead]), (0.0, 0.0));
 }

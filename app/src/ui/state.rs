@@ -53,6 +53,9 @@ pub struct State {
     pub steps: RwSignal<Vec<StepRecord>>,
     /// The run's mask updates (how many weights moved, at which step).
     pub mask_updates: RwSignal<Vec<MaskUpdateRecord>>,
+    /// Alive weights on an input→output path, as the last epoch's end counted them (the
+    /// start's count until then).
+    pub connected: RwSignal<Option<usize>>,
     pub evals: RwSignal<Vec<EvalPoint>>,
     pub last_eval: RwSignal<Option<EvalReport>>,
     pub masks: RwSignal<Option<MaskReport>>,
@@ -94,6 +97,7 @@ impl State {
             info: RwSignal::new(None),
             steps: RwSignal::new(Vec::new()),
             mask_updates: RwSignal::new(Vec::new()),
+            connected: RwSignal::new(None),
             evals: RwSignal::new(Vec::new()),
             last_eval: RwSignal::new(None),
             masks: RwSignal::new(None),
@@ -243,6 +247,7 @@ impl State {
     fn clear_run_views(&self) {
         self.steps.set(Vec::new());
         self.mask_updates.set(Vec::new());
+        self.connected.set(None);
         self.evals.set(Vec::new());
         self.last_eval.set(None);
         self.weights.set(None);
@@ -395,7 +400,10 @@ impl State {
                     self.steps.update(|s| s.push(r));
                 }
                 Event::MaskUpdate(u) => self.mask_updates.update(|v| v.push(u)),
-                // Epoch ends and the end arrive with their evaluation (`Eval`).
+                Event::Epoch { connected_nnz, .. } | Event::End { connected_nnz, .. } => {
+                    self.connected.set(connected_nnz)
+                }
+                // Epoch ends and the end arrive with their evaluation (`Eval`) too.
                 _ => {}
             },
             FromWorker::Masks(m) => self.masks.set(Some(m)),

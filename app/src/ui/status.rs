@@ -144,6 +144,13 @@ pub fn SparsityLine(state: State) -> impl IntoView {
             .info
             .with(|i| i.as_ref().map_or(0, |i| i.start.sparse_kernel_layers.len()))
     };
+    let connected = move || {
+        state.connected.get().or_else(|| {
+            state
+                .info
+                .with(|i| i.as_ref().and_then(|i| i.start.connected_nnz))
+        })
+    };
     let text = move || {
         if total() == 0 {
             return String::new();
@@ -153,15 +160,25 @@ pub fn SparsityLine(state: State) -> impl IntoView {
             (s, n) if s == n => format!("all {n} layers on the sparse kernels"),
             (s, n) => format!("{s} of {n} layers on the sparse kernels"),
         };
+        // Of the alive weights, those on an input→output path (`sparsity::connectivity`).
+        let paths = match connected() {
+            Some(0) => " · none on a path from the input to the output: the network cannot \
+                         see its images (lower the sparsity, or narrow the model)"
+                .to_string(),
+            Some(c) => format!(" · {} on an input→output path", grouped(c)),
+            None => String::new(),
+        };
         format!(
-            "{} of {} weights alive ({:.3}%) · {kernels}",
+            "{} of {} weights alive ({:.3}%){paths} · {kernels}",
             grouped(nnz()),
             grouped(total()),
             nnz() as f64 * 100.0 / total().max(1) as f64
         )
     };
+    let cut_off = move || connected() == Some(0);
     view! {
-        <p id="sparsity-summary" class="muted" data-nnz=nnz data-numel=total
+        <p id="sparsity-summary" class="muted" class:warn=cut_off data-nnz=nnz data-numel=total
+            data-connected=move || connected().map(|c| c.to_string()).unwrap_or_default()
             data-layers=layers data-sparse-layers=sparse>{text}</p>
     }
 }

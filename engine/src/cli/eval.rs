@@ -41,21 +41,25 @@ struct Trained {
 }
 
 fn load(path: &Path, device: &sparselab::burn::tensor::Device) -> anyhow::Result<Trained> {
-    let bytes = sparselab::data::bounded::read_bounded(
-        path,
-        sparselab::weights::MAX_WEIGHTS_BYTES,
-        "checkpoint or safetensors export",
-    )?;
     let origin = path.display().to_string();
-    // A safetensors file opens with its header's length, then the JSON header.
-    let safetensors = !bytes.starts_with(b"sparselab-ckpt") && bytes.get(8) == Some(&b'{');
-    if !bytes.starts_with(b"sparselab-ckpt") && !safetensors {
-        anyhow::bail!(
-            "{origin}: not a sparselab checkpoint (`train` writes checkpoint.bin) nor a \
-             safetensors export (`sparselab export` writes one)"
-        );
-    }
-    if safetensors {
+    let mut head = [0u8; 16];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut head))
+        .map_err(|e| anyhow::anyhow!("{origin}: cannot read: {e}"))?;
+    let head = &head[..n];
+    if !head.starts_with(b"sparselab-ckpt") {
+        // A safetensors file opens with its header's length, then the JSON header.
+        if head.get(8) != Some(&b'{') {
+            anyhow::bail!(
+                "{origin}: not a sparselab checkpoint (`train` writes checkpoint.bin) nor a \
+                 safetensors export (`sparselab export` writes one)"
+            );
+        }
+        let bytes = sparselab::data::bounded::read_bounded(
+            path,
+            sparselab::weights::MAX_WEIGHTS_BYTES,
+            "safetensors export",
+        )?;
         let m = sparselab::weights::read_exported_model(&bytes, &origin, device)?;
         return Ok(Trained {
             config: m.config,
@@ -68,7 +72,7 @@ fn load(path: &Path, device: &sparselab::burn::tensor::Device) -> anyhow::Result
             numel: m.numel,
         });
     }
-    let ckpt = Checkpoint::decode(&bytes, &origin)?;
+    let ckpt = Checkpoint::load(path)?;
     let (model, masks) = ckpt.restore_model(device)?;
     let meta = ckpt.meta;
     Ok(Trained {

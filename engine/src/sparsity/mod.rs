@@ -2,6 +2,7 @@
 //! gets (uniform or ERK, hit exactly), the masks themselves, and exact top-k selection.
 
 pub mod budget;
+pub mod connectivity;
 pub mod distribution;
 pub mod layers;
 pub mod masks;
@@ -9,6 +10,7 @@ pub mod prune;
 pub mod topk;
 
 pub use budget::Budget;
+pub use connectivity::{Connectivity, connectivity};
 pub use distribution::{Distribution, SparsityConfig, allocate, allocate_total};
 pub use layers::{SparseLayer, sparse_layers};
 pub use masks::{LayerMask, Masks};

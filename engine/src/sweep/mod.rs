@@ -312,6 +312,7 @@ pub fn write_report(
                 final_val_accuracy: s.final_val_accuracy,
                 nonzeros: s.nnz,
                 effective_nonzeros: s.effective_nnz,
+                connected_nonzeros: s.connected_nnz,
                 prunable: s.numel,
                 dense_params: s.dense_params,
                 train_flops: s.train_flops,

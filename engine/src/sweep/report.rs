@@ -14,6 +14,7 @@ pub struct CellResult {
     pub final_val_accuracy: Option<f64>,
     pub nonzeros: usize,           // learnable non-zeros counted from the masks
     pub effective_nonzeros: usize, // a weight reused by shared blocks counts at every reuse
+    pub connected_nonzeros: Option<usize>, // of `nonzeros`, those on an input→output path
     pub prunable: usize,
     pub dense_params: usize, // outside the masks (BatchNorm, DyReLU, gains), always dense
     pub train_flops: f64,
@@ -31,6 +32,7 @@ pub struct Row {
     pub last: Stat, // percent
     pub nonzeros: f64,
     pub effective_nonzeros: f64,
+    pub connected_nonzeros: f64, // NaN when no run counted them
     pub dense_params: f64,
     pub train_flops: Stat,
     pub wall_seconds: Stat,
@@ -89,6 +91,7 @@ pub fn aggregate(cells: &[CellResult], variant_order: &[String]) -> Vec<Row> {
             last: stat_over(&runs, |c| c.final_val_accuracy.map(|a| a * 100.0)),
             nonzeros: stat_over(&runs, |c| Some(c.nonzeros as f64)).mean,
             effective_nonzeros: stat_over(&runs, |c| Some(c.effective_nonzeros as f64)).mean,
+            connected_nonzeros: stat_over(&runs, |c| c.connected_nonzeros.map(|n| n as f64)).mean,
             dense_params: stat_over(&runs, |c| Some(c.dense_params as f64)).mean,
             train_flops: stat_over(&runs, |c| Some(c.train_flops)),
             wall_seconds: stat_over(&runs, |c| Some(c.wall_seconds)),
@@ -121,14 +124,15 @@ pub fn markdown(rows: &[Row], title: &str, command: &str) -> String {
     let mut out = format!("# {title}\n\nCommand:\n\n{fence}\n{command}\n{fence}\n\n");
     out.push_str(
         "| variant | sparsity | seeds | best val acc % (mean ± std) | final val acc % (mean ± std) \
-         | non-zeros | effective non-zeros | dense params | training FLOPs (mean) | wall s (mean) |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         | non-zeros | effective non-zeros | connected non-zeros | dense params \
+         | training FLOPs (mean) | wall s (mean) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let count = |v: f64| format!("{v:.0}");
     for r in rows {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.variant.replace('|', "\\|"),
             percent(r.sparsity),
             r.seeds,
@@ -136,6 +140,7 @@ pub fn markdown(rows: &[Row], title: &str, command: &str) -> String {
             acc_cell(r.last),
             num_cell(r.nonzeros, count),
             num_cell(r.effective_nonzeros, count),
+            num_cell(r.connected_nonzeros, count),
             num_cell(r.dense_params, count),
             num_cell(r.train_flops.mean, |v| format!("{v:.2e}")),
             num_cell(r.wall_seconds.mean, |v| format!("{v:.1}")),
@@ -145,7 +150,7 @@ pub fn markdown(rows: &[Row], title: &str, command: &str) -> String {
 }
 
 const CSV_HEADER: &str = "variant,sparsity,seeds,best_mean,best_std,final_mean,final_std,nonzeros,\
-effective_nonzeros,dense_params,train_flops_mean,train_flops_std,wall_seconds_mean";
+effective_nonzeros,connected_nonzeros,dense_params,train_flops_mean,train_flops_std,wall_seconds_mean";
 
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
@@ -168,7 +173,12 @@ pub fn csv(rows: &[Row]) -> String {
     for r in rows {
         let (b, l, f, w) = (r.best, r.last, r.train_flops, r.wall_seconds);
         let stats = [r.sparsity, r.seeds as f64, b.mean, b.std, l.mean, l.std];
-        let counts = [r.nonzeros, r.effective_nonzeros, r.dense_params];
+        let counts = [
+            r.nonzeros,
+            r.effective_nonzeros,
+            r.connected_nonzeros,
+            r.dense_params,
+        ];
         let flops_wall = [f.mean, f.std, w.mean];
         let fields: Vec<String> = stats
             .into_iter()
@@ -195,6 +205,7 @@ mod tests {
             final_val_accuracy: acc,
             nonzeros: 100 + seed as usize,
             effective_nonzeros: 200,
+            connected_nonzeros: Some(90 + seed as usize),
             prunable: 10_000,
             dense_params: 50,
             train_flops: 1.234e15,
@@ -279,7 +290,7 @@ mod tests {
         assert!(md.contains("| 99.9% |") && md.contains("| 99.99% |") && md.contains("| 99% |"));
         assert!(md.contains("| solo | 0% | 1 |"));
         assert!(md.contains(
-            "| solo | 90% | 1 | 69.08 ± n/a | 68.08 ± n/a | 100 | 200 | 50 | 1.23e15 | 10.0 |"
+            "| solo | 90% | 1 | 69.08 ± n/a | 68.08 ± n/a | 100 | 200 | 90 | 50 | 1.23e15 | 10.0 |"
         ));
         assert!(md.contains("± 0.71"));
     }
@@ -291,9 +302,9 @@ mod tests {
         let text = csv(&aggregate(&cells, &[]));
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], CSV_HEADER);
-        assert_eq!(lines[0].split(',').count(), 13);
+        assert_eq!(lines[0].split(',').count(), 14);
         assert!(lines[1].starts_with("\"a,\"\"b\"\"\",0.999,1,,,,,"));
-        let plain = "plain,0.99,1,51,,50,,100,200,50,1234000000000000,,10";
+        let plain = "plain,0.99,1,51,,50,,100,200,90,50,1234000000000000,,10";
         assert_eq!(lines[2], plain);
     }
 

@@ -62,6 +62,11 @@ impl CliSink {
 impl RunSink for CliSink {
     fn event(&mut self, event: &Event, trainer: &Trainer) -> anyhow::Result<()> {
         match event {
+            Event::Start(start) => {
+                if let Some(line) = connectivity_line(start.connected_nnz, start.nnz) {
+                    self.bar.suspend(|| eprintln!("{line}"));
+                }
+            }
             Event::Step(StepRecord {
                 step,
                 loss,
@@ -111,5 +116,23 @@ impl RunSink for CliSink {
 
     fn keeps_checkpoints(&self) -> bool {
         true
+    }
+}
+
+/// A line about the weights off every input→output path, when there are any.
+fn connectivity_line(connected: Option<usize>, nnz: usize) -> Option<String> {
+    match connected? {
+        0 if nnz > 0 => Some(format!(
+            "warning: no alive weight lies on a path from the input to the output: all {nnz} \
+             sit on dead ends, so the logits cannot depend on the image. Methods that regrow \
+             (RigL, SET, EAST) may reconnect it; otherwise lower the sparsity, or narrow the \
+             model (model.width) so that each channel keeps more of the weights"
+        )),
+        c if c < nnz => Some(format!(
+            "connectivity: {c} of {nnz} alive weights lie on an input→output path; the other \
+             {} feed or read channels cut off from it",
+            nnz - c
+        )),
+        _ => None,
     }
 }

@@ -110,6 +110,7 @@ impl RunDriver {
     /// The run's data and size, as `start` reports them.
     pub fn start_record(&self, device: &str, resumed_from: Option<usize>) -> StartRecord {
         let t = &self.trainer;
+        let (layers, connected) = t.layer_densities_connected();
         StartRecord {
             device: device.to_string(),
             dataset: t.dataset().name.clone(),
@@ -123,7 +124,8 @@ impl RunDriver {
             unshared_numel: t.budget().unshared_total(),
             dyrelu_params: t.dyrelu_param_count(),
             sparse_kernel_layers: t.sparse_kernel_layers().to_vec(),
-            layers: t.layer_densities(),
+            connected_nnz: Some(connected),
+            layers,
             resumed_from,
         }
     }
@@ -242,6 +244,7 @@ impl RunDriver {
             nnz: t.nnz(),
             density: t.mask_density(),
             effective_nnz: t.effective_nnz(),
+            connected_nnz: Some(t.connectivity().total),
             itop: t.itop_rate(),
             train_flops: t.train_flops(),
             seconds: self.seconds(),
@@ -261,6 +264,7 @@ impl RunDriver {
         bn_recalibration_batches: usize,
     ) -> Event {
         let t = &self.trainer;
+        let (layers, connected) = t.layer_densities_connected();
         Event::Epoch {
             epoch,
             step: t.step(),
@@ -271,10 +275,11 @@ impl RunDriver {
             nnz: t.nnz(),
             density: t.mask_density(),
             effective_nnz: t.effective_nnz(),
+            connected_nnz: Some(connected),
             itop: t.itop_rate(),
             train_flops: t.train_flops(),
             bn_recalibration_batches,
-            layers: t.layer_densities(),
+            layers,
             images_per_sec: sums.seen / self.epoch_train_seconds.max(1e-9),
             seconds: self.epoch_started.elapsed().as_secs_f64(),
         }

@@ -155,7 +155,12 @@ impl MaskState {
         self.masks
             .per_layer()
             .into_iter()
-            .map(|(path, nnz, numel)| LayerDensity { path, nnz, numel })
+            .map(|(path, nnz, numel)| LayerDensity {
+                path,
+                nnz,
+                numel,
+                connected_nnz: None,
+            })
             .collect()
     }
 }

@@ -10,6 +10,10 @@ pub struct LayerDensity {
     pub path: String,
     pub nnz: usize,
     pub numel: usize,
+    /// Of `nnz`, the weights on an input→output path (`sparsity::connectivity`); counted
+    /// at the start, each epoch's end and the end, absent elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connected_nnz: Option<usize>,
 }
 
 /// A run's start: its data, its size, where it resumed from.
@@ -33,6 +37,9 @@ pub struct StartRecord {
     /// The layers that run the sparse kernels (`run.kernels`); the rest run dense.
     #[serde(default)]
     pub sparse_kernel_layers: Vec<String>,
+    /// Alive weights on an input→output path; 0: the network is disconnected.
+    #[serde(default)]
+    pub connected_nnz: Option<usize>,
     pub layers: Vec<LayerDensity>,
     pub resumed_from: Option<usize>,
 }
@@ -89,6 +96,9 @@ pub enum Event {
         density: f64,
         #[serde(default)]
         effective_nnz: usize,
+        /// Alive weights on an input→output path (see `LayerDensity::connected_nnz`).
+        #[serde(default)]
+        connected_nnz: Option<usize>,
         /// In-time over-parameterisation: fraction of weights ever active so far.
         #[serde(default)]
         itop: f64,
@@ -115,6 +125,8 @@ pub enum Event {
         density: f64,
         #[serde(default)]
         effective_nnz: usize,
+        #[serde(default)]
+        connected_nnz: Option<usize>,
         #[serde(default)]
         itop: f64,
         #[serde(default)]

@@ -47,6 +47,9 @@ pub struct RunSummary {
     pub effective_nnz: usize,
     /// Prunable weights counting every reuse (the unshared network's size).
     pub unshared_numel: usize,
+    /// Alive weights on an input→output path (None in summaries written before counting).
+    #[serde(default)]
+    pub connected_nnz: Option<usize>,
     /// Parameters outside the masks (BatchNorm, DyReLU, sharing gains): dense.
     pub dense_params: usize,
     /// Of which DyReLU's.
@@ -316,6 +319,7 @@ fn summary(
         density: t.mask_density(),
         effective_nnz: t.effective_nnz(),
         unshared_numel: t.budget().unshared_total(),
+        connected_nnz: Some(t.connectivity().total),
         dense_params: t.dense_param_count(),
         dyrelu_params: t.dyrelu_param_count(),
         itop: t.itop_rate(),

@@ -150,7 +150,12 @@ impl Trainer {
                     path.display()
                 )));
             }
-            (None, _) => None,
+            (None, Some(_)) => {
+                return Err(TrainError::Config(
+                    "initial weights were given, but run.init_from does not name their file".into(),
+                ));
+            }
+            (None, None) => None,
         };
         let model = match &initial {
             Some(w) => w.apply_to(model, &device),

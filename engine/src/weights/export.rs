@@ -83,7 +83,8 @@ pub fn export_safetensors(
                 Some(Payload::Bits(b)) if b.len() == values.len() => b,
                 _ => {
                     return Err(ExportError(format!(
-                        "the checkpoint holds no mask for {layer}"
+                        "the checkpoint holds no mask of {} values for {layer}",
+                        values.len()
                     )));
                 }
             };

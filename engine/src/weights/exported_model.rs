@@ -22,7 +22,8 @@ pub struct ExportedModel {
     /// DyReLU's phase to run the model at (None: plain ReLUs).
     pub dyrelu_phase: Option<f64>,
     pub model: ResNet,
-    /// Alive and all prunable weights of the exported (unshared) network.
+    /// Alive and all prunable weights, each shared weight once (as a checkpoint counts
+    /// them): from the file's masks, or its non-zero weights where it has none.
     pub nnz: usize,
     pub numel: usize,
 }
@@ -68,9 +69,6 @@ pub fn read_exported_model(
         Some(p) => Some(p.parse::<f64>().map_err(|e| bad("dyrelu_phase", &e))?),
         None => None,
     };
-    let count =
-        |key: &str| -> Result<usize, WeightsError> { get(key)?.parse().map_err(|e| bad(key, &e)) };
-    let (nnz, numel) = (count("nnz")?, count("numel")?);
     if num_classes == 0 || !class_names.is_empty() && class_names.len() != num_classes {
         return Err(fail(format!(
             "metadata: {num_classes} classes but {} class names",
@@ -90,6 +88,16 @@ pub fn read_exported_model(
             "DyReLU is on (phase {}), but the file has none of its parameters",
             dyrelu_phase.unwrap_or_default()
         )));
+    }
+    // Counted from the tensors, not the metadata: a model fine-tuned elsewhere changed them.
+    let (mut nnz, mut numel) = (0, 0);
+    for layer in model.layers.iter() {
+        let values = &weights.values[&layer.path];
+        numel += values.len();
+        nnz += match weights.masks.get(&layer.path) {
+            Some(mask) => mask.iter().filter(|&&a| a).count(),
+            None => values.iter().filter(|&&v| v != 0.0).count(),
+        };
     }
     Ok(ExportedModel {
         model: weights.apply_to(model, device),

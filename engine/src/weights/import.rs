@@ -246,9 +246,11 @@ fn list(names: &[&String]) -> String {
 
 impl InitialWeights {
     /// `masks` (the method's initial masks: how many weights each layer keeps) with the
-    /// kept weights chosen from this file: the file's mask first, then by magnitude.
-    /// A sparse export resumed by the same method gets its own masks back; a dense model
-    /// is pruned by magnitude to the method's initial layer densities.
+    /// kept weights chosen from this file: the file's mask first, then by magnitude, then
+    /// the method's own choice (so the zeros of a sparse export, when the method keeps
+    /// more, are filled where the method would put them, not at the first positions).
+    /// A sparse export continued by the same method at the same density gets its own
+    /// masks back; a dense model is pruned by magnitude to the method's layer densities.
     pub fn choose_masks(&self, mut masks: Masks) -> Masks {
         for layer in &mut masks.layers {
             let Some(weights) = self.values.get(&layer.path) else {
@@ -257,12 +259,14 @@ impl InitialWeights {
             let keep = layer.nnz();
             let file_mask = self.masks.get(&layer.path);
             let alive = |i: usize| file_mask.is_none_or(|m| m[i]);
+            let method = layer.active.clone();
             let mut order: Vec<usize> = (0..weights.len()).collect();
-            // A total order (index breaks ties), so the choice is deterministic.
+            // A total order (index breaks the last ties), so the choice is deterministic.
             order.sort_unstable_by(|&a, &b| {
                 alive(b)
                     .cmp(&alive(a))
                     .then(weights[b].abs().total_cmp(&weights[a].abs()))
+                    .then(method[b].cmp(&method[a]))
                     .then(a.cmp(&b))
             });
             layer.active = vec![false; weights.len()];

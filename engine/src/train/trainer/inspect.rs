@@ -107,6 +107,26 @@ impl Trainer {
         self.masks.layer_densities()
     }
 
+    /// Which alive weights lie on an input→output path (see `sparsity::connectivity`).
+    pub fn connectivity(&self) -> crate::sparsity::Connectivity {
+        crate::sparsity::connectivity(&self.model, self.masks())
+    }
+
+    /// `layer_densities` with each layer's connected non-zeros, and their total.
+    pub fn layer_densities_connected(&self) -> (Vec<LayerDensity>, usize) {
+        let c = self.connectivity();
+        let layers = self
+            .layer_densities()
+            .into_iter()
+            .zip(&c.layers)
+            .map(|(l, &n)| LayerDensity {
+                connected_nnz: Some(n),
+                ..l
+            })
+            .collect();
+        (layers, c.total)
+    }
+
     /// Parameters outside the masks (BatchNorm scales and shifts): dense by design.
     pub fn dense_param_count(&self) -> usize {
         let masked: BTreeSet<&str> = self.layers().iter().map(|l| l.path.as_str()).collect();
