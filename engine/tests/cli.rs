@@ -356,9 +356,9 @@ fn every_preset_config_is_valid() {
     assert!(checked >= 10, "{checked} presets");
 }
 
-/// A small EAST run on ResNet-20 x0.25 (so that weight sharing has blocks to share) in
-/// `out`, with `extra` arguments.
-fn east_resnet20(out: &Path, extra: &[&str]) -> std::process::Output {
+/// A small run on ResNet-20 x0.25 (deep enough for weight sharing, small enough to be
+/// quick) in `out`, with `extra` arguments.
+fn resnet20_quarter(out: &Path, extra: &[&str]) -> std::process::Output {
     run_ok(
         sparselab()
             .args(SMALL)
@@ -368,7 +368,6 @@ fn east_resnet20(out: &Path, extra: &[&str]) -> std::process::Output {
                 "--set",
                 "model.width=0.25",
             ])
-            .args(["--method", "east"])
             .args(extra)
             .arg("--out")
             .arg(out),
@@ -380,9 +379,11 @@ fn east_checkpoint_evaluates_to_the_runs_own_validation_accuracy() {
     // DyReLU mid-phase and shared weights must both come back from the checkpoint.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("east");
-    east_resnet20(
+    resnet20_quarter(
         &out,
         &[
+            "--method",
+            "east",
             "--set",
             "model.dyrelu.phase_start=0.5",
             "--set",
@@ -518,7 +519,10 @@ fn export_evaluates_as_its_checkpoint_and_starts_a_new_run() {
     // must still give the checkpoint's accuracy.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("east");
-    east_resnet20(&out, &["--set", "method.east.dyrelu=false"]);
+    resnet20_quarter(
+        &out,
+        &["--method", "east", "--set", "method.east.dyrelu=false"],
+    );
     let ckpt = out.join("checkpoint.bin");
     let exported = run_ok(sparselab().arg("export").arg(&ckpt));
     let text = String::from_utf8_lossy(&exported.stdout);
@@ -544,9 +548,11 @@ fn export_evaluates_as_its_checkpoint_and_starts_a_new_run() {
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     let init_from = file.display().to_string();
-    let again = east_resnet20(
+    let again = resnet20_quarter(
         &dir.path().join("again"),
         &[
+            "--method",
+            "east",
             "--set",
             "method.east.dyrelu=false",
             "--set",
@@ -597,19 +603,7 @@ fn a_network_with_no_input_to_output_path_says_so_before_training() {
     // connectivity page); the warning comes before the first step.
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("cut");
-    let o = run_ok(
-        sparselab()
-            .args(SMALL)
-            .args([
-                "--set",
-                "model.arch=\"resnet20\"",
-                "--set",
-                "model.width=0.25",
-            ])
-            .args(["--sparsity", "0.995", "--stop-after", "1"])
-            .arg("--out")
-            .arg(&out),
-    );
+    let o = resnet20_quarter(&out, &["--sparsity", "0.995", "--stop-after", "1"]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
         stderr.contains("warning: no alive weight lies on a path from the input to the output"),
