@@ -400,6 +400,25 @@ test('one click sets ResNet-34 at 99.9%, and its link trains it on the sparse ke
   }
 });
 
+test('a network with no path from its input to its output says so before training', { timeout: LONG }, async () => {
+  const browser = await launch(false);
+  try {
+    // RigL's random ERK start on ResNet-18 at 99.99%: 1,116 weights, none on a path.
+    const page = await open(browser, 'method=rigl&model=resnet18&width=1&sparsity=0.9999');
+    await waitFor(page, 'ResNet-18 built', async (_, p) =>
+      +(await p.$eval('#sparsity-summary', (e) => e.dataset.numel)) > 10e6);
+    const summary = await page.$eval('#sparsity-summary', (e) => ({ ...e.dataset, text: e.textContent, warn: e.classList.contains('warn') }));
+    assert.equal(summary.connected, '0', summary.text);
+    assert.ok(+summary.nnz > 1000, summary.text);
+    assert.ok(summary.warn, 'the line is marked as a warning');
+    assert.match(summary.text, /none on a path from the input to the output/);
+    await shot(page, '11-disconnected');
+    await page.close();
+  } finally {
+    await browser.close();
+  }
+});
+
 test('settings that cannot make a run disable Play and clear the previous run', { timeout: LONG }, async () => {
   const browser = await launch(false);
   try {
