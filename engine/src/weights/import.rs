@@ -142,10 +142,11 @@ pub fn read_initial_weights(
                 let owner_name = owner_tensor(&layout, owner);
                 let g = gain_of(values, &by_name[owner_name.as_str()]).ok_or_else(|| {
                     fail(format!(
-                        "{} is not a multiple of {owner_name}: this run shares one set of \
-                         convolutions per stage (model.shared_weights = true), which only a \
-                         model trained with sharing can fill; set model.shared_weights = false \
-                         to start from independent weights",
+                        "{} is not a multiple of {owner_name}: the model shares one set of \
+                         convolutions per stage (weight sharing), which only a model trained \
+                         with sharing can fill; to start a run from independent weights, turn \
+                         sharing off (method.east.weight_sharing = false for EAST, else \
+                         model.shared_weights = false)",
                         t.name
                     ))
                 })?;
