@@ -119,17 +119,10 @@ fn shared_weights_leave_as_the_unshared_network_and_come_back_as_gains() {
         9,
     );
     let file = SafeTensors::deserialize(&bytes).unwrap();
-    let f32s = |name: &str| -> Vec<f32> {
-        let v = file.tensor(name).unwrap();
-        v.data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect()
-    };
     let gain = values(&before)["stages.0.blocks.2.gain1"][0];
     assert_ne!(gain, 1.0, "the gain trained away from its start");
-    let owner = f32s("layer1.1.conv1.weight");
-    let shared = f32s("layer1.2.conv1.weight");
+    let owner = f32_tensor(&file, "layer1.1.conv1.weight");
+    let shared = f32_tensor(&file, "layer1.2.conv1.weight");
     for (s, o) in shared.iter().zip(&owner) {
         assert_eq!(*s, o * gain);
     }

@@ -49,3 +49,21 @@ pub fn run_err(cmd: &mut Command) -> String {
     assert!(!stderr.contains("panicked"), "no panic: {stderr}");
     stderr
 }
+
+/// A small run on ResNet-20 x0.25 (deep enough for weight sharing, small enough to be
+/// quick) in `out`, with `extra` arguments.
+pub fn resnet20_quarter(out: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    run_ok(
+        sparselab()
+            .args(SMALL)
+            .args([
+                "--set",
+                "model.arch=\"resnet20\"",
+                "--set",
+                "model.width=0.25",
+            ])
+            .args(extra)
+            .arg("--out")
+            .arg(out),
+    )
+}
