@@ -3,20 +3,20 @@
 
 use super::report::{Row, percent};
 
-fn xml_escape(s: &str) -> String {
+pub(super) fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
 }
 
-const W: f64 = 720.0;
-const H: f64 = 440.0;
+pub(super) const W: f64 = 720.0;
+pub(super) const H: f64 = 440.0;
 pub(super) const PLOT_L: f64 = 70.0;
 pub(super) const PLOT_R: f64 = 560.0;
-const PLOT_T: f64 = 50.0;
-const PLOT_B: f64 = 380.0;
-const PALETTE: [&str; 8] = [
+pub(super) const PLOT_T: f64 = 50.0;
+pub(super) const PLOT_B: f64 = 380.0;
+pub(super) const PALETTE: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
 
@@ -25,16 +25,16 @@ fn log_density(sparsity: f64) -> f64 {
     -(1.0 - sparsity).max(1e-12).log10()
 }
 
-fn line(x1: f64, y1: f64, x2: f64, y2: f64) -> String {
+pub(super) fn line(x1: f64, y1: f64, x2: f64, y2: f64) -> String {
     format!("<line x1=\"{x1:.1}\" y1=\"{y1:.1}\" x2=\"{x2:.1}\" y2=\"{y2:.1}\"/>\n")
 }
 
-fn text(x: f64, y: f64, body: &str) -> String {
+pub(super) fn text(x: f64, y: f64, body: &str) -> String {
     format!("<text x=\"{x:.1}\" y=\"{y:.1}\">{body}</text>\n")
 }
 
 /// Shared presentation attributes live on the group so each element stays short.
-fn group(attrs: &str, body: impl IntoIterator<Item = String>) -> String {
+pub(super) fn group(attrs: &str, body: impl IntoIterator<Item = String>) -> String {
     let body: String = body.into_iter().collect();
     format!("<g {attrs}>\n{body}</g>\n")
 }

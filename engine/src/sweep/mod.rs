@@ -2,10 +2,11 @@
 //! `sparselab train` process (one at a time, or `jobs` at once), resumable: finished
 //! cells are skipped, interrupted ones continue from their checkpoint. At the end (and
 //! with `--report-only`) the cells' summaries become a results table (markdown + CSV,
-//! mean ± std over seeds) and an accuracy-vs-sparsity plot (SVG).
+//! mean ± std over seeds), an accuracy-vs-sparsity plot and training-loss curves (SVG).
 
 pub mod chart;
 pub mod cluster;
+pub mod curves;
 pub mod report;
 
 use crate::train::Setting;
@@ -293,7 +294,8 @@ pub fn run_cells(cells: &[Cell], out: &Path, launcher: &Launcher) -> anyhow::Res
     Ok(failed)
 }
 
-/// Reads every cell's summary and writes results.md, results.csv and accuracy.svg.
+/// Reads every cell's summary and writes results.md, results.csv, accuracy.svg and one
+/// loss-sparsity-<s>.svg of training curves per sparsity.
 pub fn write_report(
     sweep: &SweepConfig,
     cells: &[Cell],
@@ -332,6 +334,22 @@ pub fn write_report(
         &out.join("accuracy.svg"),
         chart::accuracy_svg(&rows, &sweep.title).as_bytes(),
     )?;
+    let curves: Vec<curves::LossCurve> = cells
+        .iter()
+        .filter(|c| c.is_finished())
+        .filter_map(|c| {
+            curves::read_loss_curve(&c.variant, c.sparsity, c.seed, &c.dir.join("metrics.jsonl"))
+        })
+        .collect();
+    let mut sparsities: Vec<f64> = cells.iter().map(|c| c.sparsity).collect();
+    sparsities.sort_by(f64::total_cmp);
+    sparsities.dedup();
+    for s in sparsities {
+        write_atomic(
+            &out.join(format!("loss-sparsity-{s}.svg")),
+            curves::loss_curves_svg(&curves, s, &sweep.title).as_bytes(),
+        )?;
+    }
     Ok(rows)
 }
 

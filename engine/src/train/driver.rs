@@ -114,6 +114,7 @@ impl RunDriver {
         StartRecord {
             device: device.to_string(),
             dataset: t.dataset().name.clone(),
+            classes: t.dataset().num_classes(),
             train_images: t.data().split.train.len(),
             val_images: t.data().split.val.len(),
             steps_per_epoch: t.steps_per_epoch(),

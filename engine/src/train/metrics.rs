@@ -21,6 +21,9 @@ pub struct LayerDensity {
 pub struct StartRecord {
     pub device: String,
     pub dataset: String,
+    /// Classes of the dataset (chance loss is ln of it); 0 in logs that predate it.
+    #[serde(default)]
+    pub classes: usize,
     pub train_images: usize,
     pub val_images: usize,
     pub steps_per_epoch: usize,
