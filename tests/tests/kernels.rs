@@ -4,7 +4,9 @@
 
 use sparselab::burn::tensor::{Device, DeviceKind, Distribution, Int, Tensor, TensorData};
 use sparselab::kernels::masked_step::{self, StepHyper};
-use sparselab::kernels::sparse_conv::{reference_conv2d, sparse_conv2d, sparse_linear};
+use sparselab::kernels::sparse_conv::{
+    WeightGrad, reference_conv2d, sparse_conv2d_with, sparse_linear, sparse_linear_with,
+};
 use sparselab::kernels::sparse_index::{SparseIndex, WeightLayout};
 use sparselab::kernels::topk::{self, TopKQuery};
 
@@ -201,7 +203,7 @@ struct ConvCase {
     density: f32,
 }
 
-fn check_conv(case: &ConvCase, device: &Device, seed: u64) {
+fn check_conv(case: &ConvCase, device: &Device, seed: u64, weight_grad: WeightGrad) {
     let mut rng = Lcg(seed);
     let dims = [
         case.out_channels,
@@ -224,9 +226,18 @@ fn check_conv(case: &ConvCase, device: &Device, seed: u64) {
     let stride = [case.stride; 2];
     let padding = [case.padding; 2];
     let (x, w) = input(&ad);
-    let y = sparse_conv2d(x.clone(), w.clone(), &index, stride, padding);
+    let y = sparse_conv2d_with(x.clone(), w.clone(), &index, stride, padding, weight_grad);
     let (rx, rw) = input(&ad);
     let mask = Tensor::<4>::from_data(TensorData::new(as_f32(&active), dims), &ad);
+    // The dense reference differentiates the masked weight itself: its gradient at a
+    // pruned position is what growing that weight would see.
+    let (rw, mask) = match weight_grad {
+        WeightGrad::Active => (rw, mask),
+        WeightGrad::Dense => (
+            (rw * mask.clone()).detach().require_grad(),
+            mask.ones_like(),
+        ),
+    };
     let ry = reference_conv2d(rx.clone(), rw.clone(), mask, stride, padding);
     assert_eq!(y.dims(), ry.dims());
     // A random projection of the output, so every output element gets its own gradient.
@@ -246,11 +257,20 @@ fn check_conv(case: &ConvCase, device: &Device, seed: u64) {
     let gw = host4(w.grad(&grads).unwrap());
     let rgw = host4(rw.grad(&rgrads).unwrap());
     for i in 0..gw.len() {
-        if active[i] {
+        if active[i] || weight_grad == WeightGrad::Dense {
             assert!((gw[i] - rgw[i]).abs() < tol, "weight gradient {i}: {what}");
         } else {
             assert_eq!(gw[i], 0.0, "pruned weight {i} got a gradient: {what}");
         }
+    }
+    if weight_grad == WeightGrad::Dense && case.density < 1.0 && case.density > 0.0 {
+        let pruned_nonzero = (0..gw.len())
+            .filter(|&i| !active[i] && gw[i] != 0.0)
+            .count();
+        assert!(
+            pruned_nonzero > 0,
+            "no pruned weight got a gradient: {what}"
+        );
     }
 }
 
@@ -294,14 +314,61 @@ fn conv_cases() -> Vec<ConvCase> {
 fn sparse_conv_matches_dense_masked_conv_in_outputs_and_gradients_on_wgpu() {
     let Some(device) = wgpu() else { return };
     for (i, case) in conv_cases().iter().enumerate() {
-        check_conv(case, &device, 100 + i as u64);
+        check_conv(case, &device, 100 + i as u64, WeightGrad::Active);
+        check_conv(case, &device, 300 + i as u64, WeightGrad::Dense);
     }
 }
 
 #[test]
 fn sparse_conv_matches_dense_masked_conv_in_outputs_and_gradients_on_flex() {
     for (i, case) in conv_cases().iter().enumerate() {
-        check_conv(case, &Device::flex(), 200 + i as u64);
+        check_conv(case, &Device::flex(), 200 + i as u64, WeightGrad::Active);
+        check_conv(case, &Device::flex(), 400 + i as u64, WeightGrad::Dense);
+    }
+}
+
+#[test]
+fn sparse_linear_gives_the_weight_gradient_asked_for() {
+    for device in devices() {
+        let ad = device.clone().autodiff();
+        let mut rng = Lcg(6);
+        let (d_in, d_out, batch) = (9, 4, 3);
+        let layout = WeightLayout::linear([d_in, d_out]);
+        let active = rng.bools(layout.numel(), 0.3);
+        let index = SparseIndex::new(layout, &active).to_device(&ad);
+        let w_data = rng.uniform_vec(d_in * d_out);
+        let x_data = rng.uniform_vec(batch * d_in);
+        let r_data = rng.uniform_vec(batch * d_out);
+        // d(sum(y * r))/dW = x^T r at every position; the active one keeps only the mask's.
+        let mut want = vec![0f32; d_in * d_out];
+        for b in 0..batch {
+            for i in 0..d_in {
+                for o in 0..d_out {
+                    want[i * d_out + o] += x_data[b * d_in + i] * r_data[b * d_out + o];
+                }
+            }
+        }
+        for wg in [WeightGrad::Active, WeightGrad::Dense] {
+            let w = Tensor::<2>::from_data(TensorData::new(w_data.clone(), [d_in, d_out]), &ad)
+                .require_grad();
+            let x = Tensor::<2>::from_data(TensorData::new(x_data.clone(), [batch, d_in]), &ad);
+            let r = Tensor::<2>::from_data(TensorData::new(r_data.clone(), [batch, d_out]), &ad);
+            let y = sparse_linear_with(x, w.clone(), None, &index, wg);
+            let grads = (y * r).sum().backward();
+            let gw = host(w.grad(&grads).unwrap().reshape([d_in * d_out]));
+            for i in 0..gw.len() {
+                let expected = if active[i] || wg == WeightGrad::Dense {
+                    want[i]
+                } else {
+                    0.0
+                };
+                assert!(
+                    (gw[i] - expected).abs() < 1e-5,
+                    "{device:?} {wg:?} weight {i}: {} vs {expected}",
+                    gw[i]
+                );
+            }
+        }
     }
 }
 

@@ -143,6 +143,7 @@ fn geometry(shape: &ConvShape, batch: usize, layout: WeightLayout, nnz: usize) -
         layout,
         weight_shape: shape.weight,
         nnz,
+        weight_grad: Default::default(),
     }
 }
 

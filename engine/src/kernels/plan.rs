@@ -2,7 +2,7 @@
 //! compressed index built from that layer's mask. The forward asks the plan for each
 //! layer by id (`LayerKernels`); layers the plan does not hold run dense.
 
-use super::sparse_conv::{sparse_conv2d, sparse_linear};
+use super::sparse_conv::{WeightGrad, sparse_conv2d_with, sparse_linear_with};
 use super::sparse_index::{DeviceSparseIndex, SparseIndex, WeightLayout};
 use crate::model::{LayerId, LayerKernels};
 use crate::sparsity::{LayerMask, Masks};
@@ -52,24 +52,60 @@ impl SparsePlan {
     }
 }
 
-impl LayerKernels for SparsePlan {
-    /// The sparse kernel when this plan holds the layer, else its dense convolution.
-    fn conv(&self, id: LayerId, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+impl SparsePlan {
+    /// The same plan computing dense weight gradients: for a step whose method reads the
+    /// gradient at pruned positions too (RigL's grow, AC/DC's decompression).
+    pub fn with_dense_weight_grads(&self) -> PlanWith<'_> {
+        PlanWith {
+            plan: self,
+            weight_grad: WeightGrad::Dense,
+        }
+    }
+
+    fn conv_with(&self, id: LayerId, conv: &Conv2d, x: Tensor<4>, wg: WeightGrad) -> Tensor<4> {
         let Some(index) = self.index(id) else {
             return conv.forward(x);
         };
         let [kh, kw] = conv.kernel_size;
         // Every conv in our models pads by half its kernel (`model::block::conv`).
-        sparse_conv2d(x, conv.weight.val(), index, conv.stride, [kh / 2, kw / 2])
+        let padding = [kh / 2, kw / 2];
+        sparse_conv2d_with(x, conv.weight.val(), index, conv.stride, padding, wg)
     }
 
-    /// The sparse linear layer when this plan holds it, else the dense one.
-    fn linear(&self, id: LayerId, linear: &Linear, x: Tensor<2>) -> Tensor<2> {
+    fn linear_with(&self, id: LayerId, linear: &Linear, x: Tensor<2>, wg: WeightGrad) -> Tensor<2> {
         let Some(index) = self.index(id) else {
             return linear.forward(x);
         };
         let bias = linear.bias.as_ref().map(|b| b.val());
-        sparse_linear(x, linear.weight.val(), bias, index)
+        sparse_linear_with(x, linear.weight.val(), bias, index, wg)
+    }
+}
+
+/// The sparse kernels when this plan holds the layer, else its dense forward.
+impl LayerKernels for SparsePlan {
+    fn conv(&self, id: LayerId, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+        self.conv_with(id, conv, x, WeightGrad::Active)
+    }
+
+    fn linear(&self, id: LayerId, linear: &Linear, x: Tensor<2>) -> Tensor<2> {
+        self.linear_with(id, linear, x, WeightGrad::Active)
+    }
+}
+
+/// A plan with another weight gradient (`SparsePlan::with_dense_weight_grads`).
+#[derive(Clone, Copy)]
+pub struct PlanWith<'a> {
+    plan: &'a SparsePlan,
+    weight_grad: WeightGrad,
+}
+
+impl LayerKernels for PlanWith<'_> {
+    fn conv(&self, id: LayerId, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+        self.plan.conv_with(id, conv, x, self.weight_grad)
+    }
+
+    fn linear(&self, id: LayerId, linear: &Linear, x: Tensor<2>) -> Tensor<2> {
+        self.plan.linear_with(id, linear, x, self.weight_grad)
     }
 }
 

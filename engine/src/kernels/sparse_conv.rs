@@ -4,8 +4,10 @@
 //! at active positions only (`sparse_conv_weight_grad.wgsl`). The op is registered with
 //! Burn's autodiff, so a model built on it trains with `loss.backward()` as usual.
 //!
-//! The weight gradient is exactly zero at pruned positions: RigL-style growth, which needs
-//! the dense gradient there, runs its update steps through the dense convolution instead.
+//! The weight gradient is exactly zero at pruned positions (`WeightGrad::Active`). A step
+//! whose method reads the dense gradient (RigL's grow) asks for `WeightGrad::Dense`: the
+//! forward and the input gradient stay sparse, and only the weight gradient is Burn's dense
+//! convolution backward, a third of a dense step's arithmetic instead of all of it.
 //!
 //! References: `reference_conv2d` (Burn's dense conv on the masked weight) is what every
 //! output and gradient is tested against; Flex runs CPU loops over the same index.
@@ -43,6 +45,17 @@ pub struct ConvGeometry {
     /// The weight tensor's own shape (conv `[out, in, kh, kw]`, linear `[in, out, 1, 1]`).
     pub weight_shape: [usize; 4],
     pub nnz: usize,
+    pub weight_grad: WeightGrad,
+}
+
+/// Which weight gradient the backward pass computes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WeightGrad {
+    /// At active positions only; zero elsewhere (every ordinary step).
+    #[default]
+    Active,
+    /// At every position, as the dense convolution of the masked weight would give it.
+    Dense,
 }
 
 impl ConvGeometry {
@@ -142,6 +155,18 @@ pub fn sparse_conv2d(
     stride: [usize; 2],
     padding: [usize; 2],
 ) -> Tensor<4> {
+    sparse_conv2d_with(x, weight, index, stride, padding, WeightGrad::Active)
+}
+
+/// `sparse_conv2d` with the weight gradient of choice.
+pub fn sparse_conv2d_with(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    index: &DeviceSparseIndex,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    weight_grad: WeightGrad,
+) -> Tensor<4> {
     let [batch, in_channels, in_h, in_w] = x.dims();
     let weight_shape: [usize; 4] = weight.dims();
     assert_eq!(
@@ -163,6 +188,7 @@ pub fn sparse_conv2d(
         layout: index.layout,
         weight_shape,
         nnz: index.nnz,
+        weight_grad,
     };
     run(x, weight, index, geometry)
 }
@@ -173,6 +199,17 @@ pub fn sparse_linear(
     weight: Tensor<2>,
     bias: Option<Tensor<1>>,
     index: &DeviceSparseIndex,
+) -> Tensor<2> {
+    sparse_linear_with(x, weight, bias, index, WeightGrad::Active)
+}
+
+/// `sparse_linear` with the weight gradient of choice.
+pub fn sparse_linear_with(
+    x: Tensor<2>,
+    weight: Tensor<2>,
+    bias: Option<Tensor<1>>,
+    index: &DeviceSparseIndex,
+    weight_grad: WeightGrad,
 ) -> Tensor<2> {
     let [batch, d_in] = x.dims();
     let [w_in, d_out] = weight.dims();
@@ -190,6 +227,7 @@ pub fn sparse_linear(
         layout: index.layout,
         weight_shape: [w_in, d_out, 1, 1],
         nnz: index.nnz,
+        weight_grad,
     };
     let y = run(
         x.reshape([batch, d_in, 1, 1]),
@@ -219,6 +257,31 @@ fn run(
         index.col_entries.clone().into_dispatch(),
         geometry,
     ))
+}
+
+/// The weight gradient at every position (`WeightGrad::Dense`): Burn's convolution weight
+/// backward, or `x^T grad` for a linear layer's `[in, out]` weight. Pruned weights are 0,
+/// so this is the gradient the dense convolution of the masked weight would give.
+pub(crate) fn dense_weight_grad<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    grad_out: FloatTensor<B>,
+    g: &ConvGeometry,
+) -> FloatTensor<B> {
+    if g.layout == WeightLayout::conv(g.weight_shape) {
+        B::conv2d_weight_backward(
+            x,
+            weight,
+            grad_out,
+            ConvOptions::new(g.stride, g.padding, [1, 1], 1),
+        )
+    } else {
+        let l = &g.layout;
+        let x = B::float_reshape(x, Shape::new([g.batch, l.in_channels]));
+        let grad = B::float_reshape(grad_out, Shape::new([g.batch, l.out_channels]));
+        let dw = B::float_matmul(B::float_transpose(x), grad);
+        B::float_reshape(dw, g.weight_shape())
+    }
 }
 
 /// The reference: Burn's dense convolution of the masked weight.

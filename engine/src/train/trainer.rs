@@ -243,15 +243,17 @@ impl Trainer {
         let x = Tensor::<4>::from_data(TensorData::new(batch.images, [b, 3, 32, 32]), &self.device);
         let y = Tensor::<1, Int>::from_data(TensorData::new(batch.labels, [b]), &self.device);
 
-        // A step that reads the dense gradient (RigL's grow) runs the dense convolutions:
-        // the sparse kernels compute weight gradients at active positions only.
+        // A step that reads the dense gradient (RigL's grow) asks the sparse kernels for
+        // the weight gradient at every position (forward and input gradient stay sparse).
         let is_update = self.method.is_update_step(step);
         // So does an update followed by an optimizer step (AC/DC's decompression, GMP):
         // weights it reactivates need their real gradient, which the sparse kernels leave 0.
-        let dense_step = is_update
+        let dense_grads = is_update
             && (self.method.needs_gradients(step) || !self.method.replaces_optimizer_step());
-        let kernels = match self.masks.plan() {
-            Some(plan) if !dense_step => Some(plan as &dyn LayerKernels),
+        let plan_with_dense_grads = self.masks.plan().map(|p| p.with_dense_weight_grads());
+        let kernels = match (self.masks.plan(), &plan_with_dense_grads) {
+            (Some(_), Some(dense)) if dense_grads => Some(dense as &dyn LayerKernels),
+            (Some(plan), _) => Some(plan as &dyn LayerKernels),
             _ => None,
         };
         let ctx = ForwardCtx::new(phase, kernels)

@@ -41,7 +41,7 @@ impl<B: Backend + SparseConvBackend> Backward<B, 2> for SparseConvBackward {
         if let Some(node) = node_x {
             let dx = B::sparse_conv2d_input_grad(
                 grad.clone(),
-                weight,
+                weight.clone(),
                 saved.col_start,
                 saved.col_entries,
                 saved.geometry,
@@ -49,13 +49,16 @@ impl<B: Backend + SparseConvBackend> Backward<B, 2> for SparseConvBackward {
             grads.register::<B>(node.id, dx);
         }
         if let Some(node) = node_weight {
-            let dw = B::sparse_conv2d_weight_grad(
-                x,
-                grad,
-                saved.row_start,
-                saved.row_entries,
-                saved.geometry,
-            );
+            let dw = match saved.geometry.weight_grad {
+                WeightGrad::Active => B::sparse_conv2d_weight_grad(
+                    x,
+                    grad,
+                    saved.row_start,
+                    saved.row_entries,
+                    saved.geometry,
+                ),
+                WeightGrad::Dense => dense_weight_grad::<B>(x, weight, grad, &saved.geometry),
+            };
             grads.register::<B>(node.id, dw);
         }
     }

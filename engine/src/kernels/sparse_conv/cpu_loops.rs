@@ -339,6 +339,7 @@ mod tests {
             layout: WeightLayout::conv(dims),
             weight_shape: dims,
             nnz: 0,
+            weight_grad: Default::default(),
         }
     }
 
