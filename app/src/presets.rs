@@ -37,6 +37,15 @@ pub const PRESETS: &[Preset] = &[
         link: "model=resnet34&width=1&method=rigl&sparsity=0.999&batch=32&epochs=4&update_every=20&x.optim.clip_norm=1&x.run.kernels=sparse",
     },
     Preset {
+        id: "rigl-vs-east-resnet34-9999",
+        title: "RigL vs EAST, ResNet-34, 99.99%",
+        summary: "2,127 of 21 million weights alive. RigL runs first: almost none of its \
+                  weights lie on a path from the input to the output, so its loss stays at \
+                  chance (ln 10). Then EAST on the same budget, whose weight sharing and cycles \
+                  keep more weights on a path. Both stay on the charts to compare.",
+        link: "model=resnet34&width=1&method=rigl&sparsity=0.9999&batch=32&epochs=2&update_every=20&x.optim.clip_norm=1&x.run.kernels=sparse&then=method:east",
+    },
+    Preset {
         id: "east-resnet18-999",
         title: "EAST, ResNet-18, 99.9%",
         summary: "A shallower ImageNet-style ResNet at the same sparsity: 11 million weights, \
@@ -95,9 +104,36 @@ mod tests {
                 assert_eq!(c.sparsity.sparsity, 0.999, "{}", p.id);
                 assert_eq!(c.run.kernels, KernelMode::Sparse, "{}", p.id);
             }
+            // Every run of a sequence is valid too.
+            let mut next = s.next_in_sequence();
+            while let Some(n) = next {
+                n.to_config()
+                    .unwrap_or_else(|e| panic!("{} then: {e}", p.id));
+                next = n.next_in_sequence();
+            }
         }
         let ids: std::collections::BTreeSet<_> = PRESETS.iter().map(|p| p.id).collect();
         assert_eq!(ids.len(), PRESETS.len(), "preset ids are unique");
+    }
+
+    #[test]
+    fn the_collapse_lesson_runs_rigl_then_east_on_one_budget() {
+        let s = Preset::find("rigl-vs-east-resnet34-9999")
+            .unwrap()
+            .apply(&Settings::default())
+            .unwrap();
+        let east = s.next_in_sequence().unwrap();
+        assert_eq!((s.method.as_str(), east.method.as_str()), ("rigl", "east"));
+        assert_eq!(s.to_config().unwrap().sparsity.sparsity, 0.9999);
+        // Only the method differs between the two runs.
+        assert_eq!(
+            Settings {
+                method: "rigl".into(),
+                then: s.then.clone(),
+                ..east
+            },
+            s
+        );
     }
 
     #[test]

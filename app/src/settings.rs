@@ -38,6 +38,9 @@ pub struct Settings {
     pub hide: BTreeSet<String>,
     /// Other engine settings, `section.key=value`.
     pub extra: Vec<String>,
+    /// Runs that follow this one, each as its changed link settings (`then=method:rigl`):
+    /// when a run finishes it is kept for comparison and the next one starts.
+    pub then: Vec<Vec<(String, String)>>,
 }
 
 impl Default for Settings {
@@ -67,6 +70,7 @@ impl Default for Settings {
             autoplay: false,
             hide: BTreeSet::new(),
             extra: Vec::new(),
+            then: Vec::new(),
         }
     }
 }
@@ -175,6 +179,7 @@ impl Settings {
             update_every: c.method.update_every,
             autoplay: false,
             extra: Vec::new(),
+            then: Vec::new(),
             ..self.clone()
         }
     }
@@ -249,6 +254,38 @@ mod tests {
             .to_config()
             .unwrap_err();
         assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn a_sequence_runs_each_change_in_turn_and_refuses_page_keys() {
+        let s = Settings::from_hash(
+            "model=resnet34&method=rigl&sparsity=0.9999&hide=method&then=method:east;method:static,sparsity:0.999",
+        )
+        .unwrap();
+        assert_eq!(s.then.len(), 2);
+        assert_eq!(
+            Settings::from_hash(&s.to_hash()).unwrap(),
+            s,
+            "{}",
+            s.to_hash()
+        );
+        let second = s.next_in_sequence().unwrap();
+        assert_eq!((second.method.as_str(), second.sparsity), ("east", 0.9999));
+        assert_eq!(second.model, "resnet34");
+        assert!(second.hide.contains("method"), "the page's choices stay");
+        let third = second.next_in_sequence().unwrap();
+        assert_eq!((third.method.as_str(), third.sparsity), ("static", 0.999));
+        assert!(third.then.is_empty() && third.next_in_sequence().is_none());
+        third.to_config().unwrap();
+        for (link, needle) in [
+            ("then=method", "key:value"),
+            ("then=backend:cpu", "page's"),
+            ("then=batch:many", "batch=many"),
+            ("then=colour:red", "colour"),
+        ] {
+            let e = Settings::from_hash(link).unwrap_err();
+            assert!(e.contains(needle) && e.contains("then="), "{link}: {e}");
+        }
     }
 
     #[test]

@@ -400,6 +400,44 @@ test('one click sets ResNet-34 at 99.9%, and its link trains it on the sparse ke
   }
 });
 
+// The collapse lesson as a lecture shows it: one click runs RigL on ResNet-34 at 99.99%,
+// keeps it, then runs EAST on the same budget; both stay for comparison. Checked on the
+// runs the page makes (on 320 synthetic images, so CI can afford two ResNet-34 runs):
+// RigL keeps almost no weight on a path from the input to the output and its loss stays
+// at chance, ln 10; EAST keeps more weights on a path.
+test('one click runs RigL then EAST at 99.99% on ResNet-34 and keeps both', { timeout: LONG }, async () => {
+  const browser = await launch(false);
+  try {
+    const page = await open(browser, 'synthetic_size=320');
+    await waitFor(page, 'ready', async (_, p) => (await p.$$('.heatmap canvas')).length > 0);
+    await page.click('#preset-rigl-vs-east-resnet34-9999');
+    assert.match(await page.textContent('#sequence'), /next starts: method east/);
+    const connected = async (p) => +(await p.$eval('#sparsity-summary', (e) => e.dataset.connected));
+    const rigl = await waitFor(page, 'RigL built', async (s, p) =>
+      s.method === 'rigl' && +(await p.$eval('#sparsity-summary', (e) => e.dataset.numel)) > 10e6);
+    const riglConnected = await connected(page);
+    await page.click('#play');
+    const stepsPerRun = 2 * Math.floor(256 / 32);
+    const riglEnd = await waitFor(page, 'RigL finished', (s) => s.method === 'rigl' && +s.steps >= stepsPerRun);
+    const chance = Math.log(10);
+    assert.ok(Math.abs(+riglEnd.lossRecent - chance) < 0.02, `RigL's loss ${riglEnd.lossRecent}, chance ${chance}`);
+    await waitFor(page, 'EAST started by itself', (s) => s.method === 'east' && +s.steps >= 1);
+    const eastConnected = await connected(page);
+    assert.ok(eastConnected > riglConnected, `connected: EAST ${eastConnected}, RigL ${riglConnected}`);
+    assert.equal(await page.textContent('#sequence'), '');
+    const eastEnd = await waitFor(page, 'EAST finished and kept', async (_, p) => (await p.$$('#kept li')).length === 2);
+    const kept = await page.$$eval('#kept li', (l) => l.map((e) => e.textContent));
+    assert.match(kept[0], /^rigl 0\.01% dense/);
+    assert.match(kept[1], /^east 0\.01% dense/);
+    timings.lesson_collapse = { rigl_connected: riglConnected, east_connected: eastConnected,
+      rigl_loss_recent: +riglEnd.lossRecent, east_images_per_second: +eastEnd.imagesPerSecond, kept };
+    await shot(page, '12-rigl-vs-east-9999');
+    await page.close();
+  } finally {
+    await browser.close();
+  }
+});
+
 test('a network with no path from its input to its output says so before training', { timeout: LONG }, async () => {
   const browser = await launch(false);
   try {

@@ -26,7 +26,12 @@ const KEYS: &[&str] = &[
     "backend",
     "autoplay",
     "hide",
+    "then",
 ];
+
+/// Keys a `then` run may change: the run's own settings, not the page's (data, device,
+/// hidden controls, autoplay, or another sequence).
+const PAGE_KEYS: &[&str] = &["data", "data_url", "backend", "autoplay", "hide", "then"];
 
 fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
     value
@@ -52,58 +57,84 @@ impl Settings {
                 continue;
             }
             let (key, raw) = pair.split_once('=').unwrap_or((pair, "1"));
-            let key = decode(key);
-            let value = decode(raw);
-            let v = value.as_str();
-            match key.as_str() {
-                "data" => s.data = value,
-                "data_url" => s.data_url = Some(value),
-                "synthetic_size" => s.synthetic_size = parse(&key, v)?,
-                "limit" => s.limit = parse(&key, v)?,
-                "model" => s.model = value,
-                "width" => s.width = parse(&key, v)?,
-                "method" => s.method = value,
-                "sparsity" => s.sparsity = parse(&key, v)?,
-                "distribution" => s.distribution = value,
-                "dyrelu" => s.east_dyrelu = parse_bool(&key, v)?,
-                "sharing" => s.east_sharing = parse_bool(&key, v)?,
-                "cyclic" => s.east_cyclic = parse_bool(&key, v)?,
-                "schedule" => s.lr_schedule = value,
-                "lr" => s.lr = parse(&key, v)?,
-                "batch" => s.batch = parse(&key, v)?,
-                "epochs" => s.epochs = parse(&key, v)?,
-                "seed" => s.seed = parse(&key, v)?,
-                "update_every" => s.update_every = parse(&key, v)?,
-                "backend" => {
-                    s.backend = match v {
-                        "auto" => BackendChoice::Auto,
-                        "gpu" => BackendChoice::Gpu,
-                        "cpu" => BackendChoice::Cpu,
-                        _ => return Err(format!("link setting backend={v}: use auto, gpu or cpu")),
-                    }
-                }
-                "autoplay" => s.autoplay = parse_bool(&key, v)?,
-                "hide" => {
-                    for name in v.split(',').filter(|n| !n.is_empty()) {
-                        if !CONTROLS.contains(&name) {
-                            return Err(format!(
-                                "link setting hide={v}: no control named {name}; controls: {}",
-                                CONTROLS.join(", ")
-                            ));
-                        }
-                        s.hide.insert(name.to_string());
-                    }
-                }
-                k if k.starts_with("x.") => s.extra.push(format!("{}={value}", &k[2..])),
-                k => {
-                    return Err(format!(
-                        "link setting {k}: unknown; known: {}, or x.section.key for any engine setting",
-                        KEYS.join(", ")
-                    ));
-                }
-            }
+            s.set(&decode(key), decode(raw))?;
         }
         Ok(s)
+    }
+
+    /// One link setting.
+    fn set(&mut self, key: &str, value: String) -> Result<(), String> {
+        let s = self;
+        let v = value.as_str();
+        match key {
+            "data" => s.data = value,
+            "data_url" => s.data_url = Some(value),
+            "synthetic_size" => s.synthetic_size = parse(key, v)?,
+            "limit" => s.limit = parse(key, v)?,
+            "model" => s.model = value,
+            "width" => s.width = parse(key, v)?,
+            "method" => s.method = value,
+            "sparsity" => s.sparsity = parse(key, v)?,
+            "distribution" => s.distribution = value,
+            "dyrelu" => s.east_dyrelu = parse_bool(key, v)?,
+            "sharing" => s.east_sharing = parse_bool(key, v)?,
+            "cyclic" => s.east_cyclic = parse_bool(key, v)?,
+            "schedule" => s.lr_schedule = value,
+            "lr" => s.lr = parse(key, v)?,
+            "batch" => s.batch = parse(key, v)?,
+            "epochs" => s.epochs = parse(key, v)?,
+            "seed" => s.seed = parse(key, v)?,
+            "update_every" => s.update_every = parse(key, v)?,
+            "backend" => {
+                s.backend = match v {
+                    "auto" => BackendChoice::Auto,
+                    "gpu" => BackendChoice::Gpu,
+                    "cpu" => BackendChoice::Cpu,
+                    _ => return Err(format!("link setting backend={v}: use auto, gpu or cpu")),
+                }
+            }
+            "autoplay" => s.autoplay = parse_bool(key, v)?,
+            "hide" => {
+                for name in v.split(',').filter(|n| !n.is_empty()) {
+                    if !CONTROLS.contains(&name) {
+                        return Err(format!(
+                            "link setting hide={v}: no control named {name}; controls: {}",
+                            CONTROLS.join(", ")
+                        ));
+                    }
+                    s.hide.insert(name.to_string());
+                }
+            }
+            "then" => {
+                s.then.clear();
+                for run in v.split(';').filter(|r| !r.is_empty()) {
+                    s.then.push(parse_then_run(run)?);
+                }
+            }
+            k if k.starts_with("x.") => s.extra.push(format!("{}={value}", &k[2..])),
+            k => {
+                return Err(format!(
+                    "link setting {k}: unknown; known: {}, or x.section.key for any engine setting",
+                    KEYS.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The next run of the sequence (`then`): these settings with its changes, and the
+    /// rest of the sequence still to come. None when nothing follows.
+    pub fn next_in_sequence(&self) -> Option<Settings> {
+        let (first, rest) = self.then.split_first()?;
+        let mut next = Settings {
+            then: rest.to_vec(),
+            ..self.clone()
+        };
+        for (key, value) in first {
+            // Checked when the link was read.
+            next.set(key, value.clone()).ok()?;
+        }
+        Some(next)
     }
 
     /// The hash that reproduces these settings: only what differs from the defaults.
@@ -164,8 +195,46 @@ impl Settings {
                 parts.push(format!("x.{k}={}", encode(v)));
             }
         }
+        let then: Vec<String> = self
+            .then
+            .iter()
+            .map(|run| {
+                let pairs: Vec<String> = run.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                pairs.join(",")
+            })
+            .collect();
+        if !then.is_empty() {
+            parts.push(format!("then={}", encode(&then.join(";"))));
+        }
         parts.join("&")
     }
+}
+
+/// One run of a `then` sequence: `key:value` pairs separated by commas, each a link
+/// setting of the run itself (`method:rigl,sparsity:0.99`).
+fn parse_then_run(run: &str) -> Result<Vec<(String, String)>, String> {
+    let mut pairs = Vec::new();
+    let mut probe = Settings::default();
+    for pair in run.split(',').filter(|p| !p.is_empty()) {
+        let Some((key, value)) = pair.split_once(':') else {
+            return Err(format!(
+                "link setting then={run}: {pair} is not key:value (runs separated by ;, changes by ,)"
+            ));
+        };
+        if PAGE_KEYS.contains(&key) {
+            return Err(format!(
+                "link setting then={run}: {key} is the page's, not a run's; a sequence changes run settings only"
+            ));
+        }
+        probe
+            .set(key, value.to_string())
+            .map_err(|e| format!("link setting then={run}: {e}"))?;
+        pairs.push((key.to_string(), value.to_string()));
+    }
+    if pairs.is_empty() {
+        return Err(format!("link setting then={run}: a run with no changes"));
+    }
+    Ok(pairs)
 }
 
 fn encode(s: &str) -> String {

@@ -99,7 +99,7 @@ fn use_file(state: State, file: File) {
 fn apply_preset(state: State, preset: &Preset) {
     state.keep_if_trained();
     match state.settings.with_untracked(|s| preset.apply(s)) {
-        Ok(next) => state.change(|s| *s = next),
+        Ok(next) => state.replace(next),
         Err(e) => state.error.set(Some(("preset".into(), e))),
     }
 }
@@ -319,6 +319,7 @@ pub fn Controls(state: State) -> impl IntoView {
                     let last = k.evals.last().map(|e| format!(" · val {:.1}%", e.accuracy * 100.0)).unwrap_or_default();
                     view! { <li>{format!("{}: {} steps{last}", k.label, k.steps.len())}</li> }
                 }).collect_view()}</ul>
+                <p id="sequence" class="muted">{move || state.settings.with(|s| sequence_text(&s.then))}</p>
             </fieldset>
         </Show>
 
@@ -346,6 +347,30 @@ pub fn Controls(state: State) -> impl IntoView {
             </fieldset>
         </Show>
     }
+}
+
+/// What a link's sequence runs next, e.g. "then: method rigl; then: sparsity 99%".
+fn sequence_text(then: &[Vec<(String, String)>]) -> String {
+    if then.is_empty() {
+        return String::new();
+    }
+    let runs: Vec<String> = then
+        .iter()
+        .map(|run| {
+            let changes: Vec<String> = run
+                .iter()
+                .map(|(k, v)| match (k.as_str(), v.parse::<f64>()) {
+                    ("sparsity", Ok(x)) => format!("sparsity {}%", trim(x * 100.0)),
+                    _ => format!("{k} {v}"),
+                })
+                .collect();
+            changes.join(", ")
+        })
+        .collect();
+    format!(
+        "When this run finishes it is kept here and the next starts: {}.",
+        runs.join("; then ")
+    )
 }
 
 fn trim(v: f64) -> String {

@@ -68,6 +68,8 @@ pub struct State {
     pub kept: RwSignal<Vec<KeptRun>>,
     /// Milliseconds from navigation start to the first finished training step.
     pub first_step_ms: RwSignal<Option<f64>>,
+    /// The next run of a link's sequence is being built: play it once it has started.
+    pub play_when_started: RwSignal<bool>,
     pub file: RwSignal<Option<File>, LocalStorage>,
     bridge: StoredValue<Option<Bridge>, LocalStorage>,
 }
@@ -108,6 +110,7 @@ impl State {
             error: RwSignal::new(link_error),
             kept: RwSignal::new(Vec::new()),
             first_step_ms: RwSignal::new(None),
+            play_when_started: RwSignal::new(false),
             file: RwSignal::new_local(None),
             bridge: StoredValue::new_local(None),
         }
@@ -180,8 +183,19 @@ impl State {
     }
 
     /// Changes a setting and rebuilds the run with it.
+    /// A change made with the controls: it ends a link's sequence (`then=`), whose runs
+    /// were written for the settings the link set.
     pub fn change(&self, f: impl FnOnce(&mut Settings)) {
-        self.settings.update(f);
+        self.settings.update(|s| {
+            f(s);
+            s.then.clear();
+        });
+        self.configure();
+    }
+
+    /// Settings replaced as a whole (a preset, a sequence's next run), sequence included.
+    pub fn replace(&self, next: Settings) {
+        self.settings.set(next);
         self.configure();
     }
 
@@ -232,6 +246,7 @@ impl State {
     /// kept for comparison if it trained).
     fn refuse(&self, context: &str, message: String) {
         self.loading.set(None);
+        self.play_when_started.set(false);
         self.error.set(Some((context.into(), message)));
         if self.info.with_untracked(Option::is_some) {
             self.send(ToWorker::Pause);
@@ -282,6 +297,15 @@ impl State {
                 .with_untracked(|s| s.last().map_or(i.start.nnz, |r| r.nnz));
             nnz as f64 / i.start.unshared_numel.max(i.start.numel).max(1) as f64
         })
+    }
+
+    /// A link's sequence (`then=`): once a run finishes, the next one is configured and
+    /// plays as soon as the worker has built it; the finished one stays for comparison.
+    fn start_next_in_sequence(&self) {
+        if let Some(next) = self.settings.with_untracked(Settings::next_in_sequence) {
+            self.play_when_started.set(true);
+            self.replace(next);
+        }
     }
 
     /// Keeps the current run for comparison (once), if it trained at all.
@@ -378,9 +402,10 @@ impl State {
                     self.write_hash();
                 }
                 self.info.set(Some(*info));
-                if self.settings.with_untracked(|s| s.autoplay)
-                    && self.first_step_ms.get_untracked().is_none()
-                {
+                let autoplay = self.settings.with_untracked(|s| s.autoplay)
+                    && self.first_step_ms.get_untracked().is_none();
+                if autoplay || self.play_when_started.get_untracked() {
+                    self.play_when_started.set(false);
                     self.send(ToWorker::Play);
                 }
             }
@@ -420,6 +445,7 @@ impl State {
                 self.running.set(running);
                 if finished && !self.finished.get_untracked() {
                     self.keep_if_trained();
+                    self.start_next_in_sequence();
                 }
                 self.finished.set(finished);
             }

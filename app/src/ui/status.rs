@@ -95,6 +95,7 @@ pub fn StatusLine(state: State) -> impl IntoView {
         <p id="status" data-running=move || state.running.get().to_string()
             data-steps=steps_done data-loss=loss data-loss-start=loss_start
             data-loss-recent=loss_recent data-images-per-second=median_ips
+            data-method=move || state.info.with(|i| i.as_ref().map(|i| i.method.clone()).unwrap_or_default())
             data-dataset=move || state.info.with(|i| i.as_ref().map(|i| i.start.dataset.clone()).unwrap_or_default())
             data-train-images=move || state.info.with(|i| i.as_ref().map(|i| i.start.train_images.to_string()).unwrap_or_default())
             data-classes=move || state.info.with(|i| i.as_ref().map(|i| i.class_names.join(",")).unwrap_or_default())
