@@ -12,10 +12,14 @@
 //! 2. `topk`: exact top-k selection (radix select) for prune and grow.
 //! 3. and 4. `sparse_conv`: sparse convolution / linear forward, and its backward pass
 //!    touching only active weights, over the index built in `sparse_index`.
+//!
+//! CPU-only fusions on Flex, each tested against Burn's own ops: 5. `batch_norm` in
+//! training mode; 6. `dyrelu`, DyReLU-B's activation.
 
 pub mod batch_norm;
 pub mod choice;
 pub mod crossover;
+pub mod dyrelu;
 pub(crate) mod flex_tensor;
 pub mod lab;
 pub mod lab_cpu_loops;

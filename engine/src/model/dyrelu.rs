@@ -53,12 +53,30 @@ impl DyRelu {
         if phase <= 0.0 {
             return relu(x);
         }
-        let [a1, a2, b1, b2] = self.coefficients(x.clone(), phase);
-        (x.clone() * a1 + b1).max_pair(x * a2 + b2)
+        let coef = self.coefficient_table(x.clone(), phase);
+        if crate::kernels::dyrelu::is_available(&x.device()) {
+            crate::kernels::dyrelu::dyrelu_apply(x, coef)
+        } else {
+            apply_reference(x, coef)
+        }
+    }
+
+    /// `forward` from Burn's tensor ops only, on every backend: the fused kernel's reference.
+    pub fn forward_reference(&self, x: Tensor<4>, phase: f32) -> Tensor<4> {
+        if phase <= 0.0 {
+            return relu(x);
+        }
+        let coef = self.coefficient_table(x.clone(), phase);
+        apply_reference(x, coef)
     }
 
     /// The blended coefficients (a_1, a_2, b_1, b_2), each `[batch, C, 1, 1]`.
     pub fn coefficients(&self, x: Tensor<4>, phase: f32) -> [Tensor<4>; 2 * PIECES] {
+        split(self.coefficient_table(x, phase))
+    }
+
+    /// The blended coefficients as one `[batch, C, 4]` table (a_1, a_2, b_1, b_2).
+    pub fn coefficient_table(&self, x: Tensor<4>, phase: f32) -> Tensor<3> {
         let [b, c, h, w] = x.dims();
         let device = x.device();
         let pooled = x.reshape([b, c, h * w]).mean_dim(2).reshape([b, c]);
@@ -67,9 +85,20 @@ impl DyRelu {
         let scale = [LAMBDA_A, LAMBDA_A, LAMBDA_B, LAMBDA_B].map(|l| l * phase);
         let scale = constant(&scale, &device);
         let offset = constant(&RELU_COEFFICIENTS, &device);
-        let coef = residuals * scale + offset;
-        std::array::from_fn(|k| coef.clone().narrow(2, k, 1).reshape([b, c, 1, 1]))
+        residuals * scale + offset
     }
+}
+
+/// `max(a1 x + b1, a2 x + b2)` from a `[batch, C, 4]` coefficient table, in tensor ops.
+pub fn apply_reference(x: Tensor<4>, coef: Tensor<3>) -> Tensor<4> {
+    let [a1, a2, b1, b2] = split(coef);
+    (x.clone() * a1 + b1).max_pair(x * a2 + b2)
+}
+
+/// A `[batch, C, 4]` table as its four `[batch, C, 1, 1]` coefficients.
+fn split(coef: Tensor<3>) -> [Tensor<4>; 2 * PIECES] {
+    let [b, c, _] = coef.dims();
+    std::array::from_fn(|k| coef.clone().narrow(2, k, 1).reshape([b, c, 1, 1]))
 }
 
 fn constant(values: &[f32; 2 * PIECES], device: &Device) -> Tensor<3> {
