@@ -127,6 +127,8 @@ test('the page loads, gets WebGPU and shows the initial masks', { timeout: LONG 
   const page = await open(gpuBrowser, `${RUN}&${GPU}`);
   const s = await waitFor(page, 'first masks', async (_, p) => (await p.$$('.heatmap canvas')).length > 0);
   assert.equal(s.backend, 'webgpu', `expected WebGPU, status: ${s.text}`);
+  // A first visit says what to do.
+  assert.match(await page.textContent('#play-hint'), /Press ▶ Play/);
   timings.webgpu_page_ready_ms = Date.now() - t0;
   const bars = await page.$$eval('.density-bar', (rows) => rows.map((r) => [+r.dataset.nnz, +r.dataset.numel]));
   const canvases = await page.$$('.heatmap canvas');
@@ -327,7 +329,7 @@ test('auto leaves a software WebGPU adapter for the CPU path, and says so', { ti
   const page = await open(gpuBrowser, 'model=resnet8');
   await page.waitForSelector('#fallback', { timeout: 120000 });
   assert.equal(await page.$eval('#fallback', (e) => e.dataset.software), 'true');
-  assert.match(await page.textContent('#fallback'), /Software WebGPU only.*Device: gpu/s);
+  assert.match(await page.textContent('#fallback'), /software imitation, so training runs on your CPU.*Device: gpu/s);
   const s = await waitFor(page, 'ready', async (_, p) => (await p.$$('.heatmap canvas')).length > 0);
   assert.equal(s.backend, 'cpu');
   await page.close();
@@ -339,11 +341,12 @@ test('without WebGPU the page says so and trains on the CPU', { timeout: LONG },
     const t0 = Date.now();
     const page = await open(browser, `${RUN}&autoplay=1`);
     await page.waitForSelector('#fallback', { timeout: 120000 });
-    assert.match(await page.textContent('#fallback'), /No WebGPU/);
+    assert.match(await page.textContent('#fallback'), /^This browser offers no GPU, so training runs on your CPU\./);
     const first = await waitFor(page, 'first CPU step', (s) => +s.steps >= 1);
     assert.equal(first.backend, 'cpu');
     timings.cpu_first_step_ms_wall = Date.now() - t0;
     const s = await waitFor(page, '42 CPU steps', (s) => +s.steps >= 42);
+    assert.equal(await page.$('#play-hint'), null, 'the Play hint stays once training runs');
     assert.ok(+s.lossRecent < +s.lossStart - 0.1, `loss ${s.lossStart} -> ${s.lossRecent}`);
     timings.cpu_images_per_second = +s.imagesPerSecond;
     await shot(page, '8-cpu-fallback');

@@ -141,6 +141,9 @@ pub fn Controls(state: State) -> impl IntoView {
             <button id="step" on:click=move |_| state.send(ToWorker::Step) disabled=move || running() || no_run()>"Step (1 batch)"</button>
             <button id="reset" on:click=move |_| { state.keep_if_trained(); state.send(ToWorker::Reset) }>"⟲ Reset"</button>
         </div>
+        <Show when=move || !no_run() && !running() && state.steps.with(Vec::is_empty) && !state.finished.get()>
+            <p id="play-hint" class="hint">"Press ▶ Play to train this network, or Step to run one batch at a time."</p>
+        </Show>
 
         <Show when=move || shown("presets")>
             <fieldset>

@@ -189,15 +189,17 @@ pub fn Banners(state: State) -> impl IntoView {
     view! {
         {move || state.device.get().and_then(|d| {
             let software = d.software_adapter.is_some();
+            // Plain words first; the technical reason after, for whoever wants it.
             let title = if software {
-                "Software WebGPU only: training on the CPU. "
+                "This browser's GPU support is a software imitation, so training runs on your CPU, which is faster here. "
             } else {
-                "No WebGPU: training on the CPU. "
+                "This browser offers no GPU, so training runs on your CPU. "
             };
             d.fallback_reason.map(|r| view! {
                 <div class="banner warn" id="fallback" data-software=software.to_string()>
-                    <strong>{title}</strong>{r}
-                    " The small models still train here, more slowly than on a GPU."
+                    <strong>{title}</strong>
+                    "The small models still train in a minute or two. "
+                    <span class="muted">{format!("(Details: {r})")}</span>
                 </div>
             })
         })}
