@@ -3,6 +3,7 @@
 //! settings, the training session and the data behind the views. Those parts are plain
 //! Rust, tested natively; the browser glue (`ui`, `worker`, `bridge`) is wasm32-only.
 
+pub mod axes;
 pub mod export;
 pub mod heatmap;
 pub mod histogram;

@@ -5,6 +5,7 @@
 pub use anyhow;
 pub use burn;
 
+pub mod axis;
 #[cfg(feature = "native")]
 pub mod bench;
 pub mod data;

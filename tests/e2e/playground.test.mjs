@@ -347,6 +347,16 @@ test('without WebGPU the page says so and trains on the CPU', { timeout: LONG },
     timings.cpu_first_step_ms_wall = Date.now() - t0;
     const s = await waitFor(page, '42 CPU steps', (s) => +s.steps >= 42);
     assert.equal(await page.$('#play-hint'), null, 'the Play hint stays once training runs');
+    // Charts that tell the truth: at least four distinct ticks, accuracy in percent, chance
+    // (ln C) drawn on the loss axis, titles on the axes.
+    for (const id of ['loss-chart', 'acc-chart', 'density-chart']) {
+      const ticks = (await page.$eval(`[data-testid=${id}]`, (e) => e.dataset.yTicks)).split('|');
+      assert.ok(ticks.length >= (id === 'density-chart' ? 2 : 4), `${id}: ${ticks}`);
+      assert.equal(new Set(ticks).size, ticks.length, `${id} repeats a tick: ${ticks}`);
+    }
+    const acc = (await page.$eval('[data-testid=acc-chart]', (e) => e.dataset.yTicks)).split('|');
+    assert.equal(acc[acc.length - 1], '100%');
+    assert.match(await page.textContent('[data-testid=loss-chart]'), /training step.*loss \(cross-entropy\).*chance: ln \d+ = \d\.\d\d/s);
     assert.ok(+s.lossRecent < +s.lossStart - 0.1, `loss ${s.lossStart} -> ${s.lossRecent}`);
     timings.cpu_images_per_second = +s.imagesPerSecond;
     await shot(page, '8-cpu-fallback');

@@ -1,7 +1,11 @@
 //! A small SVG line chart: several series on one pair of axes, optionally log-scaled in y
-//! (densities of 1% to 0.01% need it), with the extremes labelled.
+//! (densities of 1% to 0.01% need it) or in percent, with round ticks (`sparselab::axis`),
+//! axis titles, an optional reference line (chance) and a legend below the plot, where
+//! names cannot collide.
 
+use crate::axes::{YAxis, y_axis};
 use leptos::prelude::*;
+use sparselab::axis;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Series {
@@ -36,11 +40,11 @@ impl Series {
 }
 
 const W: f64 = 360.0;
-const H: f64 = 170.0;
-const LEFT: f64 = 46.0;
-const BOTTOM: f64 = 20.0;
+const H: f64 = 178.0;
+const LEFT: f64 = 58.0;
+const BOTTOM: f64 = 34.0;
 const TOP: f64 = 8.0;
-const RIGHT: f64 = 8.0;
+const RIGHT: f64 = 10.0;
 
 /// At most this many points per polyline: long runs are thinned evenly.
 const MAX_POINTS: usize = 600;
@@ -57,62 +61,59 @@ fn thin(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
     out
 }
 
-fn fmt_tick(v: f64, log: bool) -> String {
-    let v = if log { 10f64.powf(v) } else { v };
-    if v == 0.0 {
-        "0".into()
-    } else if v.abs() >= 1000.0 {
-        format!("{:.0}", v)
-    } else if v.abs() >= 1.0 {
-        format!("{:.2}", v)
-    } else if v.abs() >= 0.001 {
-        format!("{:.3}", v)
-    } else {
-        format!("{:.0e}", v)
-    }
-}
-
 /// `x_max`: the axis end (the run's total steps), so a run draws into its full width.
+/// `reference`: a dashed horizontal line with its label (chance for the loss).
 #[component]
 pub fn LineChart(
     #[prop(into)] series: Signal<Vec<Series>>,
     #[prop(into)] x_max: Signal<f64>,
-    #[prop(default = false)] log_y: bool,
+    #[prop(default = YAxis::Linear)] y_axis_kind: YAxis,
     #[prop(optional)] y_range: Option<(f64, f64)>,
+    #[prop(into)] y_title: String,
+    #[prop(optional, into)] reference: Option<Signal<Option<(f64, String)>>>,
     #[prop(into)] test_id: String,
 ) -> impl IntoView {
     let view_box = format!("0 0 {W} {H}");
+    let log_y = y_axis_kind == YAxis::Log;
+    let reference = move || reference.and_then(|r| r.get());
+    let axes = move || {
+        let all = series.get();
+        let values = all
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| p.1))
+            .collect::<Vec<_>>();
+        y_axis(
+            values.into_iter(),
+            y_axis_kind,
+            y_range,
+            reference().map(|r| r.0),
+        )
+    };
+    let y_ticks_attr = move || {
+        axes()
+            .1
+            .into_iter()
+            .map(|(_, l)| l)
+            .collect::<Vec<_>>()
+            .join("|")
+    };
     let body = move || {
         let all = series.get();
-        let map_y = |y: f64| if log_y { y.max(1e-6).log10() } else { y };
-        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-        for s in &all {
-            for &(_, y) in &s.points {
-                if y.is_finite() {
-                    lo = lo.min(map_y(y));
-                    hi = hi.max(map_y(y));
-                }
-            }
-        }
-        if let Some((a, b)) = y_range {
-            lo = map_y(a);
-            hi = map_y(b);
-        }
-        if !lo.is_finite() {
-            (lo, hi) = (0.0, 1.0);
-        }
-        if hi - lo < 1e-9 {
-            // A flat series (RigL's constant density): centre it in a decade / ±5%.
-            let pad = if log_y {
-                0.5
-            } else {
-                1e-3_f64.max(lo.abs() * 0.05)
-            };
-            (lo, hi) = (lo - pad, hi + pad);
-        }
+        let ((lo, hi), y_ticks) = axes();
+        let map_y = move |y: f64| if log_y { y.max(1e-9).log10() } else { y };
+        let (mlo, mhi) = (map_y(lo), map_y(hi));
         let x_end = x_max.get().max(1.0);
         let px = move |x: f64| LEFT + x / x_end * (W - LEFT - RIGHT);
-        let py = move |y: f64| TOP + (1.0 - (map_y(y) - lo) / (hi - lo)) * (H - TOP - BOTTOM);
+        let py = move |y: f64| {
+            TOP + (1.0 - (map_y(y).clamp(mlo, mhi) - mlo) / (mhi - mlo).max(1e-12))
+                * (H - TOP - BOTTOM)
+        };
+        let x_ticks = axis::ticks(0.0, x_end, 4);
+        let x_step = if x_ticks.len() > 1 {
+            x_ticks[1] - x_ticks[0]
+        } else {
+            1.0
+        };
         let lines = all
             .iter()
             .map(|s| {
@@ -138,28 +139,65 @@ pub fn LineChart(
                 }
             })
             .collect_view();
-        let legend = all
+        let grid = y_ticks
             .iter()
-            .enumerate()
-            .map(|(i, s)| {
+            .map(|(v, label)| {
+                let y = py(*v);
                 view! {
-                    <text x=LEFT + 6.0 + (i as f64 % 3.0) * 104.0 y=TOP + 10.0 + (i / 3) as f64 * 11.0
-                        fill=s.color.clone() font-size="9">{s.name.clone()}</text>
+                    <line x1=LEFT y1=y x2=W - RIGHT y2=y stroke="#eee"></line>
+                    <text x=LEFT - 4.0 y=y + 3.0 text-anchor="end" font-size="9">{label.clone()}</text>
                 }
             })
             .collect_view();
+        let x_labels = x_ticks
+            .iter()
+            .map(|&v| {
+                view! {
+                    <line x1=px(v) y1=H - BOTTOM x2=px(v) y2=H - BOTTOM + 3.0 stroke="#999"></line>
+                    <text x=px(v) y=H - BOTTOM + 12.0 text-anchor="middle" font-size="9">{axis::tick_label(v, x_step)}</text>
+                }
+            })
+            .collect_view();
+        let reference_line = reference().map(|(v, label)| {
+            let y = py(v);
+            view! {
+                <line class="reference" x1=LEFT y1=y x2=W - RIGHT y2=y stroke="#777" stroke-dasharray="2 3"></line>
+                <text x=W - RIGHT - 2.0 y=y - 3.0 text-anchor="end" font-size="9" fill="#555">{label}</text>
+            }
+        });
         view! {
+            {grid}
             <line x1=LEFT y1=H - BOTTOM x2=W - RIGHT y2=H - BOTTOM stroke="#999"></line>
             <line x1=LEFT y1=TOP x2=LEFT y2=H - BOTTOM stroke="#999"></line>
-            <text x=LEFT - 4.0 y=TOP + 8.0 text-anchor="end" font-size="9">{fmt_tick(hi, log_y)}</text>
-            <text x=LEFT - 4.0 y=H - BOTTOM text-anchor="end" font-size="9">{fmt_tick(lo, log_y)}</text>
-            <text x=LEFT y=H - 6.0 font-size="9">"0"</text>
-            <text x=W - RIGHT y=H - 6.0 text-anchor="end" font-size="9">{format!("{} steps", x_end as usize)}</text>
+            {x_labels}
+            <text x=(LEFT + W - RIGHT) / 2.0 y=H - 4.0 text-anchor="middle" font-size="10">"training step"</text>
+            <text transform=format!("translate(12 {}) rotate(-90)", (TOP + H - BOTTOM) / 2.0)
+                text-anchor="middle" font-size="10">{y_title.clone()}</text>
+            {reference_line}
             {lines}
-            {legend}
         }
     };
+    let legend = move || {
+        series
+            .get()
+            .into_iter()
+            .map(|s| {
+                let style = if s.dashed {
+                    format!("border-top: 2px dashed {}", s.color)
+                } else if s.dots {
+                    format!(
+                        "background: {}; border-radius: 50%; height: 7px; width: 7px",
+                        s.color
+                    )
+                } else {
+                    format!("border-top: 2px solid {}", s.color)
+                };
+                view! { <span><i style=style></i>{s.name}</span> }
+            })
+            .collect_view()
+    };
     view! {
-        <svg class="chart" viewBox=view_box data-testid=test_id>{body}</svg>
+        <svg class="chart" viewBox=view_box data-testid=test_id data-y-ticks=y_ticks_attr>{body}</svg>
+        <div class="legend">{legend}</div>
     }
 }

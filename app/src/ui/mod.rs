@@ -8,6 +8,7 @@ mod state;
 mod status;
 mod views;
 
+use crate::axes::YAxis;
 use charts::{LineChart, Series};
 use explain::Explain;
 use leptos::prelude::*;
@@ -137,11 +138,11 @@ fn App() -> impl IntoView {
                 })
                 .unwrap_or_default()
         });
-        let mut out = vec![Series::line("LR (relative)", "#999", lr).dashed()];
+        let mut out = vec![Series::line("LR / peak LR", "#999", lr).dashed()];
         if !phase.is_empty() {
-            out.push(Series::line("DyReLU phase p (plan)", "#c60", phase).dashed());
+            out.push(Series::line("DyReLU p (planned)", "#c60", phase).dashed());
             out.push(Series::line(
-                "phase p (steps)",
+                "DyReLU p (each step)",
                 "#c60",
                 state.steps.with(|s| {
                     s.iter()
@@ -157,6 +158,16 @@ fn App() -> impl IntoView {
             i.as_ref()
                 .map(|i| i.class_names.clone())
                 .unwrap_or_default()
+        })
+    });
+    // Chance: the loss of a network that predicts every class equally, ln C.
+    let chance = Signal::derive(move || {
+        let classes = classes.with(Vec::len);
+        (classes > 1).then(|| {
+            (
+                (classes as f64).ln(),
+                format!("chance: ln {classes} = {:.2}", (classes as f64).ln()),
+            )
         })
     });
     let hidden = move |name: &'static str| state.settings.with(|s| s.hide.contains(name));
@@ -175,15 +186,15 @@ fn App() -> impl IntoView {
             <section class="views">
                 <div class="card">
                     <h2>"Loss"</h2>
-                    <LineChart series=loss_series x_max=x_max test_id="loss-chart" />
+                    <LineChart series=loss_series x_max=x_max y_title="loss (cross-entropy)" reference=chance test_id="loss-chart" />
                 </div>
                 <div class="card">
                     <h2>"Accuracy"</h2>
-                    <LineChart series=acc_series x_max=x_max y_range=(0.0, 1.0) test_id="acc-chart" />
+                    <LineChart series=acc_series x_max=x_max y_axis_kind=YAxis::Percent y_range=(0.0, 1.0) y_title="accuracy" test_id="acc-chart" />
                 </div>
                 <div class="card">
                     <h2>"Density over training (log scale)"</h2>
-                    <LineChart series=density_series x_max=x_max log_y=true test_id="density-chart" />
+                    <LineChart series=density_series x_max=x_max y_axis_kind=YAxis::Log y_title="density (weights alive)" test_id="density-chart" />
                     <Show when=move || !hidden("explain")>
                         <Explain title="Cyclic sparsity (EAST)" text=explain::CYCLIC />
                         <Explain title="Recipes: GMP, AC/DC, LRR" text=explain::RECIPES />
@@ -191,7 +202,7 @@ fn App() -> impl IntoView {
                 </div>
                 <div class="card">
                     <h2>"DyReLU phase and learning rate"</h2>
-                    <LineChart series=phase_series x_max=x_max y_range=(0.0, 1.0) test_id="phase-chart" />
+                    <LineChart series=phase_series x_max=x_max y_range=(0.0, 1.0) y_title="p, and LR / peak LR" test_id="phase-chart" />
                     <Show when=move || !hidden("explain")>
                         <Explain title="DyReLU phasing (EAST)" text=explain::DYRELU />
                         <Explain title="SCULPT-ing" text=explain::SCULPT />

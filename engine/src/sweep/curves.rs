@@ -5,6 +5,7 @@
 
 use super::chart::{H, PALETTE, PLOT_B, PLOT_L, PLOT_R, PLOT_T, W, group, line, text, xml_escape};
 use super::report::percent;
+use crate::axis::{tick_label, ticks};
 use crate::train::{Event, metrics::read_events};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -80,35 +81,6 @@ pub fn trailing_mean(points: &[(usize, f64)], window: usize) -> Vec<(usize, f64)
             )
         })
         .collect()
-}
-
-/// Round tick values covering [lo, hi]: the largest step of 1, 2 or 5 x 10^k that still
-/// gives at least `min_count` ticks.
-pub fn ticks(lo: f64, hi: f64, min_count: usize) -> Vec<f64> {
-    if !(lo.is_finite() && hi.is_finite()) || hi <= lo {
-        return vec![lo];
-    }
-    let top = (hi - lo).log10().ceil() as i32;
-    // 10^top, then 5, 2 and 1 x 10^(top-1), and so on down.
-    let candidates = std::iter::once(10f64.powi(top))
-        .chain((0..60).map(|i| [5.0, 2.0, 1.0][i % 3] * 10f64.powi(top - 1 - (i / 3) as i32)));
-    let count = |step: f64| ((hi / step).floor() - (lo / step).ceil()) as i64 + 1;
-    let mut step = 10f64.powi(top);
-    for candidate in candidates {
-        step = candidate;
-        if count(step) >= min_count as i64 {
-            break;
-        }
-    }
-    let first = (lo / step).ceil() as i64;
-    let last = (hi / step).floor() as i64;
-    (first..=last).map(|i| i as f64 * step).collect()
-}
-
-/// Tick labels with as many decimals as the step needs, so no two read the same.
-fn tick_label(v: f64, step: f64) -> String {
-    let decimals = (-step.log10().floor()).max(0.0) as usize;
-    format!("{v:.decimals$}")
 }
 
 /// A variant's drawn line: its name, how many seeds it averages, its points.
@@ -290,26 +262,6 @@ mod tests {
             trailing_mean(&[(0, 1.0), (1, 3.0), (2, 8.0)], 2),
             vec![(0, 1.0), (1, 2.0), (2, 5.5)]
         );
-    }
-
-    #[test]
-    fn ticks_are_round_and_at_least_four() {
-        for (lo, hi) in [
-            (0.0, 168.0),
-            (2.28, 2.31),
-            (1.7, 2.45),
-            (0.0, 1.0),
-            (0.0, 7.0),
-        ] {
-            let t = ticks(lo, hi, 4);
-            assert!(t.len() >= 4, "{lo}..{hi}: {t:?}");
-            assert!(t.iter().all(|&v| v >= lo - 1e-9 && v <= hi + 1e-9), "{t:?}");
-            let step = t[1] - t[0];
-            let labels: Vec<String> = t.iter().map(|&v| tick_label(v, step)).collect();
-            let unique: std::collections::BTreeSet<_> = labels.iter().collect();
-            assert_eq!(unique.len(), labels.len(), "labels repeat: {labels:?}");
-        }
-        assert_eq!(ticks(0.0, 168.0, 4), vec![0.0, 50.0, 100.0, 150.0]);
     }
 
     #[test]
