@@ -347,6 +347,12 @@ test('without WebGPU the page says so and trains on the CPU', { timeout: LONG },
     timings.cpu_first_step_ms_wall = Date.now() - t0;
     const s = await waitFor(page, '42 CPU steps', (s) => +s.steps >= 42);
     assert.equal(await page.$('#play-hint'), null, 'the Play hint stays once training runs');
+    // Explanations beside the plots follow the method (RigL here); the rest wait under "more".
+    const beside = await page.$$eval('.views .card:not(#more-explanations) > details.explain > summary', (l) => l.map((e) => e.textContent));
+    assert.ok(beside.includes('Prune and regrow (SET, RigL)'), beside.join(', '));
+    assert.ok(!beside.some((t) => /DyReLU|SCULPT|Cyclic|Weight sharing|Recipes/.test(t)), beside.join(', '));
+    assert.ok(await page.$('#more-explanations [data-topic=dyrelu]'), 'DyReLU under more');
+    assert.ok(!(await page.$('#more-explanations [data-topic=dynamic]')), 'RigL\'s own text under more');
     // Charts that tell the truth: at least four distinct ticks, accuracy in percent, chance
     // (ln C) drawn on the loss axis, titles on the axes.
     for (const id of ['loss-chart', 'acc-chart', 'density-chart']) {
@@ -398,6 +404,11 @@ async function trainPreset(browser, id, model, key) {
   assert.ok(kernels.length > 10 && kernels.every((k) => k === 'sparse'), kernels.join(','));
   const s = await waitFor(run, `12 ${model} steps`, (s) => +s.steps >= 12);
   timings[`${key}_images_per_second`] = +s.imagesPerSecond;
+  // Pause answers at once, and takes effect after the step in progress.
+  await run.click('#pause');
+  assert.match((await status(run)).text, /^pausing… \(after this step\)/);
+  await waitFor(run, `${model} paused`, (s) => s.running === 'false');
+  assert.match((await status(run)).text, /^paused/);
   timings[`${key}_backend`] = first.backend;
   await shot(run, `9-${id}`);
   await run.close();

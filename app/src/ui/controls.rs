@@ -137,7 +137,8 @@ pub fn Controls(state: State) -> impl IntoView {
     view! {
         <div class="buttons">
             <button id="play" on:click=move |_| state.send(ToWorker::Play) disabled=move || running() || no_run()>"▶ Play"</button>
-            <button id="pause" on:click=move |_| state.send(ToWorker::Pause) disabled=move || !running()>"⏸ Pause"</button>
+            <button id="pause" on:click=move |_| { state.pausing.set(true); state.send(ToWorker::Pause) }
+                disabled=move || !running() || state.pausing.get()>"⏸ Pause"</button>
             <button id="step" on:click=move |_| state.send(ToWorker::Step) disabled=move || running() || no_run()>"Step (1 batch)"</button>
             <button id="reset" on:click=move |_| { state.keep_if_trained(); state.send(ToWorker::Reset) }>"⟲ Reset"</button>
         </div>
@@ -238,7 +239,6 @@ pub fn Controls(state: State) -> impl IntoView {
                 <label><input id="east-cyclic" type="checkbox" prop:checked=move || state.settings.with(|s| s.east_cyclic)
                     on:change=move |e| { let v = event_target_checked(&e); state.change(|s| s.east_cyclic = v) } />
                     " cyclic sparsity"</label>
-                <Show when=move || shown("explain")><Explain title="Weight sharing" text=explain::SHARING /></Show>
             </fieldset>
         </Show>
 

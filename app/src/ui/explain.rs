@@ -11,6 +11,31 @@ pub const CYCLIC: &str = "EAST's third trick: cyclic sparsity. Before the RigL p
 pub const SCULPT: &str = "SCULPT-ing: train a sparse mask with a cyclic learning rate, then prune once, globally by magnitude, to the target, then train one more cycle. Its LR plot shows the restarts.";
 pub const RECIPES: &str = "Sparse networks are under-trained by dense recipes: at high sparsity they need longer schedules. GMP prunes gradually from dense along a cubic ramp; AC/DC alternates dense and sparse phases; LRR prunes a fraction per level and rewinds the LR.";
 
+/// Which explanations concern a run: its method and, for EAST, the tricks switched on.
+/// The rest stay one click away under "more" (`MoreExplanations`).
+pub fn concerns(topic: &str, method: &str, dyrelu: bool, sharing: bool, cyclic: bool) -> bool {
+    let east = method == "east";
+    match topic {
+        "cyclic" => east && cyclic,
+        "dyrelu" => east && dyrelu,
+        "sharing" => east && sharing,
+        "sculpt" => method == "sculpt",
+        "recipes" => matches!(method, "gmp" | "acdc" | "lrr"),
+        "dynamic" => matches!(method, "set" | "rigl" | "east"),
+        _ => true,
+    }
+}
+
+/// Every method-specific explanation as (topic, title, text), in the page's order.
+pub const TOPICS: &[(&str, &str, &str)] = &[
+    ("dynamic", "Prune and regrow (SET, RigL)", DYNAMIC),
+    ("dyrelu", "DyReLU phasing (EAST)", DYRELU),
+    ("sharing", "Weight sharing (EAST)", SHARING),
+    ("cyclic", "Cyclic sparsity (EAST)", CYCLIC),
+    ("sculpt", "SCULPT-ing", SCULPT),
+    ("recipes", "Recipes: GMP, AC/DC, LRR", RECIPES),
+];
+
 /// A collapsible explanation (open by default, so a student sees it beside the plot).
 #[component]
 pub fn Explain(title: &'static str, text: &'static str) -> impl IntoView {

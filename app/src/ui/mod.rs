@@ -171,6 +171,18 @@ fn App() -> impl IntoView {
         })
     });
     let hidden = move |name: &'static str| state.settings.with(|s| s.hide.contains(name));
+    // Explanations beside the plots follow the run's method and tricks.
+    let concerns = move |topic: &str| {
+        state.settings.with(|s| {
+            explain::concerns(
+                topic,
+                &s.method,
+                s.east_dyrelu,
+                s.east_sharing,
+                s.east_cyclic,
+            )
+        })
+    };
 
     view! {
         <header>
@@ -195,16 +207,20 @@ fn App() -> impl IntoView {
                 <div class="card">
                     <h2>"Density over training (log scale)"</h2>
                     <LineChart series=density_series x_max=x_max y_axis_kind=YAxis::Log y_title="density (weights alive)" test_id="density-chart" />
-                    <Show when=move || !hidden("explain")>
+                    <Show when=move || !hidden("explain") && concerns("cyclic")>
                         <Explain title="Cyclic sparsity (EAST)" text=explain::CYCLIC />
+                    </Show>
+                    <Show when=move || !hidden("explain") && concerns("recipes")>
                         <Explain title="Recipes: GMP, AC/DC, LRR" text=explain::RECIPES />
                     </Show>
                 </div>
                 <div class="card">
-                    <h2>"DyReLU phase and learning rate"</h2>
+                    <h2>{move || if concerns("dyrelu") { "DyReLU phase and learning rate" } else { "Learning rate" }}</h2>
                     <LineChart series=phase_series x_max=x_max y_range=(0.0, 1.0) y_title="p, and LR / peak LR" test_id="phase-chart" />
-                    <Show when=move || !hidden("explain")>
+                    <Show when=move || !hidden("explain") && concerns("dyrelu")>
                         <Explain title="DyReLU phasing (EAST)" text=explain::DYRELU />
+                    </Show>
+                    <Show when=move || !hidden("explain") && concerns("sculpt")>
                         <Explain title="SCULPT-ing" text=explain::SCULPT />
                     </Show>
                 </div>
@@ -213,13 +229,15 @@ fn App() -> impl IntoView {
                     <div data-testid="density-bars"><DensityBars masks=state.masks sparse=sparse_layers /></div>
                     <Show when=move || !hidden("explain")>
                         <Explain title="Layer-wise densities (ERK, uniform)" text=explain::DISTRIBUTION />
+                    </Show>
+                    <Show when=move || !hidden("explain") && concerns("sharing")>
                         <Explain title="Weight sharing (EAST)" text=explain::SHARING />
                     </Show>
                 </div>
                 <div class="card wide">
                     <h2>"Masks"<span class="muted">" green: active · blue: regrown · red: pruned (since the last update)"</span></h2>
                     <MaskHeatmaps masks=state.masks />
-                    <Show when=move || !hidden("explain")><Explain title="Prune and regrow (SET, RigL)" text=explain::DYNAMIC /></Show>
+                    <Show when=move || !hidden("explain") && concerns("dynamic")><Explain title="Prune and regrow (SET, RigL)" text=explain::DYNAMIC /></Show>
                 </div>
                 <div class="card">
                     <h2>"Weight magnitudes (active weights)"</h2>
@@ -233,6 +251,14 @@ fn App() -> impl IntoView {
                     <h2>"Sample predictions (validation)"</h2>
                     <Samples eval=state.last_eval classes=classes />
                 </div>
+                <Show when=move || !hidden("explain")>
+                    <details class="card wide" id="more-explanations">
+                        <summary>"More: what the other methods and tricks do"</summary>
+                        {move || explain::TOPICS.iter().filter(|(topic, _, _)| !concerns(topic)).map(|&(topic, title, text)| view! {
+                            <details class="explain" data-topic=topic><summary>{title}</summary><p>{text}</p></details>
+                        }).collect_view()}
+                    </details>
+                </Show>
             </section>
         </main>
     }

@@ -68,6 +68,8 @@ pub struct State {
     pub kept: RwSignal<Vec<KeptRun>>,
     /// Milliseconds from navigation start to the first finished training step.
     pub first_step_ms: RwSignal<Option<f64>>,
+    /// Pause was pressed and the worker has not stopped yet (it finishes its step).
+    pub pausing: RwSignal<bool>,
     /// The next run of a link's sequence is being built: play it once it has started.
     pub play_when_started: RwSignal<bool>,
     pub file: RwSignal<Option<File>, LocalStorage>,
@@ -111,6 +113,7 @@ impl State {
             kept: RwSignal::new(Vec::new()),
             first_step_ms: RwSignal::new(None),
             play_when_started: RwSignal::new(false),
+            pausing: RwSignal::new(false),
             file: RwSignal::new_local(None),
             bridge: StoredValue::new_local(None),
         }
@@ -442,6 +445,9 @@ impl State {
             }
             FromWorker::Weights(h) => self.weights.set(Some(h)),
             FromWorker::State { running, finished } => {
+                if !running {
+                    self.pausing.set(false);
+                }
                 self.running.set(running);
                 if finished && !self.finished.get_untracked() {
                     self.keep_if_trained();

@@ -38,7 +38,10 @@ pub fn StatusLine(state: State) -> impl IntoView {
                 batch as f64 * 1000.0 / m.images_per_sec.max(1e-9)
             )
         });
-        let state_word = if state.running.get() {
+        let state_word = if state.running.get() && state.pausing.get() {
+            // The worker finishes the step it is in: on a large model that takes seconds.
+            "pausing… (after this step)"
+        } else if state.running.get() {
             "training"
         } else if state.finished.get() {
             "finished"
