@@ -75,6 +75,12 @@ impl Default for Settings {
     }
 }
 
+/// The model menu, smallest first within each family.
+pub const MODELS: &[&str] = &[
+    "resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56", "resnet18", "resnet34",
+];
+pub const WIDTHS: &[&str] = &["0.125", "0.25", "0.5", "1"];
+
 /// The controls a link can hide (`hide=a,b`).
 pub const CONTROLS: &[&str] = &[
     "presets",
@@ -131,6 +137,59 @@ impl Settings {
             o.push(Setting::parse(extra).map_err(|e| e.to_string())?);
         }
         Ok(o)
+    }
+
+    /// The highest sparsity the chosen model can hold (every layer keeps one weight), from
+    /// its layout as the engine counts its masks; None when the other settings are invalid.
+    pub fn sparsity_bound(&self) -> Option<f64> {
+        // Any valid sparsity and data: the bound depends on the model (and the classes).
+        let c = Settings {
+            sparsity: 0.5,
+            data: "synthetic".into(),
+            data_url: None,
+            then: Vec::new(),
+            ..self.clone()
+        }
+        .to_config()
+        .ok()?;
+        let classes = match self.data.as_str() {
+            "cifar100" => 100,
+            "cifar100-coarse" => 20,
+            _ => 10,
+        };
+        let model = c.resolved_model();
+        let numels: Vec<usize> = model
+            .layer_weight_counts(classes)
+            .into_iter()
+            .map(|n| n as usize)
+            .collect();
+        Some(sparselab::sparsity::distribution::sparsity_bound(
+            &numels,
+            model.shared_layer_count(),
+            c.sparsity.dense_first,
+        ))
+    }
+
+    /// The smallest model of the menu that holds `sparsity`, at this width first and then
+    /// at full width (e.g. `("resnet20", 1.0)`); None when this one already does.
+    pub fn next_model_holding(&self, sparsity: f64) -> Option<(&'static str, f64)> {
+        if self.sparsity_bound().is_none_or(|b| b >= sparsity) {
+            return None;
+        }
+        [self.width, 1.0].into_iter().find_map(|width| {
+            MODELS
+                .iter()
+                .copied()
+                .find(|m| {
+                    let s = Settings {
+                        model: m.to_string(),
+                        width,
+                        ..self.clone()
+                    };
+                    s.sparsity_bound().is_some_and(|b| b >= sparsity)
+                })
+                .map(|m| (m, width))
+        })
     }
 
     /// The engine's config for these settings, with its own checks (impossible sparsity,
@@ -286,6 +345,50 @@ mod tests {
             let e = Settings::from_hash(link).unwrap_err();
             assert!(e.contains(needle) && e.contains("then="), "{link}: {e}");
         }
+    }
+
+    #[test]
+    fn the_bound_is_the_engines_and_a_bigger_model_is_offered() {
+        let s = Settings::default();
+        let bound = s.sparsity_bound().unwrap();
+        // EAST with weight sharing on ResNet-20 x0.25: 16 layers of their own of 17,134.
+        assert!(bound > 0.999 && bound < 0.9991, "{bound}");
+        // The engine's budget holds the bound and refuses just above it.
+        let holds = |sparsity: f64| {
+            let c = Settings {
+                sparsity,
+                ..s.clone()
+            }
+            .to_config()
+            .unwrap();
+            let model = c
+                .resolved_model()
+                .init(10, &sparselab::burn::tensor::Device::flex());
+            let layers = sparselab::sparsity::sparse_layers(&model);
+            sparselab::sparsity::Budget::new(layers, c.sparsity.clone(), model.reuse_counts())
+                .target_counts()
+                .is_ok()
+        };
+        assert!(holds(bound) && !holds(bound + 1e-4));
+        // 99.99% needs a bigger model: the smallest of the menu that holds it.
+        let (model, width) = s.next_model_holding(0.9999).unwrap();
+        let bigger = Settings {
+            model: model.into(),
+            width,
+            sparsity: 0.9999,
+            ..s.clone()
+        };
+        bigger.to_config().unwrap();
+        assert!(
+            s.next_model_holding(0.99).is_none(),
+            "99% fits the default model"
+        );
+        // CIFAR-100's classifier is larger, so the same model holds a little more.
+        let c100 = Settings {
+            data: "cifar100".into(),
+            ..s
+        };
+        assert!(c100.sparsity_bound().unwrap() > bound);
     }
 
     #[test]

@@ -129,6 +129,12 @@ test('the page loads, gets WebGPU and shows the initial masks', { timeout: LONG 
   assert.equal(s.backend, 'webgpu', `expected WebGPU, status: ${s.text}`);
   // A first visit says what to do.
   assert.match(await page.textContent('#play-hint'), /Press ▶ Play/);
+  // The slider stops where this small model runs out of weights, and names a model that
+  // holds 99.99%.
+  const max = +(await page.$eval('#sparsity', (e) => e.max));
+  assert.ok(max > 0 && max < 1000, `slider max ${max}`);
+  assert.match(await page.textContent('#sparsity-capacity'),
+    /^This model holds at most 99\.\d+% \(one weight left in every layer\); for 99\.99%, choose resnet\d+ ×[\d.]+\.$/);
   timings.webgpu_page_ready_ms = Date.now() - t0;
   const bars = await page.$$eval('.density-bar', (rows) => rows.map((r) => [+r.dataset.nnz, +r.dataset.numel]));
   const canvases = await page.$$('.heatmap canvas');
@@ -247,7 +253,7 @@ test('real CIFAR-10 images from a dropped archive train in the page', { timeout:
 });
 
 test('a link can hide controls and sets the sliders', { timeout: LONG }, async () => {
-  const page = await open(gpuBrowser, 'hide=method,seed,explain&sparsity=0.999&model=resnet8');
+  const page = await open(gpuBrowser, 'hide=method,seed,explain&sparsity=0.999&model=resnet20&width=1');
   await page.waitForSelector('#sparsity');
   assert.equal(await page.$('#method'), null);
   assert.equal(await page.$('#seed'), null);
@@ -256,6 +262,9 @@ test('a link can hide controls and sets the sliders', { timeout: LONG }, async (
   // 99.9% sits three quarters along the log-scaled slider.
   assert.equal(await page.$eval('#sparsity', (e) => e.value), '750');
   assert.match(await page.textContent('#sparsity-value'), /99\.9% sparse/);
+  // A full-width ResNet-20 holds 99.99%: the slider reaches its top, no capacity note.
+  assert.equal(await page.$eval('#sparsity', (e) => e.max), '1000');
+  assert.equal(await page.textContent('#sparsity-capacity'), '');
   await page.close();
 });
 

@@ -17,10 +17,7 @@ const DATASETS: &[(&str, &str)] = &[
     ("cifar100-coarse", "CIFAR-100, 20 superclasses"),
     ("folder", "image folder (.tar.gz: class/img.jpg)"),
 ];
-const MODELS: &[&str] = &[
-    "resnet8", "resnet14", "resnet20", "resnet32", "resnet44", "resnet56", "resnet18", "resnet34",
-];
-const WIDTHS: &[&str] = &["0.125", "0.25", "0.5", "1"];
+use crate::settings::{MODELS, WIDTHS};
 const SCHEDULES: &[&str] = &["cosine", "multistep", "constant", "linear"];
 const BATCHES: &[&str] = &["8", "16", "32", "64", "128", "256"];
 
@@ -129,6 +126,31 @@ pub fn Controls(state: State) -> impl IntoView {
                 1.0 / (1.0 - s.sparsity).max(1e-9)
             )
         })
+    };
+    // The slider stops where the chosen model runs out of layers to keep a weight in.
+    let bound = Memo::new(move |_| state.settings.with(Settings::sparsity_bound));
+    let slider_max = move || {
+        bound.get().map_or(1000.0, |b| {
+            let mut t = slider_from_sparsity(b).floor().clamp(0.0, 1000.0);
+            while t > 0.0 && sparsity_from_slider(t) > b {
+                t -= 1.0;
+            }
+            t
+        })
+    };
+    let capacity_text = move || {
+        let Some(b) = bound.get().filter(|b| *b < 0.9999) else {
+            return String::new();
+        };
+        let next = state
+            .settings
+            .with(|s| s.next_model_holding(0.9999))
+            .map(|(m, w)| format!("; for 99.99%, choose {m} ×{w}"))
+            .unwrap_or_default();
+        format!(
+            "This model holds at most {}% (one weight left in every layer){next}.",
+            trim(b * 100.0)
+        )
     };
     let running = move || state.running.get();
     // Nothing to play until the worker has built a run from valid settings.
@@ -245,13 +267,14 @@ pub fn Controls(state: State) -> impl IntoView {
         <Show when=move || shown("sparsity")>
             <fieldset>
                 <legend>"Target sparsity"</legend>
-                <input id="sparsity" type="range" min="0" max="1000" step="1"
+                <input id="sparsity" type="range" min="0" max=move || slider_max().to_string() step="1"
                     prop:value=move || state.settings.with(|s| slider_from_sparsity(s.sparsity).round().to_string())
                     on:change=move |e| {
                         let t: f64 = event_target_value(&e).parse().unwrap_or(0.0);
                         state.change(|s| s.sparsity = sparsity_from_slider(t));
                     } />
                 <p id="sparsity-value">{sparsity_text}</p>
+                <p id="sparsity-capacity" class="muted">{capacity_text}</p>
                 <Show when=move || shown("explain")><Explain title="Sparsity" text=explain::SPARSITY /></Show>
             </fieldset>
         </Show>

@@ -147,27 +147,49 @@ impl ModelConfig {
     /// building it (sharing ignored: an upper bound), to refuse a model too large for the
     /// machine before allocating it.
     pub fn weight_count(&self, num_classes: usize) -> u64 {
+        self.layer_weight_counts(num_classes).iter().sum()
+    }
+
+    /// Layers that reuse another block's convolutions (weight sharing: every block from
+    /// `own_blocks` on), so they hold no weights of their own.
+    pub fn shared_layer_count(&self) -> usize {
+        if !self.shared_weights {
+            return 0;
+        }
+        let (_, depths, bottleneck) = self.arch.layout();
+        let convs = if bottleneck { 3 } else { 2 };
+        depths
+            .iter()
+            .map(|&n| n.saturating_sub(self.own_blocks) * convs)
+            .sum()
+    }
+
+    /// The prunable weights of each layer in the masks' order (stem, each block's
+    /// convolutions, its projection shortcut, the classifier), from the layout alone; a
+    /// shared block counts as its own layer.
+    pub fn layer_weight_counts(&self, num_classes: usize) -> Vec<u64> {
         let (widths, depths, bottleneck) = self.arch.layout();
         let expansion = if bottleneck { 4 } else { 1 };
         let stem_out = self.scaled(widths[0]) as u64;
-        let mut total = 27 * stem_out;
+        let mut layers = vec![27 * stem_out];
         let mut in_ch = stem_out;
         for (s, (&w, &n)) in widths.iter().zip(&depths).enumerate() {
             let mid = self.scaled(w) as u64;
             let out = mid * expansion;
             for b in 0..n {
                 let stride = s > 0 && b == 0;
-                total += if bottleneck {
-                    in_ch * mid + 9 * mid * mid + mid * out
+                if bottleneck {
+                    layers.extend([in_ch * mid, 9 * mid * mid, mid * out]);
                 } else {
-                    9 * in_ch * mid + 9 * mid * mid
-                };
+                    layers.extend([9 * in_ch * mid, 9 * mid * mid]);
+                }
                 if stride || in_ch != out {
-                    total += in_ch * out;
+                    layers.push(in_ch * out);
                 }
                 in_ch = out;
             }
         }
-        total + in_ch * num_classes as u64
+        layers.push(in_ch * num_classes as u64);
+        layers
     }
 }

@@ -57,6 +57,21 @@ impl SparsityConfig {
     }
 }
 
+/// The highest sparsity `layers` (their weight counts, the first conv first, shared ones
+/// counted at every use) can hold: every layer with weights of its own keeps at least one
+/// (`shared_layers` reuse another's), and with `dense_first` the first conv keeps all.
+pub fn sparsity_bound(layer_numels: &[usize], shared_layers: usize, dense_first: bool) -> f64 {
+    let total: usize = layer_numels.iter().sum();
+    let fixed = if dense_first {
+        layer_numels.first().copied().unwrap_or(0)
+    } else {
+        0
+    };
+    let own = layer_numels.len().saturating_sub(shared_layers);
+    let sparse_layers = own.saturating_sub(usize::from(dense_first));
+    1.0 - (fixed + sparse_layers) as f64 / total.max(1) as f64
+}
+
 /// Non-zeros per layer for `config` over `layers` (layer 0 is the first conv).
 ///
 /// Every sparse layer keeps at least one weight, so that no layer cuts the network; a
@@ -104,7 +119,8 @@ pub fn allocate_total(
         .sum();
     let n_sparse = dense.iter().filter(|d| !**d).count();
     if target < fixed + n_sparse {
-        let min_density = (fixed + n_sparse) as f64 / total as f64;
+        let numels: Vec<usize> = layers.iter().map(SparseLayer::numel).collect();
+        let bound = sparsity_bound(&numels, 0, config.dense_first);
         return Err(SparsityError::Impossible(format!(
             "sparsity {} ({}%) keeps {target} of {total} weights, but {} dense weights plus \
              one weight in each of the other {n_sparse} layers need {}: use a sparsity of at \
@@ -114,8 +130,8 @@ pub fn allocate_total(
             (config.sparsity * 1e6).round() / 1e4,
             fixed,
             fixed + n_sparse,
-            1.0 - min_density,
-            (1.0 - min_density) * 100.0,
+            bound,
+            bound * 100.0,
             if config.dense_first {
                 ", or set sparsity.dense_first = false"
             } else {
