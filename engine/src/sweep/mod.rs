@@ -338,7 +338,18 @@ pub fn write_report(
         .iter()
         .filter(|c| c.is_finished())
         .filter_map(|c| {
-            curves::read_loss_curve(&c.variant, c.sparsity, c.seed, &c.dir.join("metrics.jsonl"))
+            let mut curve = curves::read_loss_curve(
+                &c.variant,
+                c.sparsity,
+                c.seed,
+                &c.dir.join("metrics.jsonl"),
+            )?;
+            // Logs written before the start record counted classes: the checkpoint knows.
+            if curve.classes == 0 {
+                curve.classes = crate::train::Checkpoint::load(&c.dir.join("checkpoint.bin"))
+                    .map_or(0, |k| k.meta.num_classes);
+            }
+            Some(curve)
         })
         .collect();
     let mut sparsities: Vec<f64> = cells.iter().map(|c| c.sparsity).collect();
