@@ -139,6 +139,42 @@ impl Settings {
         Ok(o)
     }
 
+    /// The settings a link fixed by hiding their controls, as "name: value" lines for the
+    /// page to show read-only (a student sees what runs without being able to change it).
+    pub fn fixed_settings(&self) -> Vec<String> {
+        let percent = |v: f64| {
+            let s = format!("{:.4}", v * 100.0);
+            format!("{}%", s.trim_end_matches('0').trim_end_matches('.'))
+        };
+        let on = |b: bool| if b { "on" } else { "off" };
+        let mut out = Vec::new();
+        for control in CONTROLS {
+            if !self.hide.contains(*control) {
+                continue;
+            }
+            out.push(match *control {
+                "data" => format!("data: {}", self.data),
+                "model" => format!("model: {} ×{}", self.model, self.width),
+                "method" => format!("method: {}", self.method),
+                "east" => format!(
+                    "EAST's tricks: DyReLU {}, sharing {}, cycles {}",
+                    on(self.east_dyrelu),
+                    on(self.east_sharing),
+                    on(self.east_cyclic)
+                ),
+                "sparsity" => format!("sparsity: {}", percent(self.sparsity)),
+                "distribution" => format!("layer-wise densities: {}", self.distribution),
+                "schedule" => format!("LR: {} from {}", self.lr_schedule, self.lr),
+                "batch" => format!("batch: {}", self.batch),
+                "epochs" => format!("epochs: {}", self.epochs),
+                "seed" => format!("seed: {}", self.seed),
+                // Page parts, not run settings.
+                _ => continue,
+            });
+        }
+        out
+    }
+
     /// The highest sparsity the chosen model can hold (every layer keeps one weight), from
     /// its layout as the engine counts its masks; None when the other settings are invalid.
     pub fn sparsity_bound(&self) -> Option<f64> {
@@ -389,6 +425,19 @@ mod tests {
             ..s
         };
         assert!(c100.sparsity_bound().unwrap() > bound);
+    }
+
+    #[test]
+    fn hidden_settings_are_listed_with_their_values() {
+        let s = Settings::from_hash(
+            "hide=method,sparsity,seed,explain,presets&method=rigl&sparsity=0.999&seed=3",
+        )
+        .unwrap();
+        assert_eq!(
+            s.fixed_settings(),
+            ["method: rigl", "sparsity: 99.9%", "seed: 3"]
+        );
+        assert!(Settings::default().fixed_settings().is_empty());
     }
 
     #[test]

@@ -259,6 +259,9 @@ test('a link can hide controls and sets the sliders', { timeout: LONG }, async (
   assert.equal(await page.$('#seed'), null);
   assert.equal(await page.$('.explain'), null);
   assert.ok(await page.$('#epochs'));
+  // What the link fixed is shown, read-only: the student sees which method runs.
+  const chips = await page.$$eval('#fixed-settings .chip', (l) => l.map((e) => e.textContent));
+  assert.deepEqual(chips, ['method: east', 'seed: 0']);
   // 99.9% sits three quarters along the log-scaled slider.
   assert.equal(await page.$eval('#sparsity', (e) => e.value), '750');
   assert.match(await page.textContent('#sparsity-value'), /99\.9% sparse/);

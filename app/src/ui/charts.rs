@@ -102,7 +102,8 @@ pub fn LineChart(
         let ((lo, hi), y_ticks) = axes();
         let map_y = move |y: f64| if log_y { y.max(1e-9).log10() } else { y };
         let (mlo, mhi) = (map_y(lo), map_y(hi));
-        let x_end = x_max.get().max(1.0);
+        // Steps are whole: at least 4 on the axis, so no tick reads 0.2 of a step.
+        let x_end = x_max.get().max(4.0);
         let px = move |x: f64| LEFT + x / x_end * (W - LEFT - RIGHT);
         let py = move |y: f64| {
             TOP + (1.0 - (map_y(y).clamp(mlo, mhi) - mlo) / (mhi - mlo).max(1e-12))

@@ -164,6 +164,13 @@ pub fn Controls(state: State) -> impl IntoView {
             <button id="step" on:click=move |_| state.send(ToWorker::Step) disabled=move || running() || no_run()>"Step (1 batch)"</button>
             <button id="reset" on:click=move |_| { state.keep_if_trained(); state.send(ToWorker::Reset) }>"⟲ Reset"</button>
         </div>
+        <Show when=move || state.settings.with(|s| !s.fixed_settings().is_empty())>
+            <div id="fixed-settings" class="chips" title="set by this page's link">
+                {move || state.settings.with(Settings::fixed_settings).into_iter().map(|f| view! {
+                    <span class="chip">{f}</span>
+                }).collect_view()}
+            </div>
+        </Show>
         <Show when=move || !no_run() && !running() && state.steps.with(Vec::is_empty) && !state.finished.get()>
             <p id="play-hint" class="hint">"Press ▶ Play to train this network, or Step to run one batch at a time."</p>
         </Show>
