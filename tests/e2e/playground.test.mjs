@@ -178,6 +178,11 @@ test('a run from the URL hash trains: the loss falls and the masks move', { time
   assert.equal(+(await status(page)).steps, +still.steps + 1);
   // Pausing evaluated the validation split: confusion matrix and samples are shown.
   assert.ok(await page.$('[data-testid=confusion]'));
+  // The matrix names its classes and axes, and a legend reads its colours.
+  const classNames = (await status(page)).classes.split(',');
+  const matrix = await page.textContent('[data-testid=confusion]');
+  assert.ok(matrix.includes('predicted') && matrix.includes('true class') && matrix.includes(classNames[0].slice(0, 12)), matrix);
+  assert.match(await page.textContent('#confusion-legend'), /correct: 0% → 100%.*another class/s);
   assert.equal((await page.$$('.sample canvas')).length, 8);
   await shot(page, '4-paused');
   await page.click('#reset');

@@ -50,6 +50,16 @@ pub fn Confusion(
         let names = classes.get();
         let k = e.confusion.len();
         let cell = (300.0 / k as f64).min(26.0);
+        // Class names along both sides while they can be read (up to 20 classes).
+        let labelled = k <= 20;
+        // The column names lean right past the last column: room for them on that side.
+        let (left, top, right) = if labelled {
+            (78.0, 70.0, 30.0)
+        } else {
+            (0.0, 0.0, 0.0)
+        };
+        let name = |i: usize| names.get(i).cloned().unwrap_or_else(|| i.to_string());
+        let short = |i: usize| name(i).chars().take(12).collect::<String>();
         let rects = e
             .confusion
             .iter()
@@ -62,29 +72,56 @@ pub fn Confusion(
                     .collect::<Vec<_>>()
             })
             .map(|(t, p, frac, c)| {
-                let shade = (255.0 - frac * 200.0) as u8;
-                let fill = if t == p {
-                    format!("rgb({shade},{},{shade})", 255)
-                } else {
-                    format!("rgb(255,{shade},{shade})")
-                };
-                let name = |i: usize| names.get(i).cloned().unwrap_or_else(|| i.to_string());
+                let fill = confusion_colour(t == p, frac);
                 view! {
-                    <rect x=p as f64 * cell y=t as f64 * cell width=cell height=cell fill=fill stroke="#fff" stroke-width="0.5">
-                        <title>{format!("true {} → predicted {}: {c}", name(t), name(p))}</title>
+                    <rect x=left + p as f64 * cell y=top + t as f64 * cell width=cell height=cell fill=fill stroke="#fff" stroke-width="0.5">
+                        <title>{format!("true {} → predicted {}: {c} ({:.0}% of the true class)", name(t), name(p), frac * 100.0)}</title>
                     </rect>
                 }
             })
             .collect_view();
+        let labels = labelled.then(|| {
+            (0..k)
+                .map(|i| {
+                    let mid = (i as f64 + 0.5) * cell;
+                    view! {
+                        <text x=left - 4.0 y=top + mid + 3.0 text-anchor="end" font-size="9">{short(i)}</text>
+                        <text transform=format!("translate({} {}) rotate(-60)", left + mid + 3.0, top - 4.0) font-size="9">{short(i)}</text>
+                    }
+                })
+                .collect_view()
+        });
+        let titles = labelled.then(|| {
+            view! {
+                <text x=left + cell * k as f64 / 2.0 y=10.0 text-anchor="middle" font-size="10">"predicted"</text>
+                <text transform=format!("translate(10 {}) rotate(-90)", top + cell * k as f64 / 2.0) text-anchor="middle" font-size="10">"true class"</text>
+            }
+        });
         let side = cell * k as f64;
         view! {
-            <svg class="confusion" viewBox=format!("0 0 {side} {side}") style:max-width="300px" data-testid="confusion" data-step=e.step>{rects}</svg>
+            <svg class="confusion" viewBox=format!("0 0 {} {}", left + side + right, top + side) style:max-width="380px"
+                data-testid="confusion" data-step=e.step>{titles}{labels}{rects}</svg>
+            <div class="legend" id="confusion-legend">
+                <span><i class="scale" style="background: linear-gradient(to right, rgb(255,255,255), rgb(55,255,55))"></i>"correct: 0% → 100% of the true class"</span>
+                <span><i class="scale" style="background: linear-gradient(to right, rgb(255,255,255), rgb(255,55,55))"></i>"predicted as another class: 0% → 100%"</span>
+            </div>
             <p class="muted">{format!(
-                "validation at step {}: {:.1}% of {} images (rows: true class, columns: predicted)",
+                "validation at step {}: {:.1}% of {} images (rows: true class, columns: predicted; each row sums to 100%)",
                 e.step, e.accuracy * 100.0, e.images
             )}</p>
         }
         .into_any()
+    }
+}
+
+/// A confusion cell's colour: green on the diagonal, red off it, darker the larger the
+/// share of its true class (white at 0%).
+fn confusion_colour(correct: bool, share: f64) -> String {
+    let shade = (255.0 - share.clamp(0.0, 1.0) * 200.0) as u8;
+    if correct {
+        format!("rgb({shade},255,{shade})")
+    } else {
+        format!("rgb(255,{shade},{shade})")
     }
 }
 
