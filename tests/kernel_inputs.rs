@@ -1,4 +1,5 @@
-//! Inputs and comparisons shared by the kernel tests, natively (`tests/tests/kernels.rs`)
+//! Inputs and comparisons shared by the kernel tests, natively (`tests/tests/kernels.rs`,
+//! `sparse_conv.rs`, `batch_norm.rs`)
 //! and in the browser (`tests/browser/tests/kernels_webgpu.rs`), included by `#[path]` so
 //! the wasm-only browser crate needs no dependency on this crate.
 
