@@ -250,11 +250,10 @@ impl Trainer {
         // weights it reactivates need their real gradient, which the sparse kernels leave 0.
         let dense_grads = is_update
             && (self.method.needs_gradients(step) || !self.method.replaces_optimizer_step());
-        let plan_with_dense_grads = self.masks.plan().map(|p| p.with_dense_weight_grads());
-        let kernels = match (self.masks.plan(), &plan_with_dense_grads) {
-            (Some(_), Some(dense)) if dense_grads => Some(dense as &dyn LayerKernels),
-            (Some(plan), _) => Some(plan as &dyn LayerKernels),
-            _ => None,
+        let dense_grad_plan = self.masks.plan().map(|p| p.with_dense_weight_grads());
+        let kernels: Option<&dyn LayerKernels> = match (&dense_grad_plan, self.masks.plan()) {
+            (Some(dense), _) if dense_grads => Some(dense),
+            (_, plan) => plan.map(|p| p as &dyn LayerKernels),
         };
         let ctx = ForwardCtx::new(phase, kernels)
             .with_batch_norm(crate::kernels::batch_norm::for_device(&self.device));
