@@ -296,7 +296,7 @@ test('a checkpoint from the native CLI opens in the page and exports for PyTorch
   await page.setInputFiles('#import-ckpt', path.join(runDir, 'checkpoint.bin'));
   await waitFor(page, 'the imported run', async (s, p) => s.imported === String(summary.steps)
     && (await p.$(`[data-testid=confusion][data-step="${summary.steps}"]`)) !== null);
-  const text = await page.textContent('[data-testid=confusion] + p');
+  const text = await page.textContent('#confusion-caption');
   const acc = +text.match(/([0-9.]+)% of/)[1];
   // The page evaluates the checkpoint on the same validation split as the CLI did.
   assert.equal(typeof summary.final_val_accuracy, 'number', 'the CLI run reported no validation accuracy');

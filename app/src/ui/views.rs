@@ -105,7 +105,7 @@ pub fn Confusion(
                 <span><i class="scale" style="background: linear-gradient(to right, rgb(255,255,255), rgb(55,255,55))"></i>"correct: 0% → 100% of the true class"</span>
                 <span><i class="scale" style="background: linear-gradient(to right, rgb(255,255,255), rgb(255,55,55))"></i>"predicted as another class: 0% → 100%"</span>
             </div>
-            <p class="muted">{format!(
+            <p class="muted" id="confusion-caption">{format!(
                 "validation at step {}: {:.1}% of {} images (rows: true class, columns: predicted; each row sums to 100%)",
                 e.step, e.accuracy * 100.0, e.images
             )}</p>
