@@ -44,8 +44,9 @@ pub struct Settings {
 }
 
 impl Default for Settings {
-    /// A run that shows something within a minute on a laptop GPU: a quarter-width
-    /// ResNet-20 on 2,000 synthetic images.
+    /// A run that visibly learns within a minute on a laptop's CPU: EAST on a quarter-width
+    /// ResNet-20 at 90% (1,713 of 17,132 weights) on 2,000 synthetic images. At 99% the
+    /// same network keeps 171 weights and stays at chance; the lessons show that.
     fn default() -> Self {
         Self {
             data: "synthetic".into(),
@@ -55,7 +56,7 @@ impl Default for Settings {
             model: "resnet20".into(),
             width: 0.25,
             method: "east".into(),
-            sparsity: 0.99,
+            sparsity: 0.9,
             distribution: "erk".into(),
             east_dyrelu: true,
             east_sharing: true,
@@ -63,7 +64,7 @@ impl Default for Settings {
             lr_schedule: "cosine".into(),
             lr: 0.1,
             batch: 32,
-            epochs: 3,
+            epochs: 5,
             seed: 0,
             update_every: 20,
             backend: BackendChoice::Auto,
@@ -83,6 +84,7 @@ pub const WIDTHS: &[&str] = &["0.125", "0.25", "0.5", "1"];
 
 /// The controls a link can hide (`hide=a,b`).
 pub const CONTROLS: &[&str] = &[
+    "lessons",
     "presets",
     "data",
     "model",
@@ -304,8 +306,8 @@ mod tests {
     fn defaults_make_a_valid_config() {
         let c = Settings::default().to_config().unwrap();
         assert_eq!(c.method.name, "east");
-        assert_eq!(c.sparsity.sparsity, 0.99);
-        assert_eq!(c.batch_size, 32);
+        assert_eq!(c.sparsity.sparsity, 0.9);
+        assert_eq!((c.batch_size, c.epochs), (32, 5));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::explain::{self, Explain};
 use super::state::State;
-use crate::presets::{PRESETS, Preset};
+use crate::presets::{LESSONS, PRESETS, Preset};
 use crate::protocol::ToWorker;
 use crate::settings::{Settings, slider_from_sparsity, sparsity_from_slider};
 use leptos::ev;
@@ -21,15 +21,18 @@ use crate::settings::{MODELS, WIDTHS};
 const SCHEDULES: &[&str] = &["cosine", "multistep", "constant", "linear"];
 const BATCHES: &[&str] = &["8", "16", "32", "64", "128", "256"];
 
+/// A menu of settings; `name` is what a screen reader announces (the fieldset's legend
+/// says it on screen).
 fn select(
     state: State,
     id: &'static str,
+    name: &'static str,
     options: Vec<(String, String)>,
     current: impl Fn(&Settings) -> String + Send + Sync + 'static + Copy,
     apply: impl Fn(&mut Settings, String) + Send + Sync + 'static + Copy,
 ) -> impl IntoView {
     view! {
-        <select id=id on:change=move |e| {
+        <select id=id aria-label=name on:change=move |e| {
             let v = event_target_value(&e);
             state.change(|s| apply(s, v));
         }>
@@ -93,10 +96,15 @@ fn use_file(state: State, file: File) {
     });
 }
 
-fn apply_preset(state: State, preset: &Preset) {
+fn apply_preset(state: State, preset: &'static Preset) {
     state.keep_if_trained();
     match state.settings.with_untracked(|s| preset.apply(s)) {
-        Ok(next) => state.replace(next),
+        Ok(next) => {
+            state
+                .lesson
+                .set(LESSONS.iter().any(|l| l.id == preset.id).then_some(preset));
+            state.replace(next)
+        }
         Err(e) => state.error.set(Some(("preset".into(), e))),
     }
 }
@@ -175,6 +183,22 @@ pub fn Controls(state: State) -> impl IntoView {
             <p id="play-hint" class="hint">"Press ▶ Play to train this network, or Step to run one batch at a time."</p>
         </Show>
 
+        <Show when=move || shown("lessons")>
+            <fieldset id="lessons">
+                <legend>"Lessons"</legend>
+                <div class="presets">
+                    {LESSONS.iter().map(|l| view! {
+                        <button id=format!("lesson-{}", l.id) title=l.summary
+                            class:current=move || state.lesson.with(|c| c.is_some_and(|c| c.id == l.id))
+                            on:click=move |_| apply_preset(state, l)>{l.title}</button>
+                    }).collect_view()}
+                </div>
+                <Show when=move || state.lesson.with(Option::is_some)>
+                    <p class="hint" id="lesson-look"><b>"Look at: "</b>{move || state.lesson.with(|l| l.map(|l| l.summary).unwrap_or(""))}</p>
+                </Show>
+            </fieldset>
+        </Show>
+
         <Show when=move || shown("presets")>
             <fieldset>
                 <legend>"Presets"</legend>
@@ -194,7 +218,7 @@ pub fn Controls(state: State) -> impl IntoView {
         <Show when=move || shown("data")>
             <fieldset>
                 <legend>"Data"</legend>
-                {select(state, "data", DATASETS.iter().map(|(v, l)| (v.to_string(), l.to_string())).collect(),
+                {select(state, "data", "dataset", DATASETS.iter().map(|(v, l)| (v.to_string(), l.to_string())).collect(),
                     |s| s.data.clone(), |s, v| s.data = v)}
                 <Show when=move || state.settings.with(|s| s.data == "synthetic")>
                     <label>"images " {number(state, "synthetic_size", "100", |s| s.synthetic_size.to_string(),
@@ -236,10 +260,10 @@ pub fn Controls(state: State) -> impl IntoView {
         <Show when=move || shown("model")>
             <fieldset>
                 <legend>"Model"</legend>
-                {select(state, "model", MODELS.iter().map(|m| (m.to_string(), m.to_string())).collect(),
+                {select(state, "model", "model", MODELS.iter().map(|m| (m.to_string(), m.to_string())).collect(),
                     |s| s.model.clone(), |s, v| s.model = v)}
                 " width ×"
-                {select(state, "width", WIDTHS.iter().map(|w| (w.to_string(), w.to_string())).collect(),
+                {select(state, "width", "width multiplier", WIDTHS.iter().map(|w| (w.to_string(), w.to_string())).collect(),
                     |s| s.width.to_string(), |s, v| s.width = v.parse().unwrap_or(s.width))}
             </fieldset>
         </Show>
@@ -247,7 +271,7 @@ pub fn Controls(state: State) -> impl IntoView {
         <Show when=move || shown("method")>
             <fieldset>
                 <legend>"Method"</legend>
-                {select(state, "method",
+                {select(state, "method", "method",
                     sparselab::methods::REGISTRY.iter().map(|m| (m.name.to_string(), m.name.to_string())).collect(),
                     |s| s.method.clone(), |s, v| s.method = v)}
                 <p class="muted" id="method-summary">{method_summary}</p>
@@ -274,7 +298,7 @@ pub fn Controls(state: State) -> impl IntoView {
         <Show when=move || shown("sparsity")>
             <fieldset>
                 <legend>"Target sparsity"</legend>
-                <input id="sparsity" type="range" min="0" max=move || slider_max().to_string() step="1"
+                <input id="sparsity" type="range" aria-label="target sparsity" min="0" max=move || slider_max().to_string() step="1"
                     prop:value=move || state.settings.with(|s| slider_from_sparsity(s.sparsity).round().to_string())
                     on:change=move |e| {
                         let t: f64 = event_target_value(&e).parse().unwrap_or(0.0);
@@ -289,7 +313,7 @@ pub fn Controls(state: State) -> impl IntoView {
         <Show when=move || shown("distribution")>
             <fieldset>
                 <legend>"Layer-wise densities"</legend>
-                {select(state, "distribution", vec![("erk".into(), "ERK".into()), ("uniform".into(), "uniform".into())],
+                {select(state, "distribution", "layer-wise density distribution", vec![("erk".into(), "ERK".into()), ("uniform".into(), "uniform".into())],
                     |s| s.distribution.clone(), |s, v| s.distribution = v)}
             </fieldset>
         </Show>
@@ -297,7 +321,7 @@ pub fn Controls(state: State) -> impl IntoView {
         <Show when=move || shown("schedule")>
             <fieldset>
                 <legend>"LR schedule"</legend>
-                {select(state, "schedule", SCHEDULES.iter().map(|m| (m.to_string(), m.to_string())).collect(),
+                {select(state, "schedule", "learning-rate schedule", SCHEDULES.iter().map(|m| (m.to_string(), m.to_string())).collect(),
                     |s| s.lr_schedule.clone(), |s, v| s.lr_schedule = v)}
                 <label>" LR " {number(state, "lr", "0.01", |s| s.lr.to_string(), |s, v| v.parse().map(|n| s.lr = n).is_ok())}</label>
             </fieldset>
@@ -307,7 +331,7 @@ pub fn Controls(state: State) -> impl IntoView {
             <fieldset>
                 <legend>"Training"</legend>
                 <Show when=move || shown("batch")>
-                    <label>"batch " {select(state, "batch", BATCHES.iter().map(|m| (m.to_string(), m.to_string())).collect(),
+                    <label>"batch " {select(state, "batch", "batch size", BATCHES.iter().map(|m| (m.to_string(), m.to_string())).collect(),
                         |s| s.batch.to_string(), |s, v| s.batch = v.parse().unwrap_or(s.batch))}</label>
                 </Show>
                 <Show when=move || shown("epochs")>
@@ -322,7 +346,7 @@ pub fn Controls(state: State) -> impl IntoView {
         <Show when=move || shown("backend")>
             <fieldset>
                 <legend>"Device"</legend>
-                <select id="backend" on:change=move |e| {
+                <select id="backend" aria-label="device" on:change=move |e| {
                     let v = event_target_value(&e);
                     state.settings.update(|s| s.backend = match v.as_str() {
                         "gpu" => crate::protocol::BackendChoice::Gpu,
@@ -375,7 +399,7 @@ pub fn Controls(state: State) -> impl IntoView {
                 </label>
                 <details>
                     <summary>"this run's engine config (for the CLI: --config)"</summary>
-                    <pre id="config-toml">{move || state.info.with(|i| i.as_ref().map(|i| i.config_toml.clone()).unwrap_or_default())}</pre>
+                    <pre id="config-toml" tabindex="0" aria-label="the run's engine configuration (TOML)">{move || state.info.with(|i| i.as_ref().map(|i| i.config_toml.clone()).unwrap_or_default())}</pre>
                 </details>
             </fieldset>
         </Show>

@@ -51,85 +51,131 @@ pub fn DensityBars(
     }
 }
 
-#[component]
-fn LayerCanvas(layer: LayerHeatmap) -> impl IntoView {
-    let canvas = NodeRef::<Canvas>::new();
-    let (rows, cols) = (layer.rows, layer.cols);
-    let title = format!(
-        "{}: {} of {} active; {} regrown, {} pruned since the last view{}",
+/// A layer's caption: its counts and what the last mask update changed.
+fn caption(layer: &LayerHeatmap, step: usize) -> String {
+    let pooled = if layer.pool != (1, 1) {
+        format!(
+            " (each cell pools {}x{} weights)",
+            layer.pool.0, layer.pool.1
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{}: {} of {} active; {} regrown, {} pruned at step {step}{pooled}",
         short(&layer.path),
         layer.nnz,
         layer.numel,
         layer.grown,
         layer.pruned,
-        if layer.pool != (1, 1) {
-            format!(
-                " (each cell pools {}x{} weights)",
-                layer.pool.0, layer.pool.1
-            )
-        } else {
-            String::new()
-        }
-    );
-    let (grown, pruned) = (layer.grown, layer.pruned);
-    let caption = title.clone();
+    )
+}
+
+/// The cell colours of a layer's heatmap, RGBA.
+fn pixels(layer: &LayerHeatmap) -> Vec<u8> {
+    let mut px = vec![0u8; layer.rows * layer.cols * 4];
+    for (i, cell) in px.chunks_exact_mut(4).enumerate() {
+        let a = layer.active[i] as u32;
+        let rgb = match layer.change[i] {
+            1 => [40, 110, 255],
+            2 => [235, 50, 50],
+            // Active weights in dark green, stronger where the cell is denser.
+            _ if a > 0 => [20, (90 + a * 165 / 255) as u8, 60],
+            _ => [236, 236, 236],
+        };
+        cell.copy_from_slice(&[rgb[0], rgb[1], rgb[2], 255]);
+    }
+    px
+}
+
+/// One layer's heatmap. It stays in the page while its layer exists and redraws its pixels
+/// when a report comes: a mask update costs a redraw, not a rebuilt page section.
+#[component]
+fn LayerCanvas(#[prop(into)] layer: Signal<Option<(LayerHeatmap, usize)>>) -> impl IntoView {
+    let canvas = NodeRef::<Canvas>::new();
     Effect::new(move |_| {
         let Some(c) = canvas.get() else { return };
-        let Some(ctx) = c
-            .get_context("2d")
-            .ok()
-            .flatten()
-            .and_then(|x| x.dyn_into::<CanvasRenderingContext2d>().ok())
-        else {
-            return;
-        };
-        let mut px = vec![0u8; rows * cols * 4];
-        for i in 0..rows * cols {
-            let a = layer.active[i] as u32;
-            let rgb = match layer.change[i] {
-                1 => [40, 110, 255],
-                2 => [235, 50, 50],
-                // Active weights in dark green, stronger where the cell is denser.
-                _ if a > 0 => {
-                    let t = 90 + a * 165 / 255;
-                    [20, t as u8, 60]
-                }
-                _ => [236, 236, 236],
+        layer.with(|l| {
+            let Some((l, _)) = l else { return };
+            let Some(ctx) = c
+                .get_context("2d")
+                .ok()
+                .flatten()
+                .and_then(|x| x.dyn_into::<CanvasRenderingContext2d>().ok())
+            else {
+                return;
             };
-            px[i * 4..i * 4 + 4].copy_from_slice(&[rgb[0], rgb[1], rgb[2], 255]);
-        }
-        if let Ok(img) =
-            ImageData::new_with_u8_clamped_array_and_sh(Clamped(&px), cols as u32, rows as u32)
-        {
-            let _ = ctx.put_image_data(&img, 0.0, 0.0);
-        }
+            let px = pixels(l);
+            if let Ok(img) = ImageData::new_with_u8_clamped_array_and_sh(
+                Clamped(&px),
+                l.cols as u32,
+                l.rows as u32,
+            ) {
+                let _ = ctx.put_image_data(&img, 0.0, 0.0);
+            }
+        });
     });
-    // Thin layers are stretched so every layer is visible at a similar size.
-    let scale = (480.0 / cols as f64)
-        .min(96.0 / rows as f64)
-        .clamp(1.0, 24.0);
+    let read = move |f: fn(&LayerHeatmap, usize) -> String| {
+        move || layer.with(|l| l.as_ref().map(|(l, step)| f(l, *step)).unwrap_or_default())
+    };
+    let title = read(caption);
+    // Thin layers are stretched so every layer is visible at a similar size. Only the width
+    // is set: the height follows the canvas's aspect ratio, so a narrow screen shrinks the
+    // heatmap instead of overflowing.
+    let width = read(|l, _| {
+        let scale = (480.0 / l.cols as f64)
+            .min(96.0 / l.rows as f64)
+            .clamp(1.0, 24.0);
+        format!("{:.0}px", l.cols as f64 * scale)
+    });
     view! {
-        <figure class="heatmap" title=title data-grown=grown data-pruned=pruned>
-            <canvas node_ref=canvas width=cols height=rows
-                style:width=format!("{:.0}px", cols as f64 * scale)
-                style:height=format!("{:.0}px", rows as f64 * scale)></canvas>
-            <figcaption>{caption}</figcaption>
+        <figure class="heatmap" title=title data-grown=read(|l, _| l.grown.to_string())
+            data-pruned=read(|l, _| l.pruned.to_string())>
+            <canvas node_ref=canvas width=read(|l, _| l.cols.to_string())
+                height=read(|l, _| l.rows.to_string()) style:width=width></canvas>
+            <figcaption>{read(caption)}</figcaption>
         </figure>
+    }
+}
+
+/// What the heatmaps' colours, rows and columns mean.
+#[component]
+pub fn MaskLegend() -> impl IntoView {
+    view! {
+        <div class="legend" id="mask-legend">
+            <span><i class="swatch" style="background: rgb(20,255,60)"></i><i class="swatch" style="background: rgb(20,100,60)"></i>"active (brighter: more of the cell's weights alive)"</span>
+            <span><i class="swatch" style="background: rgb(40,110,255)"></i>"regrown at the last mask update"</span>
+            <span><i class="swatch" style="background: rgb(235,50,50)"></i>"pruned at the last mask update"</span>
+            <span><i class="swatch" style="background: rgb(236,236,236)"></i>"zero"</span>
+            <span>"rows: output channels · columns: input channels × kernel positions (large layers pooled into cells)"</span>
+        </div>
     }
 }
 
 #[component]
 pub fn MaskHeatmaps(#[prop(into)] masks: Signal<Option<MaskReport>>) -> impl IntoView {
-    move || {
-        let Some(m) = masks.get() else {
-            return view! { <p class="muted">"no masks yet"</p> }.into_any();
-        };
-        let step = m.step;
-        view! {
-            <div class="heatmaps" data-step=step>
-                {m.layers.into_iter().map(|l| view! { <LayerCanvas layer=l /> }).collect_view()}
+    let paths = move || {
+        masks.with(|m| {
+            m.as_ref()
+                .map(|m| m.layers.iter().map(|l| l.path.clone()).collect::<Vec<_>>())
+                .unwrap_or_default()
+        })
+    };
+    let layer = move |path: &str| {
+        masks.with(|m| {
+            let m = m.as_ref()?;
+            let l = m.layers.iter().find(|l| l.path == path)?;
+            Some((l.clone(), m.step))
+        })
+    };
+    view! {
+        <Show when=move || masks.with(Option::is_some)
+            fallback=|| view! { <p class="muted">"no masks yet"</p> }>
+            <div class="heatmaps" data-step=move || masks.with(|m| m.as_ref().map(|m| m.step))>
+                <For each=paths key=|p| p.clone() let:path>
+                    <LayerCanvas layer=Signal::derive(move || layer(&path)) />
+                </For>
             </div>
-        }
-        .into_any()
+        </Show>
     }
 }

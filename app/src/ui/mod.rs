@@ -12,7 +12,7 @@ use crate::axes::YAxis;
 use charts::{LineChart, Series};
 use explain::Explain;
 use leptos::prelude::*;
-use masks::{DensityBars, MaskHeatmaps};
+use masks::{DensityBars, MaskHeatmaps, MaskLegend};
 use state::State;
 use views::{Confusion, Histogram, Samples};
 
@@ -235,7 +235,8 @@ fn App() -> impl IntoView {
                     </Show>
                 </div>
                 <div class="card wide">
-                    <h2>"Masks"<span class="muted">" green: active · blue: regrown · red: pruned (since the last update)"</span></h2>
+                    <h2>"Masks"</h2>
+                    <MaskLegend />
                     <MaskHeatmaps masks=state.masks />
                     <Show when=move || !hidden("explain") && concerns("dynamic")><Explain title="Prune and regrow (SET, RigL)" text=explain::DYNAMIC /></Show>
                 </div>

@@ -3,6 +3,7 @@
 
 use crate::bridge::Bridge;
 use crate::export::{EvalPoint, RunRecord, to_csv, to_json};
+use crate::presets::{LESSONS, Preset};
 use crate::protocol::{
     DataSource, DeviceInfo, EvalReport, FromWorker, MaskReport, RunInfo, ToWorker, WeightHistogram,
 };
@@ -72,6 +73,8 @@ pub struct State {
     pub pausing: RwSignal<bool>,
     /// The next run of a link's sequence is being built: play it once it has started.
     pub play_when_started: RwSignal<bool>,
+    /// The lesson being shown, from its button or its link, until a control changes.
+    pub lesson: RwSignal<Option<&'static Preset>>,
     pub file: RwSignal<Option<File>, LocalStorage>,
     bridge: StoredValue<Option<Bridge>, LocalStorage>,
 }
@@ -96,6 +99,7 @@ impl State {
             Err(e) => (Settings::default(), Some(("link".to_string(), e))),
         };
         Self {
+            lesson: RwSignal::new(LESSONS.iter().find(|l| l.matches(&settings))),
             settings: RwSignal::new(settings),
             device: RwSignal::new(None),
             info: RwSignal::new(None),
@@ -193,6 +197,7 @@ impl State {
             f(s);
             s.then.clear();
         });
+        self.lesson.set(None);
         self.configure();
     }
 

@@ -94,6 +94,24 @@ pub fn StatusLine(state: State) -> impl IntoView {
             v.get(v.len() / 2).map(|m| format!("{m:.2}"))
         })
     };
+    // Every validation as `step:accuracy`, and every mask update as
+    // `step:dropped:grown:density`, for tests and scripts that read the page.
+    let evals = move || {
+        state.evals.with(|e| {
+            e.iter()
+                .map(|p| format!("{}:{:.4}", p.step, p.accuracy))
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+    };
+    let mask_updates = move || {
+        state.mask_updates.with(|u| {
+            u.iter()
+                .map(|u| format!("{}:{}:{}:{:.6}", u.step, u.dropped, u.grown, u.density))
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+    };
     view! {
         <p id="status" data-running=move || state.running.get().to_string()
             data-steps=steps_done data-loss=loss data-loss-start=loss_start
@@ -104,6 +122,7 @@ pub fn StatusLine(state: State) -> impl IntoView {
             data-classes=move || state.info.with(|i| i.as_ref().map(|i| i.class_names.join(",")).unwrap_or_default())
             data-imported=move || state.info.with(|i| i.as_ref().and_then(|i| i.imported_at_step).map(|s| s.to_string()).unwrap_or_default())
             data-backend=move || state.device.with(|d| d.as_ref().map(|d| d.backend.clone()).unwrap_or_default())
+            data-evals=evals data-mask-updates=mask_updates
             data-first-step-ms=move || state.first_step_ms.get().map(|m| format!("{m:.0}")).unwrap_or_default()>
             {text}
         </p>
