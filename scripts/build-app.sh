@@ -16,7 +16,7 @@ if [ ! -x tests/e2e/node_modules/.bin/wasm-opt ]; then
       exit 1
     fi
   fi
-  phase "app: npm ci (binaryen's wasm-opt, playwright-core)"
+  phase "app: npm ci (binaryen's wasm-opt, playwright-core, axe-core)"
   (cd tests/e2e && npm ci --no-audit --no-fund)
 fi
 # Trunk finds wasm-bindgen and wasm-opt on PATH when their versions match Trunk.toml.

@@ -1,103 +1,18 @@
-// End-to-end tests of the playground page (dist/, built by scripts/build-app.sh) in
-// Debian's headless Chromium: WebGPU through SwiftShader with --enable-unsafe-webgpu, and
-// without it for the CPU fallback. Screenshots and timings go to tests/e2e/output/.
-// Run by scripts/test-e2e.sh (part of scripts/test.sh).
-import { test, before, after } from 'node:test';
+// End-to-end tests of the playground page in Debian's headless Chromium (tests/e2e/
+// harness.mjs): loading, training on WebGPU and on the CPU, links, data files, checkpoints,
+// the paper's presets. Run by scripts/test-e2e.sh (part of scripts/test.sh).
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import {
+  LONG, gpuBrowser, launch, open, readSafetensors, root, setup, shot, status, timings, waitFor,
+} from './harness.mjs';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../..');
-const dist = path.join(root, 'dist');
-const out = path.join(here, 'output');
-const chromiumPath = process.env.CHROMIUM || '/usr/lib/chromium/chromium';
-// Steps on SwiftShader take seconds: generous, but a hung page still fails.
-const LONG = 15 * 60 * 1000;
-
-const MIME = {
-  '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm',
-  '.css': 'text/css', '.svg': 'image/svg+xml', '.json': 'application/json',
-  '.gz': 'application/gzip',
-};
-
-let server, base, gpuBrowser;
-const timings = {};
-
-function serve(dir) {
-  return new Promise((resolve) => {
-    const s = http.createServer((req, res) => {
-      const url = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-      const file = path.join(dir, url === '/' ? 'index.html' : url);
-      if (!file.startsWith(dir) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
-        res.writeHead(404).end('not found');
-        return;
-      }
-      res.writeHead(200, { 'content-type': MIME[path.extname(file)] || 'application/octet-stream' });
-      fs.createReadStream(file).pipe(res);
-    });
-    s.listen(0, '127.0.0.1', () => resolve(s));
-  });
-}
-
-async function launch(webgpu) {
-  const args = ['--no-sandbox', '--disable-dev-shm-usage'];
-  if (webgpu) args.push('--enable-unsafe-webgpu');
-  return chromium.launch({ executablePath: chromiumPath, headless: true, args });
-}
-
-async function open(browser, hash) {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
-  const logs = [];
-  page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
-  page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
-  page.logs = logs;
-  await page.goto(`${base}/#${hash}`);
-  // The page mounts once its wasm has loaded.
-  await page.waitForSelector('#status', { timeout: 120000 });
-  return page;
-}
-
-async function status(page) {
-  return page.$eval('#status', (e) => ({ ...e.dataset, text: e.textContent }));
-}
-
-async function waitFor(page, what, fn, timeout = LONG) {
-  const start = Date.now();
-  for (;;) {
-    const s = await status(page);
-    if (await fn(s, page)) return s;
-    const err = await page.$('#error');
-    if (err) throw new Error(`${what}: the page shows an error: ${await err.textContent()}`);
-    if (Date.now() - start > timeout) {
-      throw new Error(`${what}: timed out; status: ${JSON.stringify(s)}\n${page.logs.slice(-20).join('\n')}`);
-    }
-    await page.waitForTimeout(250);
-  }
-}
-
-// A safetensors file's tensors (dtype, shape, raw bytes) and metadata.
-function readSafetensors(buf) {
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'));
-  const data = buf.subarray(8 + n);
-  const tensors = {};
-  for (const [name, t] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    tensors[name] = { dtype: t.dtype, shape: t.shape, bytes: data.subarray(t.data_offsets[0], t.data_offsets[1]) };
-  }
-  return { meta: header.__metadata__ || {}, tensors };
-}
-
-async function shot(page, name) {
-  await page.screenshot({ path: path.join(out, `${name}.png`), fullPage: true });
-}
+setup();
 
 // A small, fast run that still shows mask updates within a few steps.
 // 44 training images seen again every 2 steps (60 in all), without augmentation: the loss
@@ -106,21 +21,6 @@ const RUN = 'method=rigl&model=resnet8&width=0.5&sparsity=0.8&synthetic_size=64&
 // SwiftShader is a software adapter, which `auto` skips for the (faster) CPU path: the
 // WebGPU tests ask for the GPU explicitly.
 const GPU = 'backend=gpu';
-
-before(async () => {
-  assert.ok(fs.existsSync(path.join(dist, 'index.html')), 'dist/ is missing: run scripts/build-app.sh');
-  fs.mkdirSync(out, { recursive: true });
-  server = await serve(dist);
-  base = `http://127.0.0.1:${server.address().port}`;
-  gpuBrowser = await launch(true);
-});
-
-after(async () => {
-  await gpuBrowser?.close();
-  server?.close();
-  fs.writeFileSync(path.join(out, 'timings.json'), JSON.stringify(timings, null, 2));
-  console.log('timings:', JSON.stringify(timings));
-});
 
 test('the page loads, gets WebGPU and shows the initial masks', { timeout: LONG }, async () => {
   const t0 = Date.now();
@@ -451,7 +351,7 @@ test('one click runs RigL then EAST at 99.99% on ResNet-34 and keeps both', { ti
   try {
     const page = await open(browser, 'synthetic_size=320');
     await waitFor(page, 'ready', async (_, p) => (await p.$$('.heatmap canvas')).length > 0);
-    await page.click('#preset-rigl-vs-east-resnet34-9999');
+    await page.click('#lesson-rigl-vs-east-resnet34-9999');
     assert.match(await page.textContent('#sequence'), /next starts: method east/);
     const connected = async (p) => +(await p.$eval('#sparsity-summary', (e) => e.dataset.connected));
     const rigl = await waitFor(page, 'RigL built', async (s, p) =>
