@@ -76,30 +76,28 @@ pub fn LineChart(
     let view_box = format!("0 0 {W} {H}");
     let log_y = y_axis_kind == YAxis::Log;
     let reference = move || reference.and_then(|r| r.get());
-    let axes = move || {
-        let all = series.get();
-        let values = all
-            .iter()
-            .flat_map(|s| s.points.iter().map(|p| p.1))
-            .collect::<Vec<_>>();
-        y_axis(
-            values.into_iter(),
-            y_axis_kind,
-            y_range,
-            reference().map(|r| r.0),
-        )
-    };
+    // Computed once per change of the series, for the body and the tick attribute.
+    let axes = Memo::new(move |_| {
+        series.with(|all| {
+            y_axis(
+                all.iter().flat_map(|s| s.points.iter().map(|p| p.1)),
+                y_axis_kind,
+                y_range,
+                reference().map(|r| r.0),
+            )
+        })
+    });
     let y_ticks_attr = move || {
-        axes()
-            .1
-            .into_iter()
-            .map(|(_, l)| l)
-            .collect::<Vec<_>>()
-            .join("|")
+        axes.with(|a| {
+            a.1.iter()
+                .map(|(_, l)| l.as_str())
+                .collect::<Vec<_>>()
+                .join("|")
+        })
     };
     let body = move || {
         let all = series.get();
-        let ((lo, hi), y_ticks) = axes();
+        let ((lo, hi), y_ticks) = axes.get();
         let map_y = move |y: f64| if log_y { y.max(1e-9).log10() } else { y };
         let (mlo, mhi) = (map_y(lo), map_y(hi));
         // Steps are whole: at least 4 on the axis, so no tick reads 0.2 of a step.

@@ -172,8 +172,9 @@ pub fn MaskHeatmaps(#[prop(into)] masks: Signal<Option<MaskReport>>) -> impl Int
         <Show when=move || masks.with(Option::is_some)
             fallback=|| view! { <p class="muted">"no masks yet"</p> }>
             <div class="heatmaps" data-step=move || masks.with(|m| m.as_ref().map(|m| m.step))>
+                // A memo per layer: its parts read one copy, made once per report.
                 <For each=paths key=|p| p.clone() let:path>
-                    <LayerCanvas layer=Signal::derive(move || layer(&path)) />
+                    <LayerCanvas layer=Memo::new(move |_| layer(&path)) />
                 </For>
             </div>
         </Show>

@@ -23,6 +23,9 @@ pub fn mount() {
 
 type Points = Vec<(f64, f64)>;
 
+// The charts' series are memos: each is computed once per change of what it reads, however
+// many parts of its chart read it.
+
 /// Colours of kept runs in the comparison overlays.
 const PALETTE: &[&str] = &["#888", "#c60", "#909", "#066", "#660", "#06c"];
 
@@ -37,7 +40,7 @@ fn App() -> impl IntoView {
                 .unwrap_or(1.0)
         })
     });
-    let loss_series = Signal::derive(move || {
+    let loss_series = Memo::new(move |_| {
         let mut out: Vec<Series> = state
             .kept
             .get()
@@ -64,7 +67,7 @@ fn App() -> impl IntoView {
         );
         out
     });
-    let acc_series = Signal::derive(move || {
+    let acc_series = Memo::new(move |_| {
         let mut out: Vec<Series> = state
             .kept
             .get()
@@ -98,7 +101,7 @@ fn App() -> impl IntoView {
                 .unwrap_or_default()
         })
     });
-    let density_series = Signal::derive(move || {
+    let density_series = Memo::new(move |_| {
         let plan = state.info.with(|i| {
             i.as_ref()
                 .map(|i| {
@@ -120,7 +123,7 @@ fn App() -> impl IntoView {
             ),
         ]
     });
-    let phase_series = Signal::derive(move || {
+    let phase_series = Memo::new(move |_| {
         let (phase, lr): (Points, Points) = state.info.with(|i| {
             i.as_ref()
                 .map(|i| {
