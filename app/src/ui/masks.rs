@@ -11,6 +11,9 @@ fn short(path: &str) -> String {
     path.trim_end_matches(".weight").to_string()
 }
 
+/// One layer's row of the density bars: (path, alive, total, on the sparse kernels).
+type BarRow = (String, usize, usize, bool);
+
 #[component]
 pub fn DensityBars(
     #[prop(into)] masks: Signal<Option<MaskReport>>,
@@ -18,36 +21,66 @@ pub fn DensityBars(
     #[prop(into)]
     sparse: Signal<Vec<String>>,
 ) -> impl IntoView {
-    move || {
-        let sparse = sparse.get();
+    let paths = move || {
         masks.with(|m| {
-            let Some(m) = m else {
-                return view! { <p class="muted">"no masks yet"</p> }.into_any();
-            };
-            m.layers
-                .iter()
-                .map(|l| {
-                    let density = l.nnz as f64 / l.numel.max(1) as f64;
-                    // The bar's length is log-scaled: 100% full, 0.01% nearly empty.
-                    let len = if l.nnz == 0 {
-                        0.0
-                    } else {
-                        (1.0 + density.log10() / 4.0).clamp(0.01, 1.0) * 100.0
-                    };
-                    let kernel = if sparse.contains(&l.path) { "sparse" } else { "dense" };
-                    view! {
-                        <div class="bar-row density-bar" data-nnz=l.nnz data-numel=l.numel data-kernel=kernel>
-                            <span class="bar-label">{short(&l.path)}</span>
-                            <span class=format!("kernel-tag {kernel}") title="the convolution this layer runs">{kernel}</span>
-                            <span class="bar"><span class="bar-fill" style:width=format!("{len:.1}%")></span></span>
-                            <span class="bar-value">{format!("{:.3}% ({}/{})", density * 100.0, l.nnz, l.numel)}</span>
-                        </div>
-                    }
-                    .into_any()
-                })
-                .collect_view()
-                .into_any()
+            m.as_ref()
+                .map(|m| m.layers.iter().map(|l| l.path.clone()).collect::<Vec<_>>())
+                .unwrap_or_default()
         })
+    };
+    let row = move |path: &str| -> Option<BarRow> {
+        let l = masks.with(|m| {
+            m.as_ref()?
+                .layers
+                .iter()
+                .find(|l| l.path == path)
+                .map(|l| (l.nnz, l.numel))
+        })?;
+        let on_sparse = sparse.with(|s| s.iter().any(|p| p == path));
+        Some((path.to_string(), l.0, l.1, on_sparse))
+    };
+    // Rows stay in the page and update their figures: a mask update does not rebuild them.
+    view! {
+        <Show when=move || masks.with(Option::is_some)
+            fallback=|| view! { <p class="muted">"no masks yet"</p> }>
+            <For each=paths key=|p| p.clone() let:path>
+                <DensityBar row=Memo::new(move |_| row(&path)) />
+            </For>
+        </Show>
+    }
+}
+
+#[component]
+fn DensityBar(#[prop(into)] row: Signal<Option<BarRow>>) -> impl IntoView {
+    let read =
+        move |f: fn(&BarRow) -> String| move || row.with(|r| r.as_ref().map(f).unwrap_or_default());
+    let kernel = |r: &BarRow| if r.3 { "sparse" } else { "dense" }.to_string();
+    // The bar's length is log-scaled: 100% full, 0.01% nearly empty.
+    let length = |r: &BarRow| {
+        let density = r.1 as f64 / r.2.max(1) as f64;
+        let len = if r.1 == 0 {
+            0.0
+        } else {
+            (1.0 + density.log10() / 4.0).clamp(0.01, 1.0) * 100.0
+        };
+        format!("{len:.1}%")
+    };
+    let figures = |r: &BarRow| {
+        format!(
+            "{:.3}% ({}/{})",
+            r.1 as f64 / r.2.max(1) as f64 * 100.0,
+            r.1,
+            r.2
+        )
+    };
+    view! {
+        <div class="bar-row density-bar" data-nnz=read(|r| r.1.to_string())
+            data-numel=read(|r| r.2.to_string()) data-kernel=read(kernel)>
+            <span class="bar-label">{read(|r| short(&r.0))}</span>
+            <span class=move || format!("kernel-tag {}", read(kernel)()) title="the convolution this layer runs">{read(kernel)}</span>
+            <span class="bar"><span class="bar-fill" style:width=read(length)></span></span>
+            <span class="bar-value">{read(figures)}</span>
+        </div>
     }
 }
 
