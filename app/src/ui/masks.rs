@@ -11,6 +11,15 @@ fn short(path: &str) -> String {
     path.trim_end_matches(".weight").to_string()
 }
 
+/// The reported layers' paths: the keys the bars and heatmaps keep their elements under.
+fn layer_paths(masks: Signal<Option<MaskReport>>) -> Vec<String> {
+    masks.with(|m| {
+        m.as_ref()
+            .map(|m| m.layers.iter().map(|l| l.path.clone()).collect())
+            .unwrap_or_default()
+    })
+}
+
 /// One layer's row of the density bars: (path, alive, total, on the sparse kernels).
 type BarRow = (String, usize, usize, bool);
 
@@ -21,13 +30,6 @@ pub fn DensityBars(
     #[prop(into)]
     sparse: Signal<Vec<String>>,
 ) -> impl IntoView {
-    let paths = move || {
-        masks.with(|m| {
-            m.as_ref()
-                .map(|m| m.layers.iter().map(|l| l.path.clone()).collect::<Vec<_>>())
-                .unwrap_or_default()
-        })
-    };
     let row = move |path: &str| -> Option<BarRow> {
         let l = masks.with(|m| {
             m.as_ref()?
@@ -43,7 +45,7 @@ pub fn DensityBars(
     view! {
         <Show when=move || masks.with(Option::is_some)
             fallback=|| view! { <p class="muted">"no masks yet"</p> }>
-            <For each=paths key=|p| p.clone() let:path>
+            <For each=move || layer_paths(masks) key=|p| p.clone() let:path>
                 <DensityBar row=Memo::new(move |_| row(&path)) />
             </For>
         </Show>
@@ -104,17 +106,29 @@ fn caption(layer: &LayerHeatmap, step: usize) -> String {
     )
 }
 
+// The heatmaps' colours, drawn by `pixels` and shown by `MaskLegend`.
+const REGROWN: [u8; 3] = [40, 110, 255];
+const PRUNED: [u8; 3] = [235, 50, 50];
+const ZERO: [u8; 3] = [236, 236, 236];
+
+/// An active cell: dark green, brighter the larger its share `a` (1–255) of alive weights.
+fn active_colour(a: u8) -> [u8; 3] {
+    [20, (90 + a as u32 * 165 / 255) as u8, 60]
+}
+
+fn css(rgb: [u8; 3]) -> String {
+    format!("background: rgb({},{},{})", rgb[0], rgb[1], rgb[2])
+}
+
 /// The cell colours of a layer's heatmap, RGBA.
 fn pixels(layer: &LayerHeatmap) -> Vec<u8> {
     let mut px = vec![0u8; layer.rows * layer.cols * 4];
     for (i, cell) in px.chunks_exact_mut(4).enumerate() {
-        let a = layer.active[i] as u32;
-        let rgb = match layer.change[i] {
-            1 => [40, 110, 255],
-            2 => [235, 50, 50],
-            // Active weights in dark green, stronger where the cell is denser.
-            _ if a > 0 => [20, (90 + a * 165 / 255) as u8, 60],
-            _ => [236, 236, 236],
+        let rgb = match (layer.change[i], layer.active[i]) {
+            (1, _) => REGROWN,
+            (2, _) => PRUNED,
+            (_, a) if a > 0 => active_colour(a),
+            _ => ZERO,
         };
         cell.copy_from_slice(&[rgb[0], rgb[1], rgb[2], 255]);
     }
@@ -176,10 +190,10 @@ fn LayerCanvas(#[prop(into)] layer: Signal<Option<(LayerHeatmap, usize)>>) -> im
 pub fn MaskLegend() -> impl IntoView {
     view! {
         <div class="legend" id="mask-legend">
-            <span><i class="swatch" style="background: rgb(20,255,60)"></i><i class="swatch" style="background: rgb(20,100,60)"></i>"active (brighter: more of the cell's weights alive)"</span>
-            <span><i class="swatch" style="background: rgb(40,110,255)"></i>"regrown at the last mask update"</span>
-            <span><i class="swatch" style="background: rgb(235,50,50)"></i>"pruned at the last mask update"</span>
-            <span><i class="swatch" style="background: rgb(236,236,236)"></i>"zero"</span>
+            <span><i class="swatch" style=css(active_colour(255))></i><i class="swatch" style=css(active_colour(1))></i>"active (brighter: more of the cell's weights alive)"</span>
+            <span><i class="swatch" style=css(REGROWN)></i>"regrown at the last mask update"</span>
+            <span><i class="swatch" style=css(PRUNED)></i>"pruned at the last mask update"</span>
+            <span><i class="swatch" style=css(ZERO)></i>"zero"</span>
             <span>"rows: output channels · columns: input channels × kernel positions (large layers pooled into cells)"</span>
         </div>
     }
@@ -187,13 +201,6 @@ pub fn MaskLegend() -> impl IntoView {
 
 #[component]
 pub fn MaskHeatmaps(#[prop(into)] masks: Signal<Option<MaskReport>>) -> impl IntoView {
-    let paths = move || {
-        masks.with(|m| {
-            m.as_ref()
-                .map(|m| m.layers.iter().map(|l| l.path.clone()).collect::<Vec<_>>())
-                .unwrap_or_default()
-        })
-    };
     let layer = move |path: &str| {
         masks.with(|m| {
             let m = m.as_ref()?;
@@ -206,7 +213,7 @@ pub fn MaskHeatmaps(#[prop(into)] masks: Signal<Option<MaskReport>>) -> impl Int
             fallback=|| view! { <p class="muted">"no masks yet"</p> }>
             <div class="heatmaps" data-step=move || masks.with(|m| m.as_ref().map(|m| m.step))>
                 // A memo per layer: its parts read one copy, made once per report.
-                <For each=paths key=|p| p.clone() let:path>
+                <For each=move || layer_paths(masks) key=|p| p.clone() let:path>
                     <LayerCanvas layer=Memo::new(move |_| layer(&path)) />
                 </For>
             </div>
