@@ -74,9 +74,9 @@ test('the default run learns within a minute on the CPU and never stalls the pag
       longest_task_ms: await longestTaskSince(page, since), play_click_ms: clickMs,
     };
     // Ten classes: chance is 10%. Twice that is learning anyone can see on the chart.
-    // Main-thread tasks: the target is under 100 ms (58 to 98 ms measured on the 2-core
-    // development machine); twice that fails, a page that stalls visibly.
-    assert.ok(timings.default_run.longest_task_ms < 200, `a ${timings.default_run.longest_task_ms} ms main-thread task while training`);
+    // Main-thread tasks: none may reach 100 ms. The observer reports tasks of 50 ms and
+    // more; on the 2-core development machine it reported none in a whole default run.
+    assert.ok(timings.default_run.longest_task_ms < 100, `a ${timings.default_run.longest_task_ms} ms main-thread task while training`);
     assert.ok(best >= 0.2, `best validation accuracy ${best} after ${seconds} s, ${s.steps} steps`);
     assert.ok(+s.lossRecent < +s.lossStart - 0.2, `loss ${s.lossStart} -> ${s.lossRecent}`);
     await shot(page, '13-default-run-1400');

@@ -1,6 +1,7 @@
 //! The page: mounts the Leptos playground.
 #[cfg(target_arch = "wasm32")]
 fn main() {
+    sparselab_app::constructors::run_once();
     sparselab_app::ui::mount();
 }
 

@@ -1,6 +1,7 @@
 //! The worker: runs the engine off the page's thread.
 #[cfg(target_arch = "wasm32")]
 fn main() {
+    sparselab_app::constructors::run_once();
     sparselab_app::worker::start();
 }
 
