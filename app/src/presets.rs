@@ -86,11 +86,14 @@ pub const LESSONS: &[Preset] = &[
     },
     Preset {
         id: "rigl-vs-east-resnet34-9999",
-        title: "At 99.99% RigL collapses, EAST learns (ResNet-34)",
+        title: "At 99.99% RigL's network falls apart, EAST's stays connected (ResNet-34)",
         summary: "2,127 of 21 million weights alive. RigL runs first: almost none of its \
-                  weights lie on a path from the input to the output, so its loss stays at \
-                  chance (ln 10). Then EAST on the same budget, whose weight sharing and cycles \
-                  keep more weights on a path. Both stay on the charts to compare.",
+                  weights lie on a path from the input to the output (the count under the \
+                  status line), so its loss stays at chance (ln 10). Then EAST on the same \
+                  budget, whose weight sharing and cycles keep far more weights on a path. \
+                  Both stay on the charts to compare. In two short epochs neither beats \
+                  chance in accuracy: that takes longer runs on real images (the book's \
+                  headline grid).",
         link: "model=resnet34&width=1&method=rigl&sparsity=0.9999&batch=32&epochs=2&update_every=20&x.optim.clip_norm=1&x.run.kernels=sparse&then=method:east",
     },
     Preset {
