@@ -137,6 +137,15 @@ pub struct RunInfo {
     pub imported_at_step: Option<usize>,
 }
 
+impl RunInfo {
+    /// `nnz` alive weights as a fraction of the network's weights counted at every use, as
+    /// the configured sparsity and the planned density count them. (Weight sharing makes
+    /// the learnable weights fewer; over those, a shared network would look denser.)
+    pub fn alive_fraction(&self, nnz: usize) -> f64 {
+        nnz as f64 / self.start.unshared_numel.max(self.start.numel).max(1) as f64
+    }
+}
+
 /// One layer's mask as a heatmap: `rows x cols` cells (the weight matrix, pooled when
 /// large), each the fraction of active weights in it (0–255), plus what changed since the
 /// previous report.

@@ -422,6 +422,25 @@ mod tests {
     }
 
     #[test]
+    fn a_shared_network_counts_its_density_as_the_plan_does() {
+        let s = session("method=east&sparsity=0.9&synthetic_size=100&batch=16&epochs=1");
+        let info = s.info();
+        let planned = info.schedule[0].density;
+        // Weight sharing: fewer learnable weights than weights at every use.
+        assert!(info.start.numel < info.start.unshared_numel);
+        let over_learnable = info.start.nnz as f64 / info.start.numel as f64;
+        let counted = info.alive_fraction(info.start.nnz);
+        assert!(
+            (counted - planned).abs() < 1e-3,
+            "counted {counted}, planned {planned}"
+        );
+        assert!(
+            over_learnable > 1.2 * planned,
+            "{over_learnable} against {planned}"
+        );
+    }
+
+    #[test]
     fn rgba_interleaves_the_planes() {
         let mut chw = vec![0u8; 3 * 1024];
         chw[5] = 10;

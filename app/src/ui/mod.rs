@@ -117,9 +117,16 @@ fn App() -> impl IntoView {
             Series::line(
                 "mask density (counted)",
                 "#26c",
-                state
-                    .steps
-                    .with(|s| s.iter().map(|r| (r.step as f64, r.density)).collect()),
+                // Counted as the plan is, over the weights at every use (a step's own
+                // `density` is over the learnable ones, fewer with weight sharing).
+                state.info.with(|i| {
+                    let Some(i) = i else { return Vec::new() };
+                    state.steps.with(|s| {
+                        s.iter()
+                            .map(|r| (r.step as f64, i.alive_fraction(r.nnz)))
+                            .collect()
+                    })
+                }),
             ),
         ]
     });

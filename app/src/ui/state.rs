@@ -303,7 +303,7 @@ impl State {
             let nnz = self
                 .steps
                 .with_untracked(|s| s.last().map_or(i.start.nnz, |r| r.nnz));
-            nnz as f64 / i.start.unshared_numel.max(i.start.numel).max(1) as f64
+            i.alive_fraction(nnz)
         })
     }
 
