@@ -138,11 +138,17 @@ pub struct RunInfo {
 }
 
 impl RunInfo {
-    /// `nnz` alive weights as a fraction of the network's weights counted at every use, as
-    /// the configured sparsity and the planned density count them. (Weight sharing makes
-    /// the learnable weights fewer; over those, a shared network would look denser.)
+    /// The network's prunable weights counted at every use, as the configured sparsity
+    /// counts them (weight sharing makes the learnable ones fewer). Records from before
+    /// the count existed carry 0: then the learnable count.
+    pub fn weights_at_every_use(&self) -> usize {
+        self.start.unshared_numel.max(self.start.numel)
+    }
+
+    /// `nnz` alive weights as a fraction of `weights_at_every_use`, as the planned density
+    /// counts them (over the learnable weights a shared network would look denser).
     pub fn alive_fraction(&self, nnz: usize) -> f64 {
-        nnz as f64 / self.start.unshared_numel.max(self.start.numel).max(1) as f64
+        nnz as f64 / self.weights_at_every_use().max(1) as f64
     }
 }
 

@@ -20,8 +20,48 @@ fn layer_paths(masks: Signal<Option<MaskReport>>) -> Vec<String> {
     })
 }
 
-/// One layer's row of the density bars: (path, alive, total, on the sparse kernels).
-type BarRow = (String, usize, usize, bool);
+/// One layer's row of the density bars.
+#[derive(Clone, PartialEq)]
+struct BarRow {
+    path: String,
+    alive: usize,
+    total: usize,
+    on_sparse_kernels: bool,
+}
+
+impl BarRow {
+    fn density(&self) -> f64 {
+        self.alive as f64 / self.total.max(1) as f64
+    }
+
+    fn kernel(&self) -> String {
+        if self.on_sparse_kernels {
+            "sparse"
+        } else {
+            "dense"
+        }
+        .to_string()
+    }
+
+    /// The bar's length, log-scaled: 100% full, 0.01% nearly empty.
+    fn length(&self) -> String {
+        let len = if self.alive == 0 {
+            0.0
+        } else {
+            (1.0 + self.density().log10() / 4.0).clamp(0.01, 1.0) * 100.0
+        };
+        format!("{len:.1}%")
+    }
+
+    fn figures(&self) -> String {
+        format!(
+            "{:.3}% ({}/{})",
+            self.density() * 100.0,
+            self.alive,
+            self.total
+        )
+    }
+}
 
 #[component]
 pub fn DensityBars(
@@ -31,15 +71,19 @@ pub fn DensityBars(
     sparse: Signal<Vec<String>>,
 ) -> impl IntoView {
     let row = move |path: &str| -> Option<BarRow> {
-        let l = masks.with(|m| {
+        let (alive, total) = masks.with(|m| {
             m.as_ref()?
                 .layers
                 .iter()
                 .find(|l| l.path == path)
                 .map(|l| (l.nnz, l.numel))
         })?;
-        let on_sparse = sparse.with(|s| s.iter().any(|p| p == path));
-        Some((path.to_string(), l.0, l.1, on_sparse))
+        Some(BarRow {
+            path: path.to_string(),
+            alive,
+            total,
+            on_sparse_kernels: sparse.with(|s| s.iter().any(|p| p == path)),
+        })
     };
     // Rows stay in the page and update their figures: a mask update does not rebuild them.
     view! {
@@ -56,32 +100,13 @@ pub fn DensityBars(
 fn DensityBar(#[prop(into)] row: Signal<Option<BarRow>>) -> impl IntoView {
     let read =
         move |f: fn(&BarRow) -> String| move || row.with(|r| r.as_ref().map(f).unwrap_or_default());
-    let kernel = |r: &BarRow| if r.3 { "sparse" } else { "dense" }.to_string();
-    // The bar's length is log-scaled: 100% full, 0.01% nearly empty.
-    let length = |r: &BarRow| {
-        let density = r.1 as f64 / r.2.max(1) as f64;
-        let len = if r.1 == 0 {
-            0.0
-        } else {
-            (1.0 + density.log10() / 4.0).clamp(0.01, 1.0) * 100.0
-        };
-        format!("{len:.1}%")
-    };
-    let figures = |r: &BarRow| {
-        format!(
-            "{:.3}% ({}/{})",
-            r.1 as f64 / r.2.max(1) as f64 * 100.0,
-            r.1,
-            r.2
-        )
-    };
     view! {
-        <div class="bar-row density-bar" data-nnz=read(|r| r.1.to_string())
-            data-numel=read(|r| r.2.to_string()) data-kernel=read(kernel)>
-            <span class="bar-label">{read(|r| short(&r.0))}</span>
-            <span class=move || format!("kernel-tag {}", read(kernel)()) title="the convolution this layer runs">{read(kernel)}</span>
-            <span class="bar"><span class="bar-fill" style:width=read(length)></span></span>
-            <span class="bar-value">{read(figures)}</span>
+        <div class="bar-row density-bar" data-nnz=read(|r| r.alive.to_string())
+            data-numel=read(|r| r.total.to_string()) data-kernel=read(BarRow::kernel)>
+            <span class="bar-label">{read(|r| short(&r.path))}</span>
+            <span class=move || format!("kernel-tag {}", read(BarRow::kernel)()) title="the convolution this layer runs">{read(BarRow::kernel)}</span>
+            <span class="bar"><span class="bar-fill" style:width=read(BarRow::length)></span></span>
+            <span class="bar-value">{read(BarRow::figures)}</span>
         </div>
     }
 }

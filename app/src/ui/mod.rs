@@ -23,9 +23,6 @@ pub fn mount() {
 
 type Points = Vec<(f64, f64)>;
 
-// The charts' series are memos: each is computed once per change of what it reads, however
-// many parts of its chart read it.
-
 /// Colours of kept runs in the comparison overlays.
 const PALETTE: &[&str] = &["#888", "#c60", "#909", "#066", "#660", "#06c"];
 
@@ -40,6 +37,8 @@ fn App() -> impl IntoView {
                 .unwrap_or(1.0)
         })
     });
+    // The charts' series are memos: each is computed once per change of what it reads,
+    // however many parts of its chart read it.
     let loss_series = Memo::new(move |_| {
         let mut out: Vec<Series> = state
             .kept

@@ -2,6 +2,7 @@
 //! charts: views of the state, nothing more.
 
 use super::state::State;
+use crate::protocol::RunInfo;
 use leptos::prelude::*;
 use sparselab::train::StepRecord;
 
@@ -152,10 +153,9 @@ pub fn SparsityLine(state: State) -> impl IntoView {
         state.steps.with(|s| s.last().map_or(start, |r| r.nnz))
     };
     let total = move || {
-        state.info.with(|i| {
-            i.as_ref()
-                .map_or(0, |i| i.start.unshared_numel.max(i.start.numel))
-        })
+        state
+            .info
+            .with(|i| i.as_ref().map_or(0, RunInfo::weights_at_every_use))
     };
     let layers = move || {
         state
