@@ -8,6 +8,7 @@
 //! The clipping norm is taken over the *masked* gradients of all parameters, so inactive
 //! weights (whose dense gradient RigL still reads) never shrink the step of active ones.
 
+use crate::kernels::masked_norm::masked_sum_squares;
 use crate::kernels::masked_step::{StepHyper, masked_sgd_step};
 use crate::model::{grads_by_path, map_params};
 use crate::sparsity::Masks;
@@ -99,10 +100,7 @@ impl MaskedSgd {
             // The norm of the *masked* gradients, on the device: no read-back.
             let sum_sq = grads
                 .iter()
-                .map(|(path, g)| match mask_tensors.get(path) {
-                    Some(mask) => (g.clone() * mask.clone()).square().sum(),
-                    None => g.clone().square().sum(),
-                })
+                .map(|(path, g)| masked_sum_squares(g.clone(), mask_tensors.get(path).cloned()))
                 .reduce(|a, b| a + b)
                 .expect("non-empty");
             (sum_sq.sqrt().add_scalar(1e-6).recip() * self.config.clip_norm).clamp_max(1.0)

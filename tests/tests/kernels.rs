@@ -70,22 +70,24 @@ fn masked_step_matches_the_tensor_reference_and_zeroes_pruned_weights() {
 
 #[test]
 fn masked_step_leaves_its_inputs_untouched() {
-    // The kernel updates buffers in place, so it must copy buffers others still hold.
-    let Some(device) = wgpu() else { return };
-    let w = tensor1(&[1.0, 2.0, 3.0], &device);
-    let m = tensor1(&[0.0; 3], &device);
-    let g = tensor1(&[1.0; 3], &device);
-    let hyper = StepHyper {
-        version: 0,
-        lr: 0.5,
-        momentum: 0.0,
-        weight_decay: 0.0,
-        nesterov: false,
-    };
-    let (nw, _) =
-        masked_step::masked_sgd_step(w.clone(), m, g, None, tensor1(&[1.0], &device), hyper);
-    assert_eq!(host(nw), vec![0.5, 1.5, 2.5]);
-    assert_eq!(host(w), vec![1.0, 2.0, 3.0]);
+    // The kernel updates buffers in place (on wgpu and Flex), so it must copy buffers others
+    // still hold.
+    for device in [Some(Device::flex()), wgpu()].into_iter().flatten() {
+        let w = tensor1(&[1.0, 2.0, 3.0], &device);
+        let m = tensor1(&[0.0; 3], &device);
+        let g = tensor1(&[1.0; 3], &device);
+        let hyper = StepHyper {
+            version: 0,
+            lr: 0.5,
+            momentum: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+        };
+        let (nw, _) =
+            masked_step::masked_sgd_step(w.clone(), m, g, None, tensor1(&[1.0], &device), hyper);
+        assert_eq!(host(nw), vec![0.5, 1.5, 2.5], "{device:?}");
+        assert_eq!(host(w), vec![1.0, 2.0, 3.0], "{device:?}");
+    }
 }
 
 #[test]
@@ -343,8 +345,9 @@ fn training_on_the_wgsl_kernels_follows_dense_masked_training() {
 }
 
 #[test]
-fn masked_step_on_flex_gives_the_references_bits() {
-    // Flex's one-pass loop runs the reference's operations in its order, element by element.
+fn masked_step_on_flex_gives_the_references_bits_and_zeroes_pruned_entries() {
+    // Flex's one-pass loop runs the reference's operations in its order, element by element,
+    // on kept entries; pruned ones become +0.0 (the reference's `value * 0` can be -0.0).
     let device = Device::flex();
     let mut rng = Lcg(13);
     let n = 300_001; // several threads' chunks and a ragged end
@@ -364,16 +367,48 @@ fn masked_step_on_flex_gives_the_references_bits() {
         let (kw, km) =
             masked_step::masked_sgd_step(t(&w), t(&m), t(&g), mask_t.clone(), clip.clone(), hyper);
         let (rw, rm) = masked_step::reference(t(&w), t(&m), t(&g), mask_t, clip, hyper);
+        let expected = |reference: Vec<f32>| -> Vec<u32> {
+            reference
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match has_mask && mask[i] == 0.0 {
+                    true => 0,
+                    false => v.to_bits(),
+                })
+                .collect()
+        };
         let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
         assert_eq!(
             bits(host(kw)),
-            bits(host(rw)),
+            expected(host(rw)),
             "weights, nesterov {nesterov}, mask {has_mask}"
         );
         assert_eq!(
             bits(host(km)),
-            bits(host(rm)),
+            expected(host(rm)),
             "momentum, nesterov {nesterov}, mask {has_mask}"
         );
+    }
+}
+
+#[test]
+fn masked_norm_on_flex_matches_the_tensor_ops() {
+    use sparselab::kernels::masked_norm::{masked_sum_squares, reference};
+    let device = Device::flex();
+    let mut rng = Lcg(17);
+    let n = 300_001; // several chunks and a ragged end
+    let g = rng.uniform_vec(n);
+    let mask = as_f32(&rng.bools(n, 0.1));
+    let t = |v: &[f32]| tensor1(v, &device);
+    for has_mask in [true, false] {
+        let mask_t = has_mask.then(|| t(&mask));
+        let fused = host(masked_sum_squares(t(&g), mask_t.clone()))[0];
+        let tensor_ops = host(reference(t(&g), mask_t))[0];
+        // About n / 3 (or a tenth of it with the mask): the two differ in summation order.
+        assert!(
+            (fused - tensor_ops).abs() <= 1e-4 * tensor_ops,
+            "mask {has_mask}: {fused} vs {tensor_ops}"
+        );
+        assert!(fused > if has_mask { 8_000.0 } else { 90_000.0 }, "{fused}");
     }
 }

@@ -2,8 +2,9 @@
 //! ops: each of the statistics' reductions first copies the activation into channel-major
 //! order, and the normalisation and its backward pass are a dozen more full passes, each a
 //! new buffer. At 99.9% sparsity those passes are most of a CPU step (the profile in the
-//! book's kernel page). Here the statistics take one pass per channel over the activation
-//! as it lies, the normalisation one pass, and the backward pass two.
+//! book's kernel page). Here the statistics take one pass over the activation as it lies,
+//! the normalisation one pass, and the backward pass two; a ReLU after the BatchNorm
+//! runs inside those passes instead of two more of its own.
 //!
 //! Only Flex has it: `ForwardCtx` routes a BatchNorm here on Flex while training (autodiff),
 //! and everywhere else to Burn's `BatchNorm::forward`, which is the reference the tests
@@ -22,54 +23,107 @@ pub trait FusedNormBackend: Backend {
     /// tensor (not differentiated: `norm_apply`'s backward accounts for it).
     fn norm_stats(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
-    /// `(x - mean) / sqrt(var + epsilon) * gamma + beta`, with `stats = norm_stats(x)`.
+    /// `(x - mean) / sqrt(var + epsilon) * gamma + beta`, with `stats = norm_stats(x)`;
+    /// with `relu`, `max(0, ·)` of it.
     fn norm_apply(
         x: FloatTensor<Self>,
         stats: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
     ) -> FloatTensor<Self>;
 
     /// The gradients of `gamma` and of `beta` as one `[2, C]` tensor.
+    #[allow(clippy::too_many_arguments)]
     fn norm_param_grads(
         x: FloatTensor<Self>,
         stats: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
         grad_out: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
     ) -> FloatTensor<Self>;
 
     /// The gradient of `x`, through the statistics too; `param_grads` from
     /// `norm_param_grads`.
+    #[allow(clippy::too_many_arguments)]
     fn norm_input_grad(
         x: FloatTensor<Self>,
         stats: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
         grad_out: FloatTensor<Self>,
         param_grads: FloatTensor<Self>,
+        epsilon: f64,
+        relu: bool,
+    ) -> FloatTensor<Self>;
+
+    /// `max(0, norm_apply(x, ..) + residual)`: a residual block's last BatchNorm, the sum
+    /// with its shortcut and the ReLU after it, in one pass.
+    fn norm_apply_add_relu(
+        x: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self>;
+
+    /// The gradient at the sum inside `norm_apply_add_relu`: `grad_out` where its output
+    /// was positive, else 0. It is the residual's gradient and the one the BatchNorm's
+    /// backward pass starts from.
+    fn norm_add_relu_grad(
+        x: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        grad_out: FloatTensor<Self>,
         epsilon: f64,
     ) -> FloatTensor<Self>;
 }
 
-/// `bn.forward(x)` in training mode, fused: normalises with the batch's statistics and
-/// moves the running ones as Burn does (`running = (1 - momentum) running + momentum
-/// batch`, with the biased variance). Flex only.
-pub fn batch_norm_train(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+/// `bn.forward(x)` in training mode, fused, then `relu` of it if `relu`: normalises with
+/// the batch's statistics and moves the running ones as Burn does (`running = (1 -
+/// momentum) running + momentum batch`, with the biased variance). Flex only.
+pub fn batch_norm_train(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
+    let stats = statistics(bn, &x);
+    Tensor::<4>::from_dispatch(<Dispatch as FusedNormBackend>::norm_apply(
+        x.into_dispatch(),
+        stats.into_dispatch(),
+        bn.gamma.val().into_dispatch(),
+        bn.beta.val().into_dispatch(),
+        bn.epsilon,
+        relu,
+    ))
+}
+
+/// `relu(bn.forward(x) + residual)` in training mode, fused (the end of a residual block),
+/// moving the running statistics as `batch_norm_train` does. Flex only.
+pub fn batch_norm_add_relu_train(bn: &BatchNorm, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
+    let stats = statistics(bn, &x);
+    Tensor::<4>::from_dispatch(<Dispatch as FusedNormBackend>::norm_apply_add_relu(
+        x.into_dispatch(),
+        stats.into_dispatch(),
+        bn.gamma.val().into_dispatch(),
+        bn.beta.val().into_dispatch(),
+        residual.into_dispatch(),
+        bn.epsilon,
+    ))
+}
+
+/// The batch's `[2, C]` statistics of `x`, with `bn`'s running ones moved towards them.
+fn statistics(bn: &BatchNorm, x: &Tensor<4>) -> Tensor<2> {
     let channels = x.dims()[1];
     let device = x.device();
     let stats = Tensor::<2>::from_dispatch(<Dispatch as FusedNormBackend>::norm_stats(
         x.clone().into_dispatch(),
     ));
-    let y = Tensor::<4>::from_dispatch(<Dispatch as FusedNormBackend>::norm_apply(
-        x.into_dispatch(),
-        stats.clone().into_dispatch(),
-        bn.gamma.val().into_dispatch(),
-        bn.beta.val().into_dispatch(),
-        bn.epsilon,
-    ));
-    let stats = stats.detach();
-    let mean = stats.clone().slice([0..1, 0..channels]).reshape([channels]);
-    let var = stats.slice([1..2, 0..channels]).reshape([channels]);
+    let batch = stats.clone().detach();
+    let mean = batch.clone().slice([0..1, 0..channels]).reshape([channels]);
+    let var = batch.slice([1..2, 0..channels]).reshape([channels]);
     let m = bn.momentum;
     let running_mean = bn.running_mean.value_sync().to_device(&device);
     let running_var = bn.running_var.value_sync().to_device(&device);
@@ -77,7 +131,7 @@ pub fn batch_norm_train(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
         .update((running_mean.mul_scalar(1.0 - m) + mean.mul_scalar(m)).detach());
     bn.running_var
         .update((running_var.mul_scalar(1.0 - m) + var.mul_scalar(m)).detach());
-    y
+    stats
 }
 
 /// The BatchNorm a training forward on `device` should use (`ForwardCtx::batch_norm`): the
@@ -87,5 +141,8 @@ pub fn for_device(device: &burn::tensor::Device) -> Option<crate::model::BatchNo
         device.clone().inner().as_dispatch(),
         burn::backend::DispatchDevice::Flex(_)
     )
-    .then_some(batch_norm_train as crate::model::BatchNormTrain)
+    .then_some(crate::model::BatchNormTrain {
+        norm: batch_norm_train,
+        norm_add_relu: batch_norm_add_relu_train,
+    })
 }

@@ -14,7 +14,9 @@
 //!    touching only active weights, over the index built in `sparse_index`.
 //!
 //! CPU-only fusions on Flex, each tested against Burn's own ops: 5. `batch_norm` in
-//! training mode; 6. `dyrelu`, DyReLU-B's activation.
+//! training mode, with the ReLU or the residual sum and ReLU after it; 6. `dyrelu`,
+//! DyReLU-B's activation; 7. `masked_norm`, the masked gradient's squared norm for
+//! clipping.
 
 pub mod batch_norm;
 pub mod choice;
@@ -24,6 +26,7 @@ pub(crate) mod flex_tensor;
 pub mod lab;
 pub mod lab_cpu_loops;
 pub mod lab_crossover;
+pub mod masked_norm;
 pub mod masked_step;
 pub(crate) mod parallel;
 pub mod plan;

@@ -20,6 +20,51 @@ pub fn for_each_chunk(out: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32])
     }
 }
 
+/// A new `len`-element vector built `chunk` elements at a time: each piece is zeroed and
+/// handed to `f(chunk_number, piece)` by the thread that works on it. `vec![0.0; len]`
+/// followed by `for_each_chunk` gives the same result, but zeroes the whole buffer in a pass
+/// of its own first: at ResNet-34's first stage that is 33 MB written, evicted and read
+/// back for every activation and gradient. Here the zeros go into cache just before `f`
+/// writes there.
+pub fn zeroed_chunks(
+    len: usize,
+    chunk: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+) -> Vec<f32> {
+    use std::mem::MaybeUninit;
+    if len == 0 {
+        return Vec::new();
+    }
+    assert!(chunk > 0, "{len} elements in chunks of 0");
+    let fill = |i: usize, piece: &mut [MaybeUninit<f32>]| {
+        for v in piece.iter_mut() {
+            v.write(0.0);
+        }
+        // SAFETY: every element of `piece` was written just above, and `MaybeUninit<f32>`
+        // has the layout of `f32`.
+        let piece = unsafe { &mut *(piece as *mut [MaybeUninit<f32>] as *mut [f32]) };
+        f(i, piece);
+    };
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let spare = &mut out.spare_capacity_mut()[..len];
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        spare
+            .par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(i, c)| fill(i, c));
+    }
+    #[cfg(target_arch = "wasm32")]
+    for (i, c) in spare.chunks_mut(chunk).enumerate() {
+        fill(i, c);
+    }
+    // SAFETY: the chunks cover `0..len` and `fill` wrote every element of each (a panic in
+    // `f` unwinds past this line, leaving the vector empty).
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// `items.map(f)`, in order.
 pub fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {
     #[cfg(not(target_arch = "wasm32"))]

@@ -6,7 +6,6 @@ use super::forward_ctx::{ForwardCtx, LayerId};
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 pub(crate) fn conv(
@@ -163,25 +162,36 @@ impl Block {
             }
         };
         let c1 = conv(0, &self.conv1, &owner.conv1, &self.gain1, x.clone());
-        let out = activate(&self.dyrelu1, ctx.norm(&self.bn1, c1), ctx.phase);
+        let out = norm_activate(ctx, &self.bn1, &self.dyrelu1, c1);
         let c2 = conv(1, &self.conv2, &owner.conv2, &self.gain2, out);
-        let mut out = ctx.norm(&self.bn2, c2);
-        if let Some(bn3) = &self.bn3 {
-            let out2 = activate(&self.dyrelu2, out, ctx.phase);
-            let c3 = conv(2, &self.conv3, &owner.conv3, &self.gain3, out2);
-            out = ctx.norm(bn3, c3);
-        }
+        // The last BatchNorm and its input, which the shortcut's sum follows.
+        let (last_bn, last) = match &self.bn3 {
+            Some(bn3) => {
+                let out2 = norm_activate(ctx, &self.bn2, &self.dyrelu2, c2);
+                (bn3, conv(2, &self.conv3, &owner.conv3, &self.gain3, out2))
+            }
+            None => (&self.bn2, c2),
+        };
         let identity = match (&self.shortcut, self.ids.shortcut) {
             (Some(s), Some(id)) => ctx.norm(&s.bn, ctx.conv(id, &s.conv, x)),
             _ => x,
         };
-        activate(&self.dyrelu_out, out + identity, ctx.phase)
+        match &self.dyrelu_out {
+            Some(d) => d.forward(ctx.norm(last_bn, last) + identity, ctx.phase),
+            None => ctx.norm_add_relu(last_bn, last, identity),
+        }
     }
 }
 
-pub(crate) fn activate(dyrelu: &Option<DyRelu>, x: Tensor<4>, phase: f32) -> Tensor<4> {
+/// `bn(x)` through the activation: DyReLU, or a plain ReLU inside the BatchNorm's passes.
+pub(crate) fn norm_activate(
+    ctx: &ForwardCtx,
+    bn: &BatchNorm,
+    dyrelu: &Option<DyRelu>,
+    x: Tensor<4>,
+) -> Tensor<4> {
     match dyrelu {
-        Some(d) => d.forward(x, phase),
-        None => relu(x),
+        Some(d) => d.forward(ctx.norm(bn, x), ctx.phase),
+        None => ctx.norm_relu(bn, x),
     }
 }

@@ -5,6 +5,7 @@
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear};
 use burn::tensor::Tensor;
+use burn::tensor::activation::relu;
 
 /// A prunable layer's place in the model's layer table (`ResNet::layers`): the same
 /// order as the masks, fixed when the model is built.
@@ -19,7 +20,13 @@ pub trait LayerKernels {
 }
 
 /// Another implementation of BatchNorm in training mode (the fused one on Flex).
-pub type BatchNormTrain = fn(&BatchNorm, Tensor<4>) -> Tensor<4>;
+#[derive(Clone, Copy)]
+pub struct BatchNormTrain {
+    /// `bn(x)`, or with `true` `relu(bn(x))` in the same passes.
+    pub norm: fn(&BatchNorm, Tensor<4>, bool) -> Tensor<4>,
+    /// `relu(bn(x) + residual)`, a residual block's end, in the same passes.
+    pub norm_add_relu: fn(&BatchNorm, Tensor<4>, Tensor<4>) -> Tensor<4>,
+}
 
 #[derive(Clone, Copy)]
 pub struct ForwardCtx<'a> {
@@ -55,10 +62,37 @@ impl<'a> ForwardCtx<'a> {
     }
 
     pub(crate) fn norm(&self, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
-        match self.batch_norm {
-            Some(train) if x.device().is_autodiff() && bn.training.is_enabled() => train(bn, x),
-            _ => bn.forward(x),
+        match self.train_norm(bn, &x) {
+            Some(train) => (train.norm)(bn, x, false),
+            None => bn.forward(x),
         }
+    }
+
+    /// `relu(bn(x))`, in the fused BatchNorm's passes where it runs.
+    pub(crate) fn norm_relu(&self, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+        match self.train_norm(bn, &x) {
+            Some(train) => (train.norm)(bn, x, true),
+            None => relu(bn.forward(x)),
+        }
+    }
+
+    /// `relu(bn(x) + residual)`, in the fused BatchNorm's passes where it runs.
+    pub(crate) fn norm_add_relu(
+        &self,
+        bn: &BatchNorm,
+        x: Tensor<4>,
+        residual: Tensor<4>,
+    ) -> Tensor<4> {
+        match self.train_norm(bn, &x) {
+            Some(train) => (train.norm_add_relu)(bn, x, residual),
+            None => relu(bn.forward(x) + residual),
+        }
+    }
+
+    /// The other BatchNorm, where it applies: training (autodiff, a BatchNorm in training).
+    fn train_norm(&self, bn: &BatchNorm, x: &Tensor<4>) -> Option<BatchNormTrain> {
+        self.batch_norm
+            .filter(|_| x.device().is_autodiff() && bn.training.is_enabled())
     }
 
     pub(crate) fn conv(&self, id: LayerId, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {

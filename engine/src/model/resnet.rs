@@ -3,7 +3,7 @@
 //! ResNet-50, a width multiplier, 1x1 projection shortcuts where the shape changes, and a
 //! bias-free classifier. Conv layers carry no bias (BatchNorm follows each one).
 
-use super::block::{Block, BlockLayerIds, BlockShape, activate, conv};
+use super::block::{Block, BlockLayerIds, BlockShape, conv, norm_activate};
 use super::config::{Activation, ModelConfig};
 use super::dyrelu::DyRelu;
 use super::forward_ctx::{ForwardCtx, LayerId};
@@ -156,8 +156,8 @@ impl ResNet {
 
     /// Logits `[batch, classes]` for images `[batch, 3, 32, 32]`.
     pub fn forward(&self, images: Tensor<4>, ctx: &ForwardCtx) -> Tensor<2> {
-        let stem = ctx.norm(&self.stem_bn, ctx.conv(LayerId(0), &self.stem, images));
-        let mut x = activate(&self.dyrelu_stem, stem, ctx.phase);
+        let stem = ctx.conv(LayerId(0), &self.stem, images);
+        let mut x = norm_activate(ctx, &self.stem_bn, &self.dyrelu_stem, stem);
         for stage in &self.stages {
             for (b, block) in stage.blocks.iter().enumerate() {
                 x = block.forward(x, &stage.blocks[stage.owner_index(b)], ctx);

@@ -1,7 +1,11 @@
 //! Flex: the fused BatchNorm's CPU loops, per channel over the activation as it lies
-//! (`[N, C, H, W]`: channel c is N planes of H x W, one per image). Sums accumulate per
-//! plane in f32 lanes and across planes in f64; every channel and plane is one thread's
-//! work, so the results do not depend on the thread count.
+//! (`[N, C, H, W]`: channel c is N planes of H x W, one per image). Every loop reads the
+//! activation once: the statistics take each plane's mean and squared deviations while it
+//! is in cache and combine the planes' (Chan's formula, in f64); the gradients' two sums
+//! come from one pass. With `relu`, the output is `max(0, ·)` and the backward loops mask
+//! the incoming gradient where the output was not positive, recomputing the normalised
+//! value from x rather than reading a second tensor. Every channel and plane is one
+//! thread's work, so the results do not depend on the thread count.
 
 use super::FusedNormBackend;
 use crate::kernels::flex_tensor::{f32_elements, tensor};
@@ -14,23 +18,6 @@ fn dims(t: &FloatTensor<Flex>) -> (usize, usize, usize) {
     let shape = t.shape();
     let (n, c) = (shape[0], shape[1]);
     (n, c, shape.num_elements() / (n * c).max(1))
-}
-
-/// `f(plane)` summed over channel `c`'s planes, in f64.
-fn channel_sum(
-    x: &[f32],
-    n: usize,
-    c: usize,
-    channels: usize,
-    plane: usize,
-    f: impl Fn(&[f32], usize) -> f64,
-) -> f64 {
-    (0..n)
-        .map(|i| {
-            let start = (i * channels + c) * plane;
-            f(&x[start..start + plane], start)
-        })
-        .sum()
 }
 
 /// Sum of `g(k)` for k in 0..len, in 8 f32 lanes.
@@ -46,31 +33,116 @@ fn lanes(len: usize, g: impl Fn(usize) -> f32) -> f64 {
     acc.iter().map(|&a| a as f64).sum::<f64>() + rest as f64
 }
 
-/// Mean and inverse standard deviation per channel from a `[2, C]` stats buffer.
-fn mean_inv_std(stats: &[f32], channels: usize, epsilon: f64) -> (Vec<f32>, Vec<f32>) {
-    let mean = stats[..channels].to_vec();
-    let inv_std = stats[channels..2 * channels]
-        .iter()
-        .map(|&v| (1.0 / (v as f64 + epsilon).sqrt()) as f32)
-        .collect();
-    (mean, inv_std)
+/// Channel `c`'s planes, one per image: (offset, plane).
+fn planes(
+    x: &[f32],
+    n: usize,
+    c: usize,
+    channels: usize,
+    plane: usize,
+) -> impl Iterator<Item = (usize, &[f32])> {
+    (0..n).map(move |i| {
+        let start = (i * channels + c) * plane;
+        (start, &x[start..start + plane])
+    })
+}
+
+/// Per channel, the normalisation as `x * scale + shift`.
+struct Affine {
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+    inv_std: Vec<f32>,
+    mean: Vec<f32>,
+}
+
+impl Affine {
+    /// From a `[2, C]` stats buffer (mean, biased variance) and gamma, beta.
+    fn new(stats: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64) -> Self {
+        let channels = gamma.len();
+        let mean = stats[..channels].to_vec();
+        let inv_std: Vec<f32> = stats[channels..2 * channels]
+            .iter()
+            .map(|&v| (1.0 / (v as f64 + epsilon).sqrt()) as f32)
+            .collect();
+        let scale: Vec<f32> = (0..channels).map(|c| gamma[c] * inv_std[c]).collect();
+        let shift = (0..channels)
+            .map(|c| beta[c] - mean[c] * scale[c])
+            .collect();
+        Self {
+            scale,
+            shift,
+            inv_std,
+            mean,
+        }
+    }
+}
+
+/// The normalised value `v * s + t`, through the ReLU if there is one. The backward
+/// loops decide "the ReLU passed this" with the same expression, so the same bits.
+#[inline(always)]
+fn output(v: f32, s: f32, t: f32, relu: bool) -> f32 {
+    let y = v * s + t;
+    if relu { y.max(0.0) } else { y }
+}
+
+/// The incoming gradient `g` of an output computed from `v`, zero where a ReLU cut it.
+#[inline(always)]
+fn passed(g: f32, v: f32, s: f32, t: f32, relu: bool) -> f32 {
+    if relu && v * s + t <= 0.0 { 0.0 } else { g }
+}
+
+/// The sum `v * s + t + r` of a residual block's end, before its ReLU: the forward pass
+/// and the gradient's mask compute it alike.
+#[inline(always)]
+fn sum(v: f32, s: f32, t: f32, r: f32) -> f32 {
+    (v * s + t) + r
+}
+
+/// The pieces of `norm_apply_add_relu` and its gradient: x, the residual, the affine map.
+fn add_relu_inputs(
+    x: &FloatTensor<Flex>,
+    stats: &FloatTensor<Flex>,
+    gamma: &FloatTensor<Flex>,
+    beta: &FloatTensor<Flex>,
+    residual: &FloatTensor<Flex>,
+    epsilon: f64,
+) -> (usize, usize, Affine) {
+    let (_, channels, plane) = dims(x);
+    assert_eq!(
+        x.shape(),
+        residual.shape(),
+        "a residual of the BatchNorm's shape"
+    );
+    let affine = Affine::new(
+        &f32_elements(stats),
+        &f32_elements(gamma),
+        &f32_elements(beta),
+        epsilon,
+    );
+    (channels, plane, affine)
 }
 
 impl FusedNormBackend for Flex {
     fn norm_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let (n, channels, plane) = dims(&x);
         let xs = f32_elements(&x);
-        let count = (n * plane) as f64;
         let ids: Vec<usize> = (0..channels).collect();
-        // Two passes per channel (mean, then the squared deviations), as Burn computes it.
         let per_channel = parallel::map(&ids, |&c| {
-            let mean =
-                channel_sum(&xs, n, c, channels, plane, |p, _| lanes(p.len(), |k| p[k])) / count;
-            let m = mean as f32;
-            let var = channel_sum(&xs, n, c, channels, plane, |p, _| {
-                lanes(p.len(), |k| (p[k] - m) * (p[k] - m))
-            }) / count;
-            (mean as f32, var as f32)
+            // Each plane's mean and sum of squared deviations (two passes over a plane in
+            // cache), merged plane by plane: one pass over memory, as exact as two.
+            let (mut count, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
+            for (_, p) in planes(&xs, n, c, channels, plane) {
+                let size = p.len() as f64;
+                let plane_mean = lanes(p.len(), |k| p[k]) / size;
+                let pm = plane_mean as f32;
+                let plane_m2 = lanes(p.len(), |k| (p[k] - pm) * (p[k] - pm));
+                let total = count + size;
+                let delta = plane_mean - mean;
+                mean += delta * size / total;
+                m2 += plane_m2 + delta * delta * count * size / total;
+                count = total;
+            }
+            (mean as f32, (m2 / count.max(1.0)) as f32)
         });
         let mut out = vec![0.0f32; 2 * channels];
         for (c, (mean, var)) in per_channel.into_iter().enumerate() {
@@ -86,22 +158,22 @@ impl FusedNormBackend for Flex {
         gamma: FloatTensor<Self>,
         beta: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
     ) -> FloatTensor<Self> {
         let (_, channels, plane) = dims(&x);
         let shape = x.shape();
-        let (xs, gamma, beta) = (f32_elements(&x), f32_elements(&gamma), f32_elements(&beta));
-        let (mean, inv_std) = mean_inv_std(&f32_elements(&stats), channels, epsilon);
-        // y = x * scale + shift per channel.
-        let scale: Vec<f32> = (0..channels).map(|c| gamma[c] * inv_std[c]).collect();
-        let shift: Vec<f32> = (0..channels)
-            .map(|c| beta[c] - mean[c] * scale[c])
-            .collect();
-        let mut y = vec![0.0f32; xs.len()];
-        parallel::for_each_chunk(&mut y, plane, |i, out| {
+        let xs = f32_elements(&x);
+        let affine = Affine::new(
+            &f32_elements(&stats),
+            &f32_elements(&gamma),
+            &f32_elements(&beta),
+            epsilon,
+        );
+        let y = parallel::zeroed_chunks(xs.len(), plane, |i, out| {
             let c = i % channels;
-            let (s, t) = (scale[c], shift[c]);
-            for (o, v) in out.iter_mut().zip(&xs[i * plane..(i + 1) * plane]) {
-                *o = v * s + t;
+            let (s, t) = (affine.scale[c], affine.shift[c]);
+            for (o, &v) in out.iter_mut().zip(&xs[i * plane..(i + 1) * plane]) {
+                *o = output(v, s, t, relu);
             }
         });
         tensor(y, shape)
@@ -110,21 +182,30 @@ impl FusedNormBackend for Flex {
     fn norm_param_grads(
         x: FloatTensor<Self>,
         stats: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
         grad_out: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
     ) -> FloatTensor<Self> {
         let (n, channels, plane) = dims(&x);
         let (xs, dy) = (f32_elements(&x), f32_elements(&grad_out));
-        let (mean, inv_std) = mean_inv_std(&f32_elements(&stats), channels, epsilon);
+        let affine = Affine::new(
+            &f32_elements(&stats),
+            &f32_elements(&gamma),
+            &f32_elements(&beta),
+            epsilon,
+        );
         let ids: Vec<usize> = (0..channels).collect();
         let sums = parallel::map(&ids, |&c| {
-            let m = mean[c];
-            let dbeta = channel_sum(&dy, n, c, channels, plane, |p, _| lanes(p.len(), |k| p[k]));
-            let dxhat = channel_sum(&dy, n, c, channels, plane, |p, start| {
-                let xp = &xs[start..start + p.len()];
-                lanes(p.len(), |k| p[k] * (xp[k] - m))
-            });
-            ((dxhat * inv_std[c] as f64) as f32, dbeta as f32)
+            let (m, s, t) = (affine.mean[c], affine.scale[c], affine.shift[c]);
+            let (mut dbeta, mut dxhat) = (0.0f64, 0.0f64);
+            for (start, g) in planes(&dy, n, c, channels, plane) {
+                let xp = &xs[start..start + g.len()];
+                dbeta += lanes(g.len(), |k| passed(g[k], xp[k], s, t, relu));
+                dxhat += lanes(g.len(), |k| passed(g[k], xp[k], s, t, relu) * (xp[k] - m));
+            }
+            ((dxhat * affine.inv_std[c] as f64) as f32, dbeta as f32)
         });
         let mut out = vec![0.0f32; 2 * channels];
         for (c, (dgamma, dbeta)) in sums.into_iter().enumerate() {
@@ -138,9 +219,11 @@ impl FusedNormBackend for Flex {
         x: FloatTensor<Self>,
         stats: FloatTensor<Self>,
         gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
         grad_out: FloatTensor<Self>,
         param_grads: FloatTensor<Self>,
         epsilon: f64,
+        relu: bool,
     ) -> FloatTensor<Self> {
         let (n, channels, plane) = dims(&x);
         let shape = x.shape();
@@ -149,28 +232,81 @@ impl FusedNormBackend for Flex {
             f32_elements(&grad_out),
             f32_elements(&gamma),
         );
-        let (mean, inv_std) = mean_inv_std(&f32_elements(&stats), channels, epsilon);
+        let affine = Affine::new(&f32_elements(&stats), &gamma, &f32_elements(&beta), epsilon);
         let grads = f32_elements(&param_grads);
         let count = (n * plane) as f32;
         // dx = scale (dy - dbeta / M - xhat dgamma / M), xhat = (x - mean) inv_std:
-        // dx = a dy + b x + d per channel.
+        // dx = a dy + b x + d per channel (dy masked by the ReLU, if any).
         let coef: Vec<(f32, f32, f32)> = (0..channels)
             .map(|c| {
-                let a = gamma[c] * inv_std[c];
+                let a = affine.scale[c];
                 let (dgamma, dbeta) = (grads[c], grads[channels + c]);
-                let b = -a * inv_std[c] * dgamma / count;
-                let d = -a * dbeta / count - b * mean[c];
+                let b = -a * affine.inv_std[c] * dgamma / count;
+                let d = -a * dbeta / count - b * affine.mean[c];
                 (a, b, d)
             })
             .collect();
-        let mut dx = vec![0.0f32; xs.len()];
-        parallel::for_each_chunk(&mut dx, plane, |i, out| {
-            let (a, b, d) = coef[i % channels];
+        let dx = parallel::zeroed_chunks(xs.len(), plane, |i, out| {
+            let c = i % channels;
+            let (a, b, d) = coef[c];
+            let (s, t) = (affine.scale[c], affine.shift[c]);
             let range = i * plane..(i + 1) * plane;
-            for ((o, g), v) in out.iter_mut().zip(&dy[range.clone()]).zip(&xs[range]) {
-                *o = a * g + b * v + d;
+            for ((o, &g), &v) in out.iter_mut().zip(&dy[range.clone()]).zip(&xs[range]) {
+                *o = a * passed(g, v, s, t, relu) + b * v + d;
             }
         });
         tensor(dx, shape)
+    }
+
+    fn norm_apply_add_relu(
+        x: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        let (channels, plane, affine) =
+            add_relu_inputs(&x, &stats, &gamma, &beta, &residual, epsilon);
+        let shape = x.shape();
+        let (xs, rs) = (f32_elements(&x), f32_elements(&residual));
+        let y = parallel::zeroed_chunks(xs.len(), plane, |i, out| {
+            let c = i % channels;
+            let (s, t) = (affine.scale[c], affine.shift[c]);
+            let range = i * plane..(i + 1) * plane;
+            for ((o, &v), &r) in out.iter_mut().zip(&xs[range.clone()]).zip(&rs[range]) {
+                *o = sum(v, s, t, r).max(0.0);
+            }
+        });
+        tensor(y, shape)
+    }
+
+    fn norm_add_relu_grad(
+        x: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        grad_out: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        let (channels, plane, affine) =
+            add_relu_inputs(&x, &stats, &gamma, &beta, &residual, epsilon);
+        let shape = x.shape();
+        let (xs, rs, dy) = (
+            f32_elements(&x),
+            f32_elements(&residual),
+            f32_elements(&grad_out),
+        );
+        let g = parallel::zeroed_chunks(xs.len(), plane, |i, out| {
+            let c = i % channels;
+            let (s, t) = (affine.scale[c], affine.shift[c]);
+            let range = i * plane..(i + 1) * plane;
+            let inputs = xs[range.clone()].iter().zip(&rs[range.clone()]);
+            for ((o, (&v, &r)), &d) in out.iter_mut().zip(inputs).zip(&dy[range]) {
+                *o = if sum(v, s, t, r) > 0.0 { d } else { 0.0 };
+            }
+        });
+        tensor(g, shape)
     }
 }

@@ -25,8 +25,7 @@ impl FusedDyReluBackend for Flex {
         let shape = x.shape();
         let (_, plane) = planes(&x);
         let (xs, cs) = (f32_elements(&x), f32_elements(&coef));
-        let mut out = vec![0.0f32; xs.len()];
-        parallel::for_each_chunk(&mut out, plane, |p, o| {
+        let out = parallel::zeroed_chunks(xs.len(), plane, |p, o| {
             let c = &cs[p * 4..p * 4 + 4];
             let xp = &xs[p * plane..(p + 1) * plane];
             for (o, &v) in o.iter_mut().zip(xp) {
@@ -49,8 +48,7 @@ impl FusedDyReluBackend for Flex {
             f32_elements(&coef),
             f32_elements(&grad_out),
         );
-        let mut out = vec![0.0f32; xs.len()];
-        parallel::for_each_chunk(&mut out, plane, |p, o| {
+        let out = parallel::zeroed_chunks(xs.len(), plane, |p, o| {
             let c = &cs[p * 4..p * 4 + 4];
             let range = p * plane..(p + 1) * plane;
             for ((o, &v), &g) in o.iter_mut().zip(&xs[range.clone()]).zip(&gs[range]) {

@@ -1,13 +1,16 @@
-//! Flex: the masked step in one pass over weight, momentum, gradient and mask (threaded
-//! natively), where the tensor reference makes a dozen passes and as many new buffers: at
-//! ResNet-34's 21 million weights that was most of the optimizer's time. Each element goes
-//! through the reference's operations in its order, so the results are the reference's
-//! bits.
+//! Flex: the masked step in place (threaded natively). The tensor reference makes a dozen
+//! passes over every element and as many new buffers; at ResNet-34's 21 million weights and
+//! 99.9% sparsity that was hundreds of megabytes of memory traffic per step for 21 thousand
+//! live weights. Here a pruned element is only read: its weight and momentum are set to
+//! +0.0 if they are not already (the trainer keeps them at zero, so nothing is written), and
+//! its gradient is not read at all. Each kept element goes through the reference's
+//! operations in its order, so it gets the reference's bits; a pruned one gets +0.0 where
+//! the reference computes `value * 0` (-0.0 for a negative value, NaN for a NaN gradient).
 
 use super::{MaskedStepBackend, StepHyper};
-use crate::kernels::flex_tensor::{f32_elements, tensor};
+use crate::kernels::flex_tensor::{f32_elements, owned_f32};
 use crate::kernels::parallel;
-use burn::backend::{Flex, TensorMetadata, tensor::FloatTensor};
+use burn::backend::{Flex, tensor::FloatTensor};
 
 /// Elements per thread's chunk: large enough that scheduling is noise.
 const CHUNK: usize = 1 << 16;
@@ -22,12 +25,10 @@ impl MaskedStepBackend for Flex {
         hyper: StepHyper,
         has_mask: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let shape = weight.shape();
-        let (w, m, g) = (
-            f32_elements(&weight),
-            f32_elements(&momentum),
-            f32_elements(&grad),
-        );
+        // Written in place where the step holds the only reference (the usual case), else
+        // copied once.
+        let (mut weight, mut momentum) = (owned_f32(weight), owned_f32(momentum));
+        let g = f32_elements(&grad);
         let mask = has_mask.then(|| f32_elements(&mask));
         let clip = f32_elements(&clip)[0];
         let StepHyper {
@@ -37,24 +38,33 @@ impl MaskedStepBackend for Flex {
             nesterov,
             ..
         } = hyper;
-        let mut w_out = vec![0.0f32; w.len()];
-        let mut m_out = vec![0.0f32; w.len()];
-        parallel::for_each_chunk_pair(&mut w_out, &mut m_out, CHUNK, |c, w_out, m_out| {
+        let (w, m) = (weight.storage_mut::<f32>(), momentum.storage_mut::<f32>());
+        parallel::for_each_chunk_pair(w, m, CHUNK, |c, w, m| {
             let start = c * CHUNK;
-            for j in 0..w_out.len() {
+            for j in 0..w.len() {
                 let i = start + j;
                 let keep = mask.as_ref().map(|k| k[i]);
+                if keep == Some(0.0) {
+                    // Written only if not +0.0 already: a clean cache line stays clean.
+                    if w[j].to_bits() != 0 {
+                        w[j] = 0.0;
+                    }
+                    if m[j].to_bits() != 0 {
+                        m[j] = 0.0;
+                    }
+                    continue;
+                }
                 let grad = keep.map_or(g[i], |k| g[i] * k);
-                let step = grad * clip + w[i] * weight_decay;
-                let new_m = m[i] * mu + step;
+                let step = grad * clip + w[j] * weight_decay;
+                let new_m = m[j] * mu + step;
                 let d = if nesterov { step + new_m * mu } else { new_m };
-                let new_w = w[i] - d * lr;
-                (w_out[j], m_out[j]) = match keep {
+                let new_w = w[j] - d * lr;
+                (w[j], m[j]) = match keep {
                     Some(k) => (new_w * k, new_m * k),
                     None => (new_w, new_m),
                 };
             }
         });
-        (tensor(w_out, shape.clone()), tensor(m_out, shape))
+        (weight, momentum)
     }
 }

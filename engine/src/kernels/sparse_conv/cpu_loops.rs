@@ -2,16 +2,29 @@
 //! browser), in numbered versions kept side by side; `sparselab bench kernels --device flex`
 //! times them against each other.
 //! - **v1**, the first: one thread, every output position bounds-checked for every tap.
-//! - **v2**, the one Flex runs: per tap, the output rows and columns whose input falls
-//!   inside the plane are worked out once, so the inner loop runs over contiguous row
-//!   segments that the compiler vectorises; threaded (rayon, natively) over output planes
-//!   for the forward pass, input planes for the input gradient and active weights for the
-//!   weight gradient. The browser's worker has one thread: there it runs the same loops
-//!   serially.
+//! - **v2**: per tap, the output rows and columns whose input falls inside the plane are
+//!   worked out once, so the inner loop runs over contiguous row segments that the compiler
+//!   vectorises; threaded (rayon, natively) over output planes for the forward pass, input
+//!   planes for the input gradient and active weights for the weight gradient. The
+//!   browser's worker has one thread: there it runs the same loops serially.
+//! - **v3**, the one Flex runs: v2's forward pass and input gradient, and the weight
+//!   gradient summed image by image. v2 walks every image's planes once per active weight,
+//!   so at ResNet-34's first stage (a 33 MB activation, about 165 weights per layer at
+//!   99.9% with ERK) it streams gigabytes from memory; v3 takes one image at a time (its
+//!   input and output-gradient planes stay in cache while all its weights are summed),
+//!   threaded over images, and adds the images' partial sums in image order.
+//! - **v4** (`cpu_loops/blocked.rs`): entries decoded and each tap's rows worked out once
+//!   per call instead of once per plane, and small planes taken several images at a time.
+//!   It did not beat v3 in a whole ResNet-34 step (2.34 and 2.43 s against 2.27 and 2.24 s,
+//!   alternated, `bench train` at 99.9%, batch 128, 2-core machine, 2026-12-02): the
+//!   bookkeeping it removes is not what a step waits on. Kept as the lab's measured answer.
 //!
-//! v2's forward pass and input gradient add in v1's order, so they give the same bits; its
-//! weight gradient sums in 8 lanes, so it equals v1's to rounding. No sum depends on the
+//! The forward pass and input gradient of every version add in v1's order, so they give
+//! v1's bits; the weight gradients sum in 8 lanes (v2), per image or block in 8 lanes and
+//! across them in f64 (v3, v4), so they equal v1's to rounding. No sum depends on the
 //! thread count: two runs give the same numbers.
+
+mod blocked;
 
 use super::ConvGeometry;
 use crate::kernels::parallel;
@@ -22,15 +35,24 @@ use crate::kernels::sparse_index::SparseIndex;
 pub enum LoopVersion {
     V1,
     V2,
+    V3,
+    V4,
 }
 
 impl LoopVersion {
-    pub const ALL: [LoopVersion; 2] = [LoopVersion::V1, LoopVersion::V2];
+    pub const ALL: [LoopVersion; 4] = [
+        LoopVersion::V1,
+        LoopVersion::V2,
+        LoopVersion::V3,
+        LoopVersion::V4,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             LoopVersion::V1 => "v1 (per position)",
             LoopVersion::V2 => "v2 (row segments, threaded)",
+            LoopVersion::V3 => "v3 (v2, weight gradient per image)",
+            LoopVersion::V4 => "v4 (taps once, image blocks)",
         }
     }
 }
@@ -72,8 +94,10 @@ pub fn forward(
     w: &[f32],
     rows: IndexList,
 ) -> Vec<f32> {
+    if version == LoopVersion::V4 {
+        return blocked::forward(g, x, w, rows);
+    }
     let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
-    let mut out = vec![0.0f32; g.batch * l.out_channels * out_plane];
     let plane = |slab: usize, out: &mut [f32]| {
         let (n, oc) = (slab / l.out_channels, slab % l.out_channels);
         for &entry in rows.of(oc) {
@@ -82,14 +106,13 @@ pub fn forward(
             let image = &x[(n * l.in_channels + ic) * in_plane..][..in_plane];
             match version {
                 LoopVersion::V1 => for_each_tap(g, kh, kw, |o, i| out[o] += weight * image[i]),
-                LoopVersion::V2 => for_each_row(g, kh, kw, |o, i, len| {
+                _ => for_each_row(g, kh, kw, |o, i, len| {
                     axpy_rows(weight, image, i, g.stride[1], &mut out[o..o + len])
                 }),
             }
         }
     };
-    for_each_plane(version, &mut out, out_plane, plane);
-    out
+    for_each_plane(version, g.batch * l.out_channels, out_plane, plane)
 }
 
 /// `dx` of the convolution, gathered per input plane over the entries listed by input
@@ -101,8 +124,10 @@ pub fn input_grad(
     w: &[f32],
     cols: IndexList,
 ) -> Vec<f32> {
+    if version == LoopVersion::V4 {
+        return blocked::input_grad(g, dy, w, cols);
+    }
     let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
-    let mut dx = vec![0.0f32; g.batch * l.in_channels * in_plane];
     let plane = |slab: usize, dx: &mut [f32]| {
         let (n, ic) = (slab / l.in_channels, slab % l.in_channels);
         for &entry in cols.of(ic) {
@@ -111,14 +136,13 @@ pub fn input_grad(
             let dy_plane = &dy[(n * l.out_channels + oc) * out_plane..][..out_plane];
             match version {
                 LoopVersion::V1 => for_each_tap(g, kh, kw, |o, i| dx[i] += weight * dy_plane[o]),
-                LoopVersion::V2 => for_each_row(g, kh, kw, |o, i, len| {
+                _ => for_each_row(g, kh, kw, |o, i, len| {
                     scatter_row(weight, &dy_plane[o..o + len], dx, i, g.stride[1])
                 }),
             }
         }
     };
-    for_each_plane(version, &mut dx, in_plane, plane);
-    dx
+    for_each_plane(version, g.batch * l.in_channels, in_plane, plane)
 }
 
 /// `dw` at the active positions (listed by output channel, `rows`); zero elsewhere.
@@ -129,29 +153,33 @@ pub fn weight_grad(
     dy: &[f32],
     rows: IndexList,
 ) -> Vec<f32> {
-    let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
+    if version == LoopVersion::V4 {
+        return blocked::weight_grad(g, x, dy, rows);
+    }
+    let l = g.layout;
     let active: Vec<(usize, i32)> = (0..l.out_channels)
         .flat_map(|oc| rows.of(oc).iter().map(move |&e| (oc, e)))
         .collect();
-    let sum = |&(oc, entry): &(usize, i32)| {
-        let (ic, kh, kw) = split_entry(g, entry);
-        let mut lanes = Lanes::default();
-        let mut acc = 0.0f32;
-        for n in 0..g.batch {
-            let image = &x[(n * l.in_channels + ic) * in_plane..][..in_plane];
-            let dy_plane = &dy[(n * l.out_channels + oc) * out_plane..][..out_plane];
-            match version {
-                LoopVersion::V1 => for_each_tap(g, kh, kw, |o, i| acc += dy_plane[o] * image[i]),
-                LoopVersion::V2 => for_each_row(g, kh, kw, |o, i, len| {
-                    lanes.dot(&dy_plane[o..o + len], image, i, g.stride[1])
-                }),
-            }
-        }
-        acc + lanes.total()
-    };
     let sums: Vec<f32> = match version {
-        LoopVersion::V1 => active.iter().map(sum).collect(),
-        LoopVersion::V2 => parallel::map(&active, sum),
+        LoopVersion::V1 => active
+            .iter()
+            .map(|&a| weight_sum(version, g, x, dy, a, 0..g.batch))
+            .collect(),
+        LoopVersion::V2 => {
+            parallel::map(&active, |&a| weight_sum(version, g, x, dy, a, 0..g.batch))
+        }
+        _ => {
+            let images: Vec<usize> = (0..g.batch).collect();
+            let per_image: Vec<Vec<f32>> = parallel::map(&images, |&n| {
+                active
+                    .iter()
+                    .map(|&a| weight_sum(version, g, x, dy, a, n..n + 1))
+                    .collect()
+            });
+            (0..active.len())
+                .map(|j| per_image.iter().map(|s| s[j] as f64).sum::<f64>() as f32)
+                .collect()
+        }
     };
     let mut dw = vec![0.0f32; l.numel()];
     for (&(oc, entry), s) in active.iter().zip(sums) {
@@ -159,6 +187,33 @@ pub fn weight_grad(
         dw[l.flat(oc, ic, kh * g.kernel[1] + kw)] = s;
     }
     dw
+}
+
+/// One active weight's gradient summed over `images`: `sum dy[n, oc] * x[n, ic]` under its
+/// tap.
+fn weight_sum(
+    version: LoopVersion,
+    g: &ConvGeometry,
+    x: &[f32],
+    dy: &[f32],
+    (oc, entry): (usize, i32),
+    images: std::ops::Range<usize>,
+) -> f32 {
+    let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
+    let (ic, kh, kw) = split_entry(g, entry);
+    let mut lanes = Lanes::default();
+    let mut acc = 0.0f32;
+    for n in images {
+        let image = &x[(n * l.in_channels + ic) * in_plane..][..in_plane];
+        let dy_plane = &dy[(n * l.out_channels + oc) * out_plane..][..out_plane];
+        match version {
+            LoopVersion::V1 => for_each_tap(g, kh, kw, |o, i| acc += dy_plane[o] * image[i]),
+            _ => for_each_row(g, kh, kw, |o, i, len| {
+                lanes.dot(&dy_plane[o..o + len], image, i, g.stride[1])
+            }),
+        }
+    }
+    acc + lanes.total()
 }
 
 /// (ic or oc, kh, kw) of an index entry `channel * taps + tap`.
@@ -284,22 +339,25 @@ impl Lanes {
     }
 }
 
-/// `f(plane_number, plane)` for each `plane_len` chunk of `out`: v2 in parallel (natively).
+/// A new buffer of `planes` zeroed planes of `plane_len`, each filled by
+/// `f(plane_number, plane)`: serially in v1, by `parallel::zeroed_chunks` after.
 fn for_each_plane(
     version: LoopVersion,
-    out: &mut [f32],
+    planes: usize,
     plane_len: usize,
     f: impl Fn(usize, &mut [f32]) + Sync + Send,
-) {
+) -> Vec<f32> {
     match version {
         LoopVersion::V1 => {
+            let mut out = vec![0.0f32; planes * plane_len];
             if plane_len > 0 {
                 for (i, p) in out.chunks_mut(plane_len).enumerate() {
                     f(i, p);
                 }
             }
+            out
         }
-        LoopVersion::V2 => parallel::for_each_chunk(out, plane_len, f),
+        _ => parallel::zeroed_chunks(planes * plane_len, plane_len, f),
     }
 }
 
@@ -365,7 +423,7 @@ mod tests {
     }
 
     #[test]
-    fn v2_matches_v1_on_every_geometry() {
+    fn every_version_matches_v1_on_every_geometry() {
         for (case, &(size, kernel, stride, padding)) in [
             (9, 3, 1, 1),
             (9, 3, 2, 1),
@@ -393,28 +451,29 @@ mod tests {
             let w = values(l.numel(), seed + 2);
             let dy = values(g.batch * l.out_channels * g.out_h * g.out_w, seed + 3);
             let what = format!("size {size}, kernel {kernel}, stride {stride}, padding {padding}");
-            // The same additions in the same order: the same bits.
-            assert_eq!(
-                forward(LoopVersion::V1, &g, &x, &w, rows),
-                forward(LoopVersion::V2, &g, &x, &w, rows),
-                "forward, {what}"
-            );
-            assert_eq!(
-                input_grad(LoopVersion::V1, &g, &dy, &w, cols),
-                input_grad(LoopVersion::V2, &g, &dy, &w, cols),
-                "input gradient, {what}"
-            );
-            let (d1, d2) = (
-                weight_grad(LoopVersion::V1, &g, &x, &dy, rows),
-                weight_grad(LoopVersion::V2, &g, &x, &dy, rows),
-            );
-            for (i, (a, b)) in d1.iter().zip(&d2).enumerate() {
-                assert!(
-                    (a - b).abs() < 1e-4,
-                    "weight gradient {i}: {a} vs {b}, {what}"
+            let d1 = weight_grad(LoopVersion::V1, &g, &x, &dy, rows);
+            for v in [LoopVersion::V2, LoopVersion::V3, LoopVersion::V4] {
+                let what = format!("{}, {what}", v.name());
+                // The same additions in the same order: the same bits.
+                assert_eq!(
+                    forward(LoopVersion::V1, &g, &x, &w, rows),
+                    forward(v, &g, &x, &w, rows),
+                    "forward, {what}"
                 );
-                if !active[i] {
-                    assert_eq!(*b, 0.0, "pruned weight {i} got a gradient, {what}");
+                assert_eq!(
+                    input_grad(LoopVersion::V1, &g, &dy, &w, cols),
+                    input_grad(v, &g, &dy, &w, cols),
+                    "input gradient, {what}"
+                );
+                let d2 = weight_grad(v, &g, &x, &dy, rows);
+                for (i, (a, b)) in d1.iter().zip(&d2).enumerate() {
+                    assert!(
+                        (a - b).abs() < 1e-4,
+                        "weight gradient {i}: {a} vs {b}, {what}"
+                    );
+                    if !active[i] {
+                        assert_eq!(*b, 0.0, "pruned weight {i} got a gradient, {what}");
+                    }
                 }
             }
         }
