@@ -137,11 +137,7 @@ fn statistics(bn: &BatchNorm, x: &Tensor<4>) -> Tensor<2> {
 /// The BatchNorm a training forward on `device` should use (`ForwardCtx::batch_norm`): the
 /// fused one on Flex, else None (Burn's).
 pub fn for_device(device: &burn::tensor::Device) -> Option<crate::model::BatchNormTrain> {
-    matches!(
-        device.clone().inner().as_dispatch(),
-        burn::backend::DispatchDevice::Flex(_)
-    )
-    .then_some(crate::model::BatchNormTrain {
+    super::runs_flex(device).then_some(crate::model::BatchNormTrain {
         norm: batch_norm_train,
         norm_add_relu: batch_norm_add_relu_train,
     })

@@ -13,7 +13,7 @@
 mod autodiff;
 mod flex;
 
-use burn::backend::{Backend, Dispatch, DispatchDevice, backend_extension, tensor::FloatTensor};
+use burn::backend::{Backend, Dispatch, backend_extension, tensor::FloatTensor};
 use burn::tensor::{Device, Tensor};
 
 #[backend_extension(Autodiff, Flex)]
@@ -41,10 +41,7 @@ pub trait FusedDyReluBackend: Backend {
 
 /// Whether `device` has the fused activation (Flex, with or without autodiff).
 pub fn is_available(device: &Device) -> bool {
-    matches!(
-        device.clone().inner().as_dispatch(),
-        DispatchDevice::Flex(_)
-    )
+    super::runs_flex(device)
 }
 
 /// The fused activation; `coef` is `[N, C, 4]` (`a1, a2, b1, b2`). Flex only

@@ -8,9 +8,7 @@
 
 use super::parallel;
 use crate::kernels::flex_tensor::{f32_elements, tensor};
-use burn::backend::{
-    Backend, Dispatch, DispatchDevice, Flex, backend_extension, tensor::FloatTensor,
-};
+use burn::backend::{Backend, Dispatch, Flex, backend_extension, tensor::FloatTensor};
 use burn::tensor::{Shape, Tensor};
 
 /// Elements per thread's chunk.
@@ -56,8 +54,7 @@ impl MaskedNormBackend for Flex {
 /// `sum((grad * mask)^2)` of one parameter's flat gradient, as a one-element tensor on its
 /// device: the one-pass loop on Flex, the tensor ops elsewhere.
 pub fn masked_sum_squares(grad: Tensor<1>, mask: Option<Tensor<1>>) -> Tensor<1> {
-    let on_flex = matches!(grad.device().inner().as_dispatch(), DispatchDevice::Flex(_));
-    if !on_flex {
+    if !super::runs_flex(&grad.device()) {
         return reference(grad, mask);
     }
     let has_mask = mask.is_some();

@@ -47,6 +47,14 @@ pub fn runs_wgsl(device: &Device) -> bool {
     )
 }
 
+/// Whether `device` is Flex (with or without autodiff), where the CPU fusions run.
+pub fn runs_flex(device: &Device) -> bool {
+    matches!(
+        device.clone().inner().as_dispatch(),
+        DispatchDevice::Flex(_)
+    )
+}
+
 /// Whether the sparse kernels exist for `device`'s backend: wgpu (WGSL) or Flex (CPU
 /// loops). Elsewhere (the deprecated ndarray backend) every layer runs dense.
 pub fn has_kernels(device: &Device) -> bool {

@@ -3,7 +3,11 @@
 //! number of threads.
 
 /// `f(chunk_number, chunk)` for each `len`-element chunk of `out` (none if `len` is 0).
-pub fn for_each_chunk(out: &mut [f32], len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+pub fn for_each_chunk<T: Send>(
+    out: &mut [T],
+    len: usize,
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
+) {
     if len == 0 {
         return;
     }
@@ -35,6 +39,7 @@ pub fn zeroed_chunks(
     if len == 0 {
         return Vec::new();
     }
+    // `for_each_chunk` does nothing with chunks of 0, which would leave `out` unwritten.
     assert!(chunk > 0, "{len} elements in chunks of 0");
     let fill = |i: usize, piece: &mut [MaybeUninit<f32>]| {
         for v in piece.iter_mut() {
@@ -46,19 +51,7 @@ pub fn zeroed_chunks(
         f(i, piece);
     };
     let mut out: Vec<f32> = Vec::with_capacity(len);
-    let spare = &mut out.spare_capacity_mut()[..len];
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rayon::prelude::*;
-        spare
-            .par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(i, c)| fill(i, c));
-    }
-    #[cfg(target_arch = "wasm32")]
-    for (i, c) in spare.chunks_mut(chunk).enumerate() {
-        fill(i, c);
-    }
+    for_each_chunk(&mut out.spare_capacity_mut()[..len], chunk, fill);
     // SAFETY: the chunks cover `0..len` and `fill` wrote every element of each (a panic in
     // `f` unwinds past this line, leaving the vector empty).
     unsafe { out.set_len(len) };

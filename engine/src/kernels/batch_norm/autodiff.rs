@@ -27,13 +27,8 @@ impl<B: Backend + FusedNormBackend> Backward<B, 3> for NormBackward {
         let [node_x, node_gamma, node_beta] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
         let (x_state, gamma_state, beta_state, stats, epsilon, relu) = ops.state;
-        let saved = Saved::<B> {
-            x: checkpointer.retrieve_node_output(x_state),
-            gamma: checkpointer.retrieve_node_output(gamma_state),
-            beta: checkpointer.retrieve_node_output(beta_state),
-            stats,
-            epsilon,
-        };
+        let states = [x_state, gamma_state, beta_state];
+        let saved = Saved::<B>::retrieve(checkpointer, states, stats, epsilon);
         let ids = [node_x, node_gamma, node_beta].map(|p| p.map(|n| n.id));
         saved.register(grad, relu, ids, grads);
     }
@@ -55,13 +50,8 @@ impl<B: Backend + FusedNormBackend> Backward<B, 4> for NormAddReluBackward {
         let [node_x, node_gamma, node_beta, node_residual] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
         let (x_state, gamma_state, beta_state, residual_state, stats, epsilon) = ops.state;
-        let saved = Saved::<B> {
-            x: checkpointer.retrieve_node_output(x_state),
-            gamma: checkpointer.retrieve_node_output(gamma_state),
-            beta: checkpointer.retrieve_node_output(beta_state),
-            stats,
-            epsilon,
-        };
+        let states = [x_state, gamma_state, beta_state];
+        let saved = Saved::<B>::retrieve(checkpointer, states, stats, epsilon);
         let residual = checkpointer.retrieve_node_output::<FloatTensor<B>>(residual_state);
         // The gradient at the sum: the residual's, and the BatchNorm's to go back through.
         let at_sum = B::norm_add_relu_grad(
@@ -91,6 +81,22 @@ struct Saved<B: Backend> {
 }
 
 impl<B: Backend + FusedNormBackend> Saved<B> {
+    /// x, gamma and beta from their checkpointed states.
+    fn retrieve(
+        checkpointer: &mut Checkpointer,
+        [x, gamma, beta]: [NodeId; 3],
+        stats: FloatTensor<B>,
+        epsilon: f64,
+    ) -> Self {
+        Self {
+            x: checkpointer.retrieve_node_output(x),
+            gamma: checkpointer.retrieve_node_output(gamma),
+            beta: checkpointer.retrieve_node_output(beta),
+            stats,
+            epsilon,
+        }
+    }
+
     /// Registers the gradients of x, gamma and beta for the output gradient `grad` (of
     /// `relu(bn(x))` with `relu`, else of `bn(x)`).
     fn register(

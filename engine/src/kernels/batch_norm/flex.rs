@@ -56,8 +56,14 @@ struct Affine {
 }
 
 impl Affine {
-    /// From a `[2, C]` stats buffer (mean, biased variance) and gamma, beta.
-    fn new(stats: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64) -> Self {
+    /// From the `[2, C]` statistics (mean, biased variance) and gamma, beta.
+    fn of(
+        stats: &FloatTensor<Flex>,
+        gamma: &FloatTensor<Flex>,
+        beta: &FloatTensor<Flex>,
+        epsilon: f64,
+    ) -> Self {
+        let (stats, gamma, beta) = (f32_elements(stats), f32_elements(gamma), f32_elements(beta));
         let channels = gamma.len();
         let mean = stats[..channels].to_vec();
         let inv_std: Vec<f32> = stats[channels..2 * channels]
@@ -77,6 +83,17 @@ impl Affine {
     }
 }
 
+/// A `[2, C]` tensor: the first of each channel's pair in row 0, the second in row 1.
+fn two_rows(pairs: Vec<(f32, f32)>) -> FloatTensor<Flex> {
+    let channels = pairs.len();
+    let mut out = vec![0.0f32; 2 * channels];
+    for (c, (first, second)) in pairs.into_iter().enumerate() {
+        out[c] = first;
+        out[channels + c] = second;
+    }
+    tensor(out, Shape::new([2, channels]))
+}
+
 /// The normalised value `v * s + t`, through the ReLU if there is one. The backward
 /// loops decide "the ReLU passed this" with the same expression, so the same bits.
 #[inline(always)]
@@ -94,32 +111,21 @@ fn passed(g: f32, v: f32, s: f32, t: f32, relu: bool) -> f32 {
 /// The sum `v * s + t + r` of a residual block's end, before its ReLU: the forward pass
 /// and the gradient's mask compute it alike.
 #[inline(always)]
-fn sum(v: f32, s: f32, t: f32, r: f32) -> f32 {
+fn residual_sum(v: f32, s: f32, t: f32, r: f32) -> f32 {
     (v * s + t) + r
 }
 
-/// The pieces of `norm_apply_add_relu` and its gradient: x, the residual, the affine map.
-fn add_relu_inputs(
+/// The residual a block's end adds, checked against the BatchNorm's input.
+fn residual_of<'a>(
     x: &FloatTensor<Flex>,
-    stats: &FloatTensor<Flex>,
-    gamma: &FloatTensor<Flex>,
-    beta: &FloatTensor<Flex>,
-    residual: &FloatTensor<Flex>,
-    epsilon: f64,
-) -> (usize, usize, Affine) {
-    let (_, channels, plane) = dims(x);
+    residual: &'a FloatTensor<Flex>,
+) -> std::borrow::Cow<'a, [f32]> {
     assert_eq!(
         x.shape(),
         residual.shape(),
         "a residual of the BatchNorm's shape"
     );
-    let affine = Affine::new(
-        &f32_elements(stats),
-        &f32_elements(gamma),
-        &f32_elements(beta),
-        epsilon,
-    );
-    (channels, plane, affine)
+    f32_elements(residual)
 }
 
 impl FusedNormBackend for Flex {
@@ -144,12 +150,7 @@ impl FusedNormBackend for Flex {
             }
             (mean as f32, (m2 / count.max(1.0)) as f32)
         });
-        let mut out = vec![0.0f32; 2 * channels];
-        for (c, (mean, var)) in per_channel.into_iter().enumerate() {
-            out[c] = mean;
-            out[channels + c] = var;
-        }
-        tensor(out, Shape::new([2, channels]))
+        two_rows(per_channel)
     }
 
     fn norm_apply(
@@ -163,12 +164,7 @@ impl FusedNormBackend for Flex {
         let (_, channels, plane) = dims(&x);
         let shape = x.shape();
         let xs = f32_elements(&x);
-        let affine = Affine::new(
-            &f32_elements(&stats),
-            &f32_elements(&gamma),
-            &f32_elements(&beta),
-            epsilon,
-        );
+        let affine = Affine::of(&stats, &gamma, &beta, epsilon);
         let y = parallel::zeroed_chunks(xs.len(), plane, |i, out| {
             let c = i % channels;
             let (s, t) = (affine.scale[c], affine.shift[c]);
@@ -190,12 +186,7 @@ impl FusedNormBackend for Flex {
     ) -> FloatTensor<Self> {
         let (n, channels, plane) = dims(&x);
         let (xs, dy) = (f32_elements(&x), f32_elements(&grad_out));
-        let affine = Affine::new(
-            &f32_elements(&stats),
-            &f32_elements(&gamma),
-            &f32_elements(&beta),
-            epsilon,
-        );
+        let affine = Affine::of(&stats, &gamma, &beta, epsilon);
         let ids: Vec<usize> = (0..channels).collect();
         let sums = parallel::map(&ids, |&c| {
             let (m, s, t) = (affine.mean[c], affine.scale[c], affine.shift[c]);
@@ -207,12 +198,7 @@ impl FusedNormBackend for Flex {
             }
             ((dxhat * affine.inv_std[c] as f64) as f32, dbeta as f32)
         });
-        let mut out = vec![0.0f32; 2 * channels];
-        for (c, (dgamma, dbeta)) in sums.into_iter().enumerate() {
-            out[c] = dgamma;
-            out[channels + c] = dbeta;
-        }
-        tensor(out, Shape::new([2, channels]))
+        two_rows(sums)
     }
 
     fn norm_input_grad(
@@ -227,12 +213,8 @@ impl FusedNormBackend for Flex {
     ) -> FloatTensor<Self> {
         let (n, channels, plane) = dims(&x);
         let shape = x.shape();
-        let (xs, dy, gamma) = (
-            f32_elements(&x),
-            f32_elements(&grad_out),
-            f32_elements(&gamma),
-        );
-        let affine = Affine::new(&f32_elements(&stats), &gamma, &f32_elements(&beta), epsilon);
+        let (xs, dy) = (f32_elements(&x), f32_elements(&grad_out));
+        let affine = Affine::of(&stats, &gamma, &beta, epsilon);
         let grads = f32_elements(&param_grads);
         let count = (n * plane) as f32;
         // dx = scale (dy - dbeta / M - xhat dgamma / M), xhat = (x - mean) inv_std:
@@ -266,16 +248,16 @@ impl FusedNormBackend for Flex {
         residual: FloatTensor<Self>,
         epsilon: f64,
     ) -> FloatTensor<Self> {
-        let (channels, plane, affine) =
-            add_relu_inputs(&x, &stats, &gamma, &beta, &residual, epsilon);
+        let (_, channels, plane) = dims(&x);
         let shape = x.shape();
-        let (xs, rs) = (f32_elements(&x), f32_elements(&residual));
+        let (xs, rs) = (f32_elements(&x), residual_of(&x, &residual));
+        let affine = Affine::of(&stats, &gamma, &beta, epsilon);
         let y = parallel::zeroed_chunks(xs.len(), plane, |i, out| {
             let c = i % channels;
             let (s, t) = (affine.scale[c], affine.shift[c]);
             let range = i * plane..(i + 1) * plane;
             for ((o, &v), &r) in out.iter_mut().zip(&xs[range.clone()]).zip(&rs[range]) {
-                *o = sum(v, s, t, r).max(0.0);
+                *o = residual_sum(v, s, t, r).max(0.0);
             }
         });
         tensor(y, shape)
@@ -290,21 +272,25 @@ impl FusedNormBackend for Flex {
         grad_out: FloatTensor<Self>,
         epsilon: f64,
     ) -> FloatTensor<Self> {
-        let (channels, plane, affine) =
-            add_relu_inputs(&x, &stats, &gamma, &beta, &residual, epsilon);
+        let (_, channels, plane) = dims(&x);
         let shape = x.shape();
         let (xs, rs, dy) = (
             f32_elements(&x),
-            f32_elements(&residual),
+            residual_of(&x, &residual),
             f32_elements(&grad_out),
         );
+        let affine = Affine::of(&stats, &gamma, &beta, epsilon);
         let g = parallel::zeroed_chunks(xs.len(), plane, |i, out| {
             let c = i % channels;
             let (s, t) = (affine.scale[c], affine.shift[c]);
             let range = i * plane..(i + 1) * plane;
             let inputs = xs[range.clone()].iter().zip(&rs[range.clone()]);
             for ((o, (&v, &r)), &d) in out.iter_mut().zip(inputs).zip(&dy[range]) {
-                *o = if sum(v, s, t, r) > 0.0 { d } else { 0.0 };
+                *o = if residual_sum(v, s, t, r) > 0.0 {
+                    d
+                } else {
+                    0.0
+                };
             }
         });
         tensor(g, shape)
