@@ -7,7 +7,7 @@
 //!   vectorises; threaded (rayon, natively) over output planes for the forward pass, input
 //!   planes for the input gradient and active weights for the weight gradient. The
 //!   browser's worker has one thread: there it runs the same loops serially.
-//! - **v3**, the one Flex runs: v2's forward pass and input gradient, and the weight
+//! - **v3**: v2's forward pass and input gradient, and the weight
 //!   gradient summed image by image. v2 walks every image's planes once per active weight,
 //!   so at ResNet-34's first stage (a 33 MB activation, about 165 weights per layer at
 //!   99.9% with ERK) it streams gigabytes from memory; v3 takes one image at a time (its
@@ -18,13 +18,19 @@
 //!   It did not beat v3 in a whole ResNet-34 step (2.34 and 2.43 s against 2.27 and 2.24 s,
 //!   alternated, `bench train` at 99.9%, batch 128, 2-core machine, 2026-12-02): the
 //!   bookkeeping it removes is not what a step waits on. Kept as the lab's measured answer.
+//! - **v5** (`cpu_loops/spans.rs`), the one Flex runs: in stride-1 convolutions with equally
+//!   wide input and output rows, a tap's work over a plane as one contiguous run, row ends
+//!   outside the input masked, instead of one run per row; strided convolutions run v3.
+//!   1,362 and 1,340 ms a ResNet-34 step against v3's 1,515 and 1,608 (alternated, same
+//!   command and machine, 2026-12-02).
 //!
 //! The forward pass and input gradient of every version add in v1's order, so they give
 //! v1's bits; the weight gradients sum in 8 lanes (v2), per image or block in 8 lanes and
-//! across them in f64 (v3, v4), so they equal v1's to rounding. No sum depends on the
+//! across them in f64 (v3 to v5), so they equal v1's to rounding. No sum depends on the
 //! thread count: two runs give the same numbers.
 
 mod blocked;
+mod spans;
 
 use super::ConvGeometry;
 use crate::kernels::parallel;
@@ -37,14 +43,16 @@ pub enum LoopVersion {
     V2,
     V3,
     V4,
+    V5,
 }
 
 impl LoopVersion {
-    pub const ALL: [LoopVersion; 4] = [
+    pub const ALL: [LoopVersion; 5] = [
         LoopVersion::V1,
         LoopVersion::V2,
         LoopVersion::V3,
         LoopVersion::V4,
+        LoopVersion::V5,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +61,7 @@ impl LoopVersion {
             LoopVersion::V2 => "v2 (row segments, threaded)",
             LoopVersion::V3 => "v3 (v2, weight gradient per image)",
             LoopVersion::V4 => "v4 (taps once, image blocks)",
+            LoopVersion::V5 => "v5 (v3, a tap's plane as one run)",
         }
     }
 }
@@ -94,8 +103,10 @@ pub fn forward(
     w: &[f32],
     rows: IndexList,
 ) -> Vec<f32> {
-    if version == LoopVersion::V4 {
-        return blocked::forward(g, x, w, rows);
+    match version {
+        LoopVersion::V4 => return blocked::forward(g, x, w, rows),
+        LoopVersion::V5 => return spans::forward(g, x, w, rows),
+        _ => {}
     }
     let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
     let plane = |slab: usize, out: &mut [f32]| {
@@ -124,8 +135,10 @@ pub fn input_grad(
     w: &[f32],
     cols: IndexList,
 ) -> Vec<f32> {
-    if version == LoopVersion::V4 {
-        return blocked::input_grad(g, dy, w, cols);
+    match version {
+        LoopVersion::V4 => return blocked::input_grad(g, dy, w, cols),
+        LoopVersion::V5 => return spans::input_grad(g, dy, w, cols),
+        _ => {}
     }
     let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
     let plane = |slab: usize, dx: &mut [f32]| {
@@ -153,8 +166,10 @@ pub fn weight_grad(
     dy: &[f32],
     rows: IndexList,
 ) -> Vec<f32> {
-    if version == LoopVersion::V4 {
-        return blocked::weight_grad(g, x, dy, rows);
+    match version {
+        LoopVersion::V4 => return blocked::weight_grad(g, x, dy, rows),
+        LoopVersion::V5 => return spans::weight_grad(g, x, dy, rows),
+        _ => {}
     }
     let l = g.layout;
     let active: Vec<(usize, i32)> = (0..l.out_channels)
@@ -430,6 +445,8 @@ mod tests {
             (8, 1, 2, 0),
             (10, 5, 2, 2),
             (4, 3, 1, 1),
+            (8, 1, 1, 0),
+            (7, 5, 1, 2),
         ]
         .iter()
         .enumerate()
@@ -452,7 +469,8 @@ mod tests {
             let dy = values(g.batch * l.out_channels * g.out_h * g.out_w, seed + 3);
             let what = format!("size {size}, kernel {kernel}, stride {stride}, padding {padding}");
             let d1 = weight_grad(LoopVersion::V1, &g, &x, &dy, rows);
-            for v in [LoopVersion::V2, LoopVersion::V3, LoopVersion::V4] {
+            for v in &LoopVersion::ALL[1..] {
+                let v = *v;
                 let what = format!("{}, {what}", v.name());
                 // The same additions in the same order: the same bits.
                 assert_eq!(
