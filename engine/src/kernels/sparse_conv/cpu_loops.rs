@@ -171,10 +171,7 @@ pub fn weight_grad(
         LoopVersion::V5 => return spans::weight_grad(g, x, dy, rows),
         _ => {}
     }
-    let l = g.layout;
-    let active: Vec<(usize, i32)> = (0..l.out_channels)
-        .flat_map(|oc| rows.of(oc).iter().map(move |&e| (oc, e)))
-        .collect();
+    let active = active_weights(g, rows);
     let sums: Vec<f32> = match version {
         LoopVersion::V1 => active
             .iter()
@@ -183,19 +180,39 @@ pub fn weight_grad(
         LoopVersion::V2 => {
             parallel::map(&active, |&a| weight_sum(version, g, x, dy, a, 0..g.batch))
         }
-        _ => {
-            let images: Vec<usize> = (0..g.batch).collect();
-            let per_image: Vec<Vec<f32>> = parallel::map(&images, |&n| {
-                active
-                    .iter()
-                    .map(|&a| weight_sum(version, g, x, dy, a, n..n + 1))
-                    .collect()
-            });
-            (0..active.len())
-                .map(|j| per_image.iter().map(|s| s[j] as f64).sum::<f64>() as f32)
-                .collect()
-        }
+        _ => summed_per_image(g, &active, |n, a| {
+            weight_sum(version, g, x, dy, a, n..n + 1)
+        }),
     };
+    placed(g, &active, sums)
+}
+
+/// The index's active weights as (output channel, entry), in index order.
+fn active_weights(g: &ConvGeometry, rows: IndexList) -> Vec<(usize, i32)> {
+    (0..g.layout.out_channels)
+        .flat_map(|oc| rows.of(oc).iter().map(move |&e| (oc, e)))
+        .collect()
+}
+
+/// Every active weight's gradient as v3 and v5 sum it: `image_sum(n, weight)` over image n,
+/// threaded over images, and each weight's image sums added in image order, in f64.
+fn summed_per_image(
+    g: &ConvGeometry,
+    active: &[(usize, i32)],
+    image_sum: impl Fn(usize, (usize, i32)) -> f32 + Sync + Send,
+) -> Vec<f32> {
+    let images: Vec<usize> = (0..g.batch).collect();
+    let per_image: Vec<Vec<f32>> = parallel::map(&images, |&n| {
+        active.iter().map(|&a| image_sum(n, a)).collect()
+    });
+    (0..active.len())
+        .map(|j| per_image.iter().map(|s| s[j] as f64).sum::<f64>() as f32)
+        .collect()
+}
+
+/// The weight-shaped gradient: `sums` at the active weights' positions, zero elsewhere.
+fn placed(g: &ConvGeometry, active: &[(usize, i32)], sums: Vec<f32>) -> Vec<f32> {
+    let l = g.layout;
     let mut dw = vec![0.0f32; l.numel()];
     for (&(oc, entry), s) in active.iter().zip(sums) {
         let (ic, kh, kw) = split_entry(g, entry);

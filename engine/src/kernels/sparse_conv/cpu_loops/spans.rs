@@ -15,8 +15,10 @@
 //! are v1's bits; the weight gradient sums each image in 8 f32 lanes and the images in f64
 //! (v1's to rounding). No sum depends on the thread count.
 
-use super::{ConvGeometry, IndexList, LoopVersion, for_each_plane, split_entry};
-use crate::kernels::parallel;
+use super::{
+    ConvGeometry, IndexList, LoopVersion, active_weights, for_each_plane, placed, split_entry,
+    summed_per_image,
+};
 
 /// One tap's run over a plane: outputs `out_start..out_start + len` read inputs
 /// `in_start..in_start + len`; `mask` (an index into `Spans::masks`) marks the positions
@@ -179,35 +181,19 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], rows: IndexList) -> 
         return super::weight_grad(LoopVersion::V3, g, x, dy, rows);
     };
     let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
-    let active: Vec<(usize, usize, usize)> = (0..l.out_channels)
-        .flat_map(|oc| {
-            rows.of(oc).iter().map(move |&e| {
-                let (ic, kh, kw) = split_entry(g, e);
-                (oc, ic, kh * g.kernel[1] + kw)
-            })
-        })
-        .collect();
-    let images: Vec<usize> = (0..g.batch).collect();
-    let per_image: Vec<Vec<f32>> = parallel::map(&images, |&n| {
-        active
-            .iter()
-            .map(|&(oc, ic, tap)| {
-                let (run, mask) = spans.run(tap);
-                let image = &x[(n * l.in_channels + ic) * in_plane..][..in_plane];
-                let dy_plane = &dy[(n * l.out_channels + oc) * out_plane..][..out_plane];
-                dot(
-                    &dy_plane[run.out_start..run.out_start + run.len],
-                    &image[run.in_start..run.in_start + run.len],
-                    mask,
-                )
-            })
-            .collect()
+    let active = active_weights(g, rows);
+    let sums = summed_per_image(g, &active, |n, (oc, entry)| {
+        let (ic, kh, kw) = split_entry(g, entry);
+        let (run, mask) = spans.run(kh * g.kernel[1] + kw);
+        let image = &x[(n * l.in_channels + ic) * in_plane..][..in_plane];
+        let dy_plane = &dy[(n * l.out_channels + oc) * out_plane..][..out_plane];
+        dot(
+            &dy_plane[run.out_start..run.out_start + run.len],
+            &image[run.in_start..run.in_start + run.len],
+            mask,
+        )
     });
-    let mut dw = vec![0.0f32; l.numel()];
-    for (j, &(oc, ic, tap)) in active.iter().enumerate() {
-        dw[l.flat(oc, ic, tap)] = per_image.iter().map(|s| s[j] as f64).sum::<f64>() as f32;
-    }
-    dw
+    placed(g, &active, sums)
 }
 
 /// `sum_j a[j] * b[j]` over the unmasked positions, in 8 f32 lanes.
