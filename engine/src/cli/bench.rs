@@ -96,9 +96,6 @@ fn bench_kernels(args: &KernelsArgs) -> anyhow::Result<()> {
     let (batch, repeats, layers_only, crossover, loop_sparsity) =
         (*batch, *repeats, *layers_only, *crossover, *loop_sparsity);
     let choice: DeviceChoice = device.parse().map_err(anyhow::Error::msg)?;
-    let (dev, name) = sparselab::device::select(choice).map_err(anyhow::Error::msg)?;
-    // Layer and update timings run without autodiff; the training step adds it back.
-    let dev = dev.inner();
     let archs = parse_archs(models)?;
     let net_archs = parse_archs(network)?;
     let sparsities: Vec<f64> = sparsities
@@ -117,6 +114,11 @@ fn bench_kernels(args: &KernelsArgs) -> anyhow::Result<()> {
         batch > 0 && repeats > 0,
         "--batch and --repeats must be > 0"
     );
+    // The arguments are checked first: a wrong one is reported on any machine, with or
+    // without the device.
+    let (dev, name) = sparselab::device::select(choice).map_err(anyhow::Error::msg)?;
+    // Layer and update timings run without autodiff; the training step adds it back.
+    let dev = dev.inner();
     if crossover {
         use sparselab::kernels::lab_crossover;
         println!(

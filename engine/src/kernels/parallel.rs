@@ -36,11 +36,6 @@ pub fn zeroed_chunks(
     f: impl Fn(usize, &mut [f32]) + Sync + Send,
 ) -> Vec<f32> {
     use std::mem::MaybeUninit;
-    if len == 0 {
-        return Vec::new();
-    }
-    // `for_each_chunk` does nothing with chunks of 0, which would leave `out` unwritten.
-    assert!(chunk > 0, "{len} elements in chunks of 0");
     let fill = |i: usize, piece: &mut [MaybeUninit<f32>]| {
         for v in piece.iter_mut() {
             v.write(0.0);
@@ -50,10 +45,56 @@ pub fn zeroed_chunks(
         let piece = unsafe { &mut *(piece as *mut [MaybeUninit<f32>] as *mut [f32]) };
         f(i, piece);
     };
+    // SAFETY: `fill` writes every element of its piece before `f` sees it.
+    unsafe { built_in_chunks(len, chunk, fill) }
+}
+
+/// A new `len`-element vector whose `chunk`-element pieces are `values(chunk_number)`,
+/// written by the thread that computes them. For outputs that set every element (the
+/// BatchNorm's passes, DyReLU's): `zeroed_chunks` would zero each piece first, a pass the
+/// values then overwrite. Panics if a piece's iterator yields more or fewer values than
+/// the piece holds.
+pub fn mapped_chunks<I: Iterator<Item = f32>>(
+    len: usize,
+    chunk: usize,
+    values: impl Fn(usize) -> I + Sync + Send,
+) -> Vec<f32> {
+    let fill = |i: usize, piece: &mut [std::mem::MaybeUninit<f32>]| {
+        let mut values = values(i);
+        let mut written = 0;
+        for (slot, v) in piece.iter_mut().zip(values.by_ref()) {
+            slot.write(v);
+            written += 1;
+        }
+        assert!(
+            written == piece.len() && values.next().is_none(),
+            "piece {i} of {} elements got a different number of values",
+            piece.len()
+        );
+    };
+    // SAFETY: `fill` writes every element of its piece or panics.
+    unsafe { built_in_chunks(len, chunk, fill) }
+}
+
+/// A new `len`-element vector whose `chunk`-element pieces, uninitialised, are handed to
+/// `fill(chunk_number, piece)` in parallel (`for_each_chunk`).
+///
+/// # Safety
+/// `fill` must write every element of its piece, or panic.
+unsafe fn built_in_chunks(
+    len: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [std::mem::MaybeUninit<f32>]) + Sync + Send,
+) -> Vec<f32> {
+    if len == 0 {
+        return Vec::new();
+    }
+    // `for_each_chunk` does nothing with chunks of 0, which would leave `out` unwritten.
+    assert!(chunk > 0, "{len} elements in chunks of 0");
     let mut out: Vec<f32> = Vec::with_capacity(len);
     for_each_chunk(&mut out.spare_capacity_mut()[..len], chunk, fill);
-    // SAFETY: the chunks cover `0..len` and `fill` wrote every element of each (a panic in
-    // `f` unwinds past this line, leaving the vector empty).
+    // SAFETY: the chunks cover `0..len` and, by the caller's promise, `fill` wrote every
+    // element of each (a panic unwinds past this line, leaving the vector empty).
     unsafe { out.set_len(len) };
     out
 }
@@ -94,5 +135,35 @@ pub fn for_each_chunk_pair(
     #[cfg(target_arch = "wasm32")]
     for (i, (x, y)) in a.chunks_mut(len).zip(b.chunks_mut(len)).enumerate() {
         f(i, x, y);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mapped_chunks_places_each_piece_and_refuses_a_short_or_long_one() {
+        let v = mapped_chunks(12, 4, |i| (0..4).map(move |k| (i * 10 + k) as f32));
+        let want: Vec<f32> = (0..3)
+            .flat_map(|i| (0..4).map(move |k| (i * 10 + k) as f32))
+            .collect();
+        assert_eq!(v, want);
+        assert!(mapped_chunks(0, 4, |_| std::iter::empty()).is_empty());
+        for wrong in [3usize, 5] {
+            let result = std::panic::catch_unwind(|| {
+                mapped_chunks(8, 4, move |_| (0..wrong).map(|k| k as f32))
+            });
+            assert!(result.is_err(), "a piece of 4 took {wrong} values");
+        }
+    }
+
+    #[test]
+    fn zeroed_chunks_hands_out_zeroed_pieces() {
+        let v = zeroed_chunks(10, 4, |i, piece| {
+            assert!(piece.iter().all(|&x| x == 0.0));
+            piece[0] = i as f32 + 1.0;
+        });
+        assert_eq!(v, [1.0, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 3.0, 0.0]);
     }
 }

@@ -188,12 +188,12 @@ impl FusedNormBackend for Flex {
         let shape = x.shape();
         let xs = f32_elements(&x);
         let affine = Affine::of(&stats, &gamma, &beta, epsilon);
-        let y = parallel::zeroed_chunks(xs.len(), plane, |i, out| {
+        let y = parallel::mapped_chunks(xs.len(), plane, |i| {
             let c = i % channels;
             let (s, t) = (affine.scale[c], affine.shift[c]);
-            for (o, &v) in out.iter_mut().zip(&xs[i * plane..(i + 1) * plane]) {
-                *o = output(v, s, t, relu);
-            }
+            xs[i * plane..(i + 1) * plane]
+                .iter()
+                .map(move |&v| output(v, s, t, relu))
         });
         tensor(y, shape)
     }
@@ -259,14 +259,15 @@ impl FusedNormBackend for Flex {
                 (a, b, d)
             })
             .collect();
-        let dx = parallel::zeroed_chunks(xs.len(), plane, |i, out| {
+        let dx = parallel::mapped_chunks(xs.len(), plane, |i| {
             let c = i % channels;
             let (a, b, d) = coef[c];
             let (s, t) = (affine.scale[c], affine.shift[c]);
             let range = i * plane..(i + 1) * plane;
-            for ((o, &g), &v) in out.iter_mut().zip(&dy[range.clone()]).zip(&xs[range]) {
-                *o = a * passed(g, v, s, t, relu) + b * v + d;
-            }
+            dy[range.clone()]
+                .iter()
+                .zip(&xs[range])
+                .map(move |(&g, &v)| a * passed(g, v, s, t, relu) + b * v + d)
         });
         tensor(dx, shape)
     }
@@ -283,13 +284,14 @@ impl FusedNormBackend for Flex {
         let shape = x.shape();
         let (xs, rs) = (f32_elements(&x), residual_of(&x, &residual));
         let affine = Affine::of(&stats, &gamma, &beta, epsilon);
-        let y = parallel::zeroed_chunks(xs.len(), plane, |i, out| {
+        let y = parallel::mapped_chunks(xs.len(), plane, |i| {
             let c = i % channels;
             let (s, t) = (affine.scale[c], affine.shift[c]);
             let range = i * plane..(i + 1) * plane;
-            for ((o, &v), &r) in out.iter_mut().zip(&xs[range.clone()]).zip(&rs[range]) {
-                *o = residual_sum(v, s, t, r).max(0.0);
-            }
+            xs[range.clone()]
+                .iter()
+                .zip(&rs[range])
+                .map(move |(&v, &r)| residual_sum(v, s, t, r).max(0.0))
         });
         tensor(y, shape)
     }
@@ -311,18 +313,18 @@ impl FusedNormBackend for Flex {
             f32_elements(&grad_out),
         );
         let affine = Affine::of(&stats, &gamma, &beta, epsilon);
-        let g = parallel::zeroed_chunks(xs.len(), plane, |i, out| {
+        let g = parallel::mapped_chunks(xs.len(), plane, |i| {
             let c = i % channels;
             let (s, t) = (affine.scale[c], affine.shift[c]);
             let range = i * plane..(i + 1) * plane;
             let inputs = xs[range.clone()].iter().zip(&rs[range.clone()]);
-            for ((o, (&v, &r)), &d) in out.iter_mut().zip(inputs).zip(&dy[range]) {
-                *o = if residual_sum(v, s, t, r) > 0.0 {
+            inputs.zip(&dy[range]).map(move |((&v, &r), &d)| {
+                if residual_sum(v, s, t, r) > 0.0 {
                     d
                 } else {
                     0.0
-                };
-            }
+                }
+            })
         });
         tensor(g, shape)
     }

@@ -25,13 +25,12 @@ impl FusedDyReluBackend for Flex {
         let shape = x.shape();
         let (_, plane) = planes(&x);
         let (xs, cs) = (f32_elements(&x), f32_elements(&coef));
-        let out = parallel::zeroed_chunks(xs.len(), plane, |p, o| {
+        let out = parallel::mapped_chunks(xs.len(), plane, |p| {
             let c = &cs[p * 4..p * 4 + 4];
-            let xp = &xs[p * plane..(p + 1) * plane];
-            for (o, &v) in o.iter_mut().zip(xp) {
+            xs[p * plane..(p + 1) * plane].iter().map(move |&v| {
                 let (first, second) = (c[0] * v + c[2], c[1] * v + c[3]);
-                *o = if first < second { second } else { first };
-            }
+                if first < second { second } else { first }
+            })
         });
         tensor(out, shape)
     }
@@ -48,12 +47,13 @@ impl FusedDyReluBackend for Flex {
             f32_elements(&coef),
             f32_elements(&grad_out),
         );
-        let out = parallel::zeroed_chunks(xs.len(), plane, |p, o| {
+        let out = parallel::mapped_chunks(xs.len(), plane, |p| {
             let c = &cs[p * 4..p * 4 + 4];
             let range = p * plane..(p + 1) * plane;
-            for ((o, &v), &g) in o.iter_mut().zip(&xs[range.clone()]).zip(&gs[range]) {
-                *o = g * if first_wins(v, c) { c[0] } else { c[1] };
-            }
+            xs[range.clone()]
+                .iter()
+                .zip(&gs[range])
+                .map(move |(&v, &g)| g * if first_wins(v, c) { c[0] } else { c[1] })
         });
         tensor(out, shape)
     }

@@ -18,18 +18,21 @@
 //!   It did not beat v3 in a whole ResNet-34 step (2.34 and 2.43 s against 2.27 and 2.24 s,
 //!   alternated, `bench train` at 99.9%, batch 128, 2-core machine, 2026-12-02): the
 //!   bookkeeping it removes is not what a step waits on. Kept as the lab's measured answer.
-//! - **v5** (`cpu_loops/spans.rs`), the one Flex runs: in stride-1 convolutions with equally
+//! - **v5** (`cpu_loops/spans.rs`): in stride-1 convolutions with equally
 //!   wide input and output rows, a tap's work over a plane as one contiguous run, row ends
 //!   outside the input masked, instead of one run per row; strided convolutions run v3.
 //!   1,362 and 1,340 ms a ResNet-34 step against v3's 1,515 and 1,608 (alternated, same
 //!   command and machine, 2026-12-02).
+//! - **v6** (`cpu_loops/pairs.rs`), the one Flex runs: v5, and in stride-2 convolutions
+//!   v3's loops with each row's input columns taken as pairs, so that they vectorise too.
 //!
 //! The forward pass and input gradient of every version add in v1's order, so they give
 //! v1's bits; the weight gradients sum in 8 lanes (v2), per image or block in 8 lanes and
-//! across them in f64 (v3 to v5), so they equal v1's to rounding. No sum depends on the
+//! across them in f64 (v3 to v6), so they equal v1's to rounding. No sum depends on the
 //! thread count: two runs give the same numbers.
 
 mod blocked;
+mod pairs;
 mod spans;
 
 use super::ConvGeometry;
@@ -44,15 +47,17 @@ pub enum LoopVersion {
     V3,
     V4,
     V5,
+    V6,
 }
 
 impl LoopVersion {
-    pub const ALL: [LoopVersion; 5] = [
+    pub const ALL: [LoopVersion; 6] = [
         LoopVersion::V1,
         LoopVersion::V2,
         LoopVersion::V3,
         LoopVersion::V4,
         LoopVersion::V5,
+        LoopVersion::V6,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +67,7 @@ impl LoopVersion {
             LoopVersion::V3 => "v3 (v2, weight gradient per image)",
             LoopVersion::V4 => "v4 (taps once, image blocks)",
             LoopVersion::V5 => "v5 (v3, a tap's plane as one run)",
+            LoopVersion::V6 => "v6 (v5, stride-2 rows as pairs)",
         }
     }
 }
@@ -106,6 +112,7 @@ pub fn forward(
     match version {
         LoopVersion::V4 => return blocked::forward(g, x, w, rows),
         LoopVersion::V5 => return spans::forward(g, x, w, rows),
+        LoopVersion::V6 if !pairs::runs(g) => return spans::forward(g, x, w, rows),
         _ => {}
     }
     let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
@@ -117,6 +124,13 @@ pub fn forward(
             let image = &x[(n * l.in_channels + ic) * in_plane..][..in_plane];
             match version {
                 LoopVersion::V1 => for_each_tap(g, kh, kw, |o, i| out[o] += weight * image[i]),
+                LoopVersion::V6 => for_each_row(g, kh, kw, |o, i, len| {
+                    pairs::axpy(
+                        weight,
+                        &image[pairs::row_span(len, i)],
+                        &mut out[o..o + len],
+                    )
+                }),
                 _ => for_each_row(g, kh, kw, |o, i, len| {
                     axpy_rows(weight, image, i, g.stride[1], &mut out[o..o + len])
                 }),
@@ -138,6 +152,7 @@ pub fn input_grad(
     match version {
         LoopVersion::V4 => return blocked::input_grad(g, dy, w, cols),
         LoopVersion::V5 => return spans::input_grad(g, dy, w, cols),
+        LoopVersion::V6 if !pairs::runs(g) => return spans::input_grad(g, dy, w, cols),
         _ => {}
     }
     let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
@@ -149,6 +164,13 @@ pub fn input_grad(
             let dy_plane = &dy[(n * l.out_channels + oc) * out_plane..][..out_plane];
             match version {
                 LoopVersion::V1 => for_each_tap(g, kh, kw, |o, i| dx[i] += weight * dy_plane[o]),
+                LoopVersion::V6 => for_each_row(g, kh, kw, |o, i, len| {
+                    pairs::scatter(
+                        weight,
+                        &dy_plane[o..o + len],
+                        &mut dx[pairs::row_span(len, i)],
+                    )
+                }),
                 _ => for_each_row(g, kh, kw, |o, i, len| {
                     scatter_row(weight, &dy_plane[o..o + len], dx, i, g.stride[1])
                 }),
@@ -169,6 +191,7 @@ pub fn weight_grad(
     match version {
         LoopVersion::V4 => return blocked::weight_grad(g, x, dy, rows),
         LoopVersion::V5 => return spans::weight_grad(g, x, dy, rows),
+        LoopVersion::V6 if !pairs::runs(g) => return spans::weight_grad(g, x, dy, rows),
         _ => {}
     }
     let active = active_weights(g, rows);
@@ -194,7 +217,7 @@ fn active_weights(g: &ConvGeometry, rows: IndexList) -> Vec<(usize, i32)> {
         .collect()
 }
 
-/// Every active weight's gradient as v3 and v5 sum it: `image_sum(n, weight)` over image n,
+/// Every active weight's gradient as v3, v5 and v6 sum it: `image_sum(n, weight)` over image n,
 /// threaded over images, and each weight's image sums added in image order, in f64.
 fn summed_per_image(
     g: &ConvGeometry,
@@ -240,6 +263,13 @@ fn weight_sum(
         let dy_plane = &dy[(n * l.out_channels + oc) * out_plane..][..out_plane];
         match version {
             LoopVersion::V1 => for_each_tap(g, kh, kw, |o, i| acc += dy_plane[o] * image[i]),
+            LoopVersion::V6 => for_each_row(g, kh, kw, |o, i, len| {
+                pairs::dot(
+                    &mut lanes.lanes,
+                    &dy_plane[o..o + len],
+                    &image[pairs::row_span(len, i)],
+                )
+            }),
             _ => for_each_row(g, kh, kw, |o, i, len| {
                 lanes.dot(&dy_plane[o..o + len], image, i, g.stride[1])
             }),
