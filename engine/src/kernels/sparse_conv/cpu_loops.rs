@@ -494,6 +494,8 @@ mod tests {
             (4, 3, 1, 1),
             (8, 1, 1, 0),
             (7, 5, 1, 2),
+            // Rows of 17 outputs: v6's weight gradient runs its 8-lane loop and a tail.
+            (34, 3, 2, 1),
         ]
         .iter()
         .enumerate()
