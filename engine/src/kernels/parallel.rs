@@ -2,6 +2,8 @@
 //! has no threads). Each item is computed whole by one thread, so no result depends on the
 //! number of threads.
 
+use std::mem::MaybeUninit;
+
 /// `f(chunk_number, chunk)` for each `len`-element chunk of `out` (none if `len` is 0).
 pub fn for_each_chunk<T: Send>(
     out: &mut [T],
@@ -35,7 +37,6 @@ pub fn zeroed_chunks(
     chunk: usize,
     f: impl Fn(usize, &mut [f32]) + Sync + Send,
 ) -> Vec<f32> {
-    use std::mem::MaybeUninit;
     let fill = |i: usize, piece: &mut [MaybeUninit<f32>]| {
         for v in piece.iter_mut() {
             v.write(0.0);
@@ -59,7 +60,7 @@ pub fn mapped_chunks<I: Iterator<Item = f32>>(
     chunk: usize,
     values: impl Fn(usize) -> I + Sync + Send,
 ) -> Vec<f32> {
-    let fill = |i: usize, piece: &mut [std::mem::MaybeUninit<f32>]| {
+    let fill = |i: usize, piece: &mut [MaybeUninit<f32>]| {
         let mut values = values(i);
         let mut written = 0;
         for (slot, v) in piece.iter_mut().zip(values.by_ref()) {
@@ -84,7 +85,7 @@ pub fn mapped_chunks<I: Iterator<Item = f32>>(
 unsafe fn built_in_chunks(
     len: usize,
     chunk: usize,
-    fill: impl Fn(usize, &mut [std::mem::MaybeUninit<f32>]) + Sync + Send,
+    fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync + Send,
 ) -> Vec<f32> {
     if len == 0 {
         return Vec::new();
@@ -160,6 +161,9 @@ mod tests {
 
     #[test]
     fn zeroed_chunks_hands_out_zeroed_pieces() {
+        // A freed buffer of the same size, non-zero: the allocator tends to hand its memory
+        // straight back, so pieces that were not zeroed would show its values.
+        drop(std::hint::black_box(vec![7.0f32; 10]));
         let v = zeroed_chunks(10, 4, |i, piece| {
             assert!(piece.iter().all(|&x| x == 0.0));
             piece[0] = i as f32 + 1.0;
