@@ -1,12 +1,16 @@
 //! The fused BatchNorm of Flex's training step against Burn's own, alone, with the ReLU it
 //! can run in its passes, and with a residual block's sum and ReLU: outputs, the gradients
 //! of the input (and the residual), gamma and beta, and the running statistics it moves.
+//! Then the same three in inference mode, over running statistics.
 
-use sparselab::burn::module::Param;
+use sparselab::burn::module::{Module, Param};
 use sparselab::burn::nn::BatchNormConfig;
 use sparselab::burn::tensor::activation::relu;
 use sparselab::burn::tensor::{Device, Tensor, TensorData};
-use sparselab::kernels::batch_norm::{batch_norm_add_relu_train, batch_norm_train};
+use sparselab::kernels::batch_norm::{
+    batch_norm_add_relu_inference, batch_norm_add_relu_train, batch_norm_inference,
+    batch_norm_train,
+};
 
 #[path = "../kernel_inputs.rs"]
 #[allow(dead_code)] // shared with the kernel tests, which use more of it
@@ -126,4 +130,68 @@ fn rng_vec(seed: u64, n: usize, offset: f32) -> Vec<f32> {
         .iter()
         .map(|v| v + offset)
         .collect()
+}
+
+#[test]
+fn fused_inference_matches_burns_with_the_running_statistics() {
+    for after in [After::Nothing, After::Relu, After::AddRelu] {
+        compare_inference_with_burns(after);
+    }
+}
+
+/// Inference (no autodiff): the normalisation by the running statistics, which a few
+/// training steps have moved away from their initial zeros and ones.
+fn compare_inference_with_burns(after: After) {
+    let train_device = Device::flex().autodiff();
+    let device = Device::flex();
+    let dims = [2, 4, 3, 5];
+    let n: usize = dims.iter().product();
+    let mut bn = BatchNormConfig::new(4)
+        .with_momentum(0.5)
+        .init(&train_device);
+    bn.gamma = Param::from_tensor(Tensor::from_data(
+        TensorData::new(rng_vec(31, 4, 0.5), [4]),
+        &train_device,
+    ));
+    bn.beta = Param::from_tensor(Tensor::from_data(
+        TensorData::new(rng_vec(32, 4, 0.0), [4]),
+        &train_device,
+    ));
+    for seed in 0..3 {
+        let x: Vec<f32> = rng_vec(40 + seed, n, 1.5).iter().map(|v| v * 3.0).collect();
+        let _ = bn.forward(Tensor::<4>::from_data(
+            TensorData::new(x, dims),
+            &train_device,
+        ));
+    }
+    let bn = bn.valid();
+    let mean = host(bn.running_mean.value_sync());
+    let var = host(bn.running_var.value_sync());
+    assert!(mean.iter().all(|m| m.abs() > 0.1), "running mean {mean:?}");
+    assert!(
+        var.iter().all(|v| (v - 1.0).abs() > 0.1),
+        "running variance {var:?}"
+    );
+
+    // Around the running mean (about 3.9), so the ReLU passes some and cuts others.
+    let x = Tensor::<4>::from_data(TensorData::new(rng_vec(50, n, 4.0), dims), &device);
+    let residual = Tensor::<4>::from_data(TensorData::new(rng_vec(51, n, 0.0), dims), &device);
+    let (fused, burns) = match after {
+        After::Nothing => (batch_norm_inference(&bn, x.clone(), false), bn.forward(x)),
+        After::Relu => (
+            batch_norm_inference(&bn, x.clone(), true),
+            relu(bn.forward(x)),
+        ),
+        After::AddRelu => (
+            batch_norm_add_relu_inference(&bn, x.clone(), residual.clone()),
+            relu(bn.forward(x) + residual),
+        ),
+    };
+    let (fused, burns) = (host(fused), host(burns));
+    let d = max_abs_diff(&fused, &burns);
+    assert!(d < 1e-5, "inference output differs by {d}");
+    if after != After::Nothing {
+        let cut = fused.iter().filter(|&&y| y == 0.0).count();
+        assert!(cut > 0 && cut < fused.len(), "{cut} of {} cut", fused.len());
+    }
 }

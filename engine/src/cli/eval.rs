@@ -147,8 +147,10 @@ pub fn run(a: EvalArgs) -> anyhow::Result<()> {
     }
     let batcher = sparselab::data::Batcher::new(ckpt.normalization);
     let batch = ckpt.config.eval_batch_size;
-    // The model as the run left it: DyReLU at its last phase (eval runs the dense kernels).
-    let ctx = sparselab::model::ForwardCtx::new(ckpt.dyrelu_phase, None);
+    // The model as the run left it: DyReLU at its last phase (eval runs the dense kernels,
+    // and the device's BatchNorm).
+    let ctx = sparselab::model::ForwardCtx::new(ckpt.dyrelu_phase, None)
+        .with_batch_norm(sparselab::kernels::batch_norm::for_device(&device));
     let e = pollster::block_on(sparselab::train::eval::evaluate_model(
         &ckpt.model,
         &ctx,

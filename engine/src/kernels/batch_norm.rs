@@ -1,14 +1,17 @@
-//! Kernel 5: BatchNorm in training mode, fused, on Flex. Burn's own builds it from tensor
-//! ops: each of the statistics' reductions first copies the activation into channel-major
+//! Kernel 5: BatchNorm, fused, on Flex. Burn's own builds it from tensor ops: in training
+//! mode each of the statistics' reductions first copies the activation into channel-major
 //! order, and the normalisation and its backward pass are a dozen more full passes, each a
-//! new buffer. At 99.9% sparsity those passes are most of a CPU step (the profile in the
-//! book's kernel page). Here the statistics take one pass over the activation as it lies,
-//! the normalisation one pass, and the backward pass two; a ReLU after the BatchNorm
-//! runs inside those passes instead of two more of its own.
+//! new buffer; in inference mode the normalisation alone is four passes (subtract, divide,
+//! scale, shift). At 99.9% sparsity those passes are most of a CPU step (the profile in
+//! the book's kernel page). Here the statistics take one pass over the activation as it
+//! lies, the normalisation one pass, and the backward pass two; a ReLU after the
+//! BatchNorm, or a residual block's sum and ReLU, runs inside those passes instead of
+//! passes of its own. Inference is the same normalising pass over the running statistics.
 //!
-//! Only Flex has it: `ForwardCtx` routes a BatchNorm here on Flex while training (autodiff),
-//! and everywhere else to Burn's `BatchNorm::forward`, which is the reference the tests
-//! compare outputs, gradients and running statistics with.
+//! Only Flex has it: `ForwardCtx` routes a BatchNorm here on Flex while training
+//! (autodiff) and in inference (no autodiff), and everywhere else to Burn's
+//! `BatchNorm::forward`, which is the reference the tests compare outputs, gradients and
+//! running statistics with.
 
 mod autodiff;
 mod flex;
@@ -114,6 +117,49 @@ pub fn batch_norm_add_relu_train(bn: &BatchNorm, x: Tensor<4>, residual: Tensor<
     ))
 }
 
+/// `bn.forward(x)` in inference mode (the running statistics), fused, then `relu` of it if
+/// `relu`. Flex, without autodiff (`norm_apply`'s backward would differentiate through
+/// batch statistics).
+pub fn batch_norm_inference(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
+    let stats = running_statistics(bn, &x.device());
+    Tensor::<4>::from_dispatch(<Dispatch as FusedNormBackend>::norm_apply(
+        x.into_dispatch(),
+        stats.into_dispatch(),
+        bn.gamma.val().into_dispatch(),
+        bn.beta.val().into_dispatch(),
+        bn.epsilon,
+        relu,
+    ))
+}
+
+/// `relu(bn.forward(x) + residual)` in inference mode, fused. Flex, without autodiff.
+pub fn batch_norm_add_relu_inference(
+    bn: &BatchNorm,
+    x: Tensor<4>,
+    residual: Tensor<4>,
+) -> Tensor<4> {
+    let stats = running_statistics(bn, &x.device());
+    Tensor::<4>::from_dispatch(<Dispatch as FusedNormBackend>::norm_apply_add_relu(
+        x.into_dispatch(),
+        stats.into_dispatch(),
+        bn.gamma.val().into_dispatch(),
+        bn.beta.val().into_dispatch(),
+        residual.into_dispatch(),
+        bn.epsilon,
+    ))
+}
+
+/// `bn`'s running mean and variance as the `[2, C]` statistics `norm_apply` takes.
+fn running_statistics(bn: &BatchNorm, device: &burn::tensor::Device) -> Tensor<2> {
+    let [channels] = bn.gamma.dims();
+    let mean = bn.running_mean.value().to_device(device);
+    let var = bn.running_var.value().to_device(device);
+    Tensor::cat(
+        vec![mean.reshape([1, channels]), var.reshape([1, channels])],
+        0,
+    )
+}
+
 /// The batch's `[2, C]` statistics of `x`, with `bn`'s running ones moved towards them.
 fn statistics(bn: &BatchNorm, x: &Tensor<4>) -> Tensor<2> {
     let channels = x.dims()[1];
@@ -134,11 +180,18 @@ fn statistics(bn: &BatchNorm, x: &Tensor<4>) -> Tensor<2> {
     stats
 }
 
-/// The BatchNorm a training forward on `device` should use (`ForwardCtx::batch_norm`): the
-/// fused one on Flex, else None (Burn's).
-pub fn for_device(device: &burn::tensor::Device) -> Option<crate::model::BatchNormTrain> {
-    super::runs_flex(device).then_some(crate::model::BatchNormTrain {
-        norm: batch_norm_train,
-        norm_add_relu: batch_norm_add_relu_train,
+/// The BatchNorm a forward on `device` (or its inner device) should use
+/// (`ForwardCtx::batch_norm`): the fused one on Flex, else None (Burn's).
+pub fn for_device(device: &burn::tensor::Device) -> Option<crate::model::FusedBatchNorm> {
+    use crate::model::{FusedBatchNorm, NormKernels};
+    super::runs_flex(device).then_some(FusedBatchNorm {
+        train: NormKernels {
+            norm: batch_norm_train,
+            norm_add_relu: batch_norm_add_relu_train,
+        },
+        inference: NormKernels {
+            norm: batch_norm_inference,
+            norm_add_relu: batch_norm_add_relu_inference,
+        },
     })
 }

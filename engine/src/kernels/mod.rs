@@ -35,6 +35,7 @@ pub mod sparse_index;
 pub mod timing;
 pub mod topk;
 pub(crate) mod wgsl;
+pub(crate) mod wide;
 
 use burn::backend::DispatchDevice;
 use burn::tensor::Device;

@@ -19,13 +19,23 @@ pub trait LayerKernels {
     fn linear(&self, id: LayerId, linear: &Linear, x: Tensor<2>) -> Tensor<2>;
 }
 
-/// Another implementation of BatchNorm in training mode (the fused one on Flex).
+/// BatchNorm in one mode, with what may follow it in the same passes.
 #[derive(Clone, Copy)]
-pub struct BatchNormTrain {
+pub struct NormKernels {
     /// `bn(x)`, or with `true` `relu(bn(x))` in the same passes.
     pub norm: fn(&BatchNorm, Tensor<4>, bool) -> Tensor<4>,
     /// `relu(bn(x) + residual)`, a residual block's end, in the same passes.
     pub norm_add_relu: fn(&BatchNorm, Tensor<4>, Tensor<4>) -> Tensor<4>,
+}
+
+/// Another implementation of BatchNorm (the fused one on Flex), in both of Burn's modes.
+#[derive(Clone, Copy)]
+pub struct FusedBatchNorm {
+    /// Training mode (autodiff, the BatchNorm training): the batch's statistics, the
+    /// running ones moved.
+    pub train: NormKernels,
+    /// Inference mode (no autodiff): the running statistics.
+    pub inference: NormKernels,
 }
 
 #[derive(Clone, Copy)]
@@ -34,8 +44,8 @@ pub struct ForwardCtx<'a> {
     pub phase: f32,
     /// Layers that run through other kernels; None: every layer dense.
     pub kernels: Option<&'a dyn LayerKernels>,
-    /// BatchNorm while training (autodiff); None: Burn's `BatchNorm::forward`.
-    pub batch_norm: Option<BatchNormTrain>,
+    /// Another BatchNorm; None: Burn's `BatchNorm::forward`.
+    pub batch_norm: Option<FusedBatchNorm>,
 }
 
 impl ForwardCtx<'static> {
@@ -56,22 +66,22 @@ impl<'a> ForwardCtx<'a> {
         }
     }
 
-    /// The same context with another BatchNorm for training.
-    pub fn with_batch_norm(self, batch_norm: Option<BatchNormTrain>) -> Self {
+    /// The same context with another BatchNorm.
+    pub fn with_batch_norm(self, batch_norm: Option<FusedBatchNorm>) -> Self {
         Self { batch_norm, ..self }
     }
 
     pub(crate) fn norm(&self, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
-        match self.train_norm(bn, &x) {
-            Some(train) => (train.norm)(bn, x, false),
+        match self.fused_norm(bn, &x) {
+            Some(fused) => (fused.norm)(bn, x, false),
             None => bn.forward(x),
         }
     }
 
     /// `relu(bn(x))`, in the fused BatchNorm's passes where it runs.
     pub(crate) fn norm_relu(&self, bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
-        match self.train_norm(bn, &x) {
-            Some(train) => (train.norm)(bn, x, true),
+        match self.fused_norm(bn, &x) {
+            Some(fused) => (fused.norm)(bn, x, true),
             None => relu(bn.forward(x)),
         }
     }
@@ -83,16 +93,23 @@ impl<'a> ForwardCtx<'a> {
         x: Tensor<4>,
         residual: Tensor<4>,
     ) -> Tensor<4> {
-        match self.train_norm(bn, &x) {
-            Some(train) => (train.norm_add_relu)(bn, x, residual),
+        match self.fused_norm(bn, &x) {
+            Some(fused) => (fused.norm_add_relu)(bn, x, residual),
             None => relu(bn.forward(x) + residual),
         }
     }
 
-    /// The other BatchNorm, where it applies: training (autodiff, a BatchNorm in training).
-    fn train_norm(&self, bn: &BatchNorm, x: &Tensor<4>) -> Option<BatchNormTrain> {
-        self.batch_norm
-            .filter(|_| x.device().is_autodiff() && bn.training.is_enabled())
+    /// The other BatchNorm in the mode Burn's would take: training on an autodiff device
+    /// where the BatchNorm trains, inference without autodiff. A frozen BatchNorm on an
+    /// autodiff device stays Burn's (the fused training backward would differentiate
+    /// through batch statistics it does not use).
+    fn fused_norm(&self, bn: &BatchNorm, x: &Tensor<4>) -> Option<NormKernels> {
+        let fused = self.batch_norm?;
+        match (x.device().is_autodiff(), bn.training.is_enabled()) {
+            (true, true) => Some(fused.train),
+            (true, false) => None,
+            (false, _) => Some(fused.inference),
+        }
     }
 
     pub(crate) fn conv(&self, id: LayerId, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
@@ -107,5 +124,68 @@ impl<'a> ForwardCtx<'a> {
             Some(k) => k.linear(id, linear, x),
             None => linear.forward(x),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::Module;
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::Device;
+
+    /// Marker kernels: each fills the output with its own constant, so the output says
+    /// which one ran.
+    fn ones(_: &BatchNorm, x: Tensor<4>, _: bool) -> Tensor<4> {
+        x.ones_like()
+    }
+    fn twos(_: &BatchNorm, x: Tensor<4>, _: bool) -> Tensor<4> {
+        x.ones_like().mul_scalar(2.0)
+    }
+    fn ones_sum(_: &BatchNorm, x: Tensor<4>, _: Tensor<4>) -> Tensor<4> {
+        x.ones_like()
+    }
+    fn twos_sum(_: &BatchNorm, x: Tensor<4>, _: Tensor<4>) -> Tensor<4> {
+        x.ones_like().mul_scalar(2.0)
+    }
+
+    const MARKERS: FusedBatchNorm = FusedBatchNorm {
+        train: NormKernels {
+            norm: ones,
+            norm_add_relu: ones_sum,
+        },
+        inference: NormKernels {
+            norm: twos,
+            norm_add_relu: twos_sum,
+        },
+    };
+
+    /// The first element of `ctx.norm` and of `ctx.norm_add_relu` on a constant 5.
+    fn routed(bn: &BatchNorm, device: &Device) -> (f32, f32) {
+        let ctx = ForwardCtx::DENSE.with_batch_norm(Some(MARKERS));
+        let x = Tensor::<4>::full([2, 3, 2, 2], 5.0, device);
+        let first = |t: Tensor<4>| t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()[0];
+        (
+            first(ctx.norm(bn, x.clone())),
+            first(ctx.norm_add_relu(bn, x.clone(), x.zeros_like())),
+        )
+    }
+
+    #[test]
+    fn the_fused_batch_norm_runs_in_the_mode_burns_would_take() {
+        let train = Device::flex().autodiff();
+        let bn = BatchNormConfig::new(3).init(&train);
+        // Training on an autodiff device: the training kernels.
+        assert_eq!(routed(&bn, &train), (1.0, 1.0));
+        // Without autodiff: inference, whether or not the BatchNorm is set to train.
+        assert_eq!(routed(&bn, &Device::flex()), (2.0, 2.0));
+        assert_eq!(routed(&bn.clone().valid(), &Device::flex()), (2.0, 2.0));
+        // Frozen on an autodiff device: Burn's own, over the running statistics (mean 0,
+        // variance 1): 5 normalised is 5, and relu(5 + 0) is 5.
+        let (norm, sum) = routed(&bn.freeze(), &train);
+        assert!(
+            (norm - 5.0).abs() < 1e-3 && (sum - 5.0).abs() < 1e-3,
+            "{norm}, {sum}"
+        );
     }
 }

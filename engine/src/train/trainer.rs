@@ -372,12 +372,14 @@ impl Trainer {
         })
     }
 
-    /// The forward context at the current step: its DyReLU phase and the sparse kernels.
+    /// The forward context at the current step: its DyReLU phase, the sparse kernels and
+    /// the device's BatchNorm.
     fn forward_ctx(&self) -> ForwardCtx<'_> {
         ForwardCtx::new(
             self.phase(),
             self.masks.plan().map(|p| p as &dyn LayerKernels),
         )
+        .with_batch_norm(crate::kernels::batch_norm::for_device(&self.device))
     }
 
     /// Evaluates in inference mode (BatchNorm running statistics, no autodiff).

@@ -9,7 +9,6 @@
 
 use super::Trainer;
 use crate::data::split::epoch_order;
-use crate::model::ForwardCtx;
 use crate::rng::Rng;
 use burn::tensor::{Tensor, TensorData};
 
@@ -45,8 +44,7 @@ impl Trainer {
             for bn in self.model.batch_norms_mut() {
                 bn.momentum = 1.0 / (k + 1) as f64;
             }
-            let ctx = ForwardCtx::new(self.phase(), self.masks.plan().map(|p| p as _))
-                .with_batch_norm(crate::kernels::batch_norm::for_device(&self.device));
+            let ctx = self.forward_ctx();
             // The forward moves the running statistics; its logits are not needed and
             // nothing is read back (an evaluation settles the statistics it reads).
             let _ = self.model.forward(x, &ctx);

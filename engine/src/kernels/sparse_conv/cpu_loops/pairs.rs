@@ -15,6 +15,7 @@
 //! lanes and the images in f64 (v1's to rounding). No sum depends on the thread count.
 
 use super::ConvGeometry;
+use crate::kernels::wide::wide_fn;
 
 /// Whether `g`'s rows run here: input columns two apart for neighbouring output columns.
 pub(super) fn runs(g: &ConvGeometry) -> bool {
@@ -27,6 +28,7 @@ pub(super) fn row_span(len: usize, start: usize) -> std::ops::Range<usize> {
     start..start + 2 * len - 1
 }
 
+wide_fn! {
 /// `out[j] += weight * input[2 * j]` over a row (`input` is its `row_span`).
 pub(super) fn axpy(weight: f32, input: &[f32], out: &mut [f32]) {
     let pairs = input.chunks_exact(2);
@@ -37,7 +39,9 @@ pub(super) fn axpy(weight: f32, input: &[f32], out: &mut [f32]) {
     }
     end[0] += weight * last;
 }
+}
 
+wide_fn! {
 /// `dx[2 * j] += weight * dy[j]` over a row (`dx` is its `row_span`).
 pub(super) fn scatter(weight: f32, dy: &[f32], dx: &mut [f32]) {
     let mut pairs = dx.chunks_exact_mut(2);
@@ -46,7 +50,9 @@ pub(super) fn scatter(weight: f32, dy: &[f32], dx: &mut [f32]) {
     }
     pairs.into_remainder()[0] += weight * dy[dy.len() - 1];
 }
+}
 
+wide_fn! {
 /// `lanes[j % 8] += a[j] * b[2 * j]` over a row (`b` is its `row_span`).
 pub(super) fn dot(lanes: &mut [f32; 8], a: &[f32], b: &[f32]) {
     // Whole eights whose 16 inputs all lie in `b` (its last pair lacks a second value).
@@ -59,6 +65,7 @@ pub(super) fn dot(lanes: &mut [f32; 8], a: &[f32], b: &[f32]) {
     for j in eights * 8..a.len() {
         lanes[j % 8] += a[j] * b[2 * j];
     }
+}
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use super::{
     ConvGeometry, IndexList, LoopVersion, active_weights, for_each_plane, placed, split_entry,
     summed_per_image,
 };
+use crate::kernels::wide::wide_fn;
 
 /// One tap's run over a plane: outputs `out_start..out_start + len` read inputs
 /// `in_start..in_start + len`; `mask` (an index into `Spans::masks`) marks the positions
@@ -100,6 +101,7 @@ fn kept(product: f32, keep: u32) -> f32 {
     f32::from_bits(product.to_bits() & keep)
 }
 
+wide_fn! {
 /// `out[j] += weight * input[j]`, except where `mask[j]` (over the run's outputs) is zero.
 fn axpy(weight: f32, input: &[f32], out: &mut [f32], mask: Option<&[u32]>) {
     let pairs = out.iter_mut().zip(input);
@@ -109,6 +111,7 @@ fn axpy(weight: f32, input: &[f32], out: &mut [f32], mask: Option<&[u32]>) {
             .zip(mask)
             .for_each(|((o, &v), &m)| *o += kept(weight * v, m)),
     }
+}
 }
 
 pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], rows: IndexList) -> Vec<f32> {
@@ -196,6 +199,7 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], rows: IndexList) -> 
     placed(g, &active, sums)
 }
 
+wide_fn! {
 /// `sum_j a[j] * b[j]` over the unmasked positions, in 8 f32 lanes.
 fn dot(a: &[f32], b: &[f32], mask: Option<&[u32]>) -> f32 {
     let mut lanes = [0.0f32; 8];
@@ -223,6 +227,7 @@ fn dot(a: &[f32], b: &[f32], mask: Option<&[u32]>) -> f32 {
         rest += kept(a[j] * b[j], keep(j));
     }
     lanes.iter().sum::<f32>() + rest
+}
 }
 
 #[cfg(test)]
