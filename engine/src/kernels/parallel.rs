@@ -2,6 +2,7 @@
 //! has no threads). Each item is computed whole by one thread, so no result depends on the
 //! number of threads.
 
+use super::wide::wide_fn;
 use std::mem::MaybeUninit;
 
 /// `f(chunk_number, chunk)` for each `len`-element chunk of `out` (none if `len` is 0).
@@ -55,26 +56,40 @@ pub fn zeroed_chunks(
 /// BatchNorm's passes, DyReLU's): `zeroed_chunks` would zero each piece first, a pass the
 /// values then overwrite. Panics if a piece's iterator yields more or fewer values than
 /// the piece holds.
-pub fn mapped_chunks<I: Iterator<Item = f32>>(
+pub fn mapped_chunks<I: ExactSizeIterator<Item = f32>>(
     len: usize,
     chunk: usize,
     values: impl Fn(usize) -> I + Sync + Send,
 ) -> Vec<f32> {
     let fill = |i: usize, piece: &mut [MaybeUninit<f32>]| {
-        let mut values = values(i);
-        let mut written = 0;
-        for (slot, v) in piece.iter_mut().zip(values.by_ref()) {
-            slot.write(v);
-            written += 1;
-        }
+        let values = values(i);
+        // The claimed length catches an iterator that would yield more; the count written,
+        // one that yields fewer (whatever it claims).
+        let claimed = values.len();
+        let written = write_values(piece, values);
         assert!(
-            written == piece.len() && values.next().is_none(),
+            written == piece.len() && claimed == piece.len(),
             "piece {i} of {} elements got a different number of values",
             piece.len()
         );
     };
     // SAFETY: `fill` writes every element of its piece or panics.
     unsafe { built_in_chunks(len, chunk, fill) }
+}
+
+wide_fn! {
+/// Writes `values` into `piece` from its start; returns how many it wrote. `values` is
+/// taken whole, not by reference: zipped with the piece, a map over slices then runs as a
+/// counted loop the compiler vectorises (through a `&mut` iterator it ran an element at a
+/// time).
+fn write_values(piece: &mut [MaybeUninit<f32>], values: impl Iterator<Item = f32>) -> usize {
+    let mut written = 0;
+    for (slot, v) in piece.iter_mut().zip(values) {
+        slot.write(v);
+        written += 1;
+    }
+    written
+}
 }
 
 /// A new `len`-element vector whose `chunk`-element pieces, uninitialised, are handed to
@@ -157,6 +172,22 @@ mod tests {
             });
             assert!(result.is_err(), "a piece of 4 took {wrong} values");
         }
+        // An iterator whose claimed length is wrong: it says 4 and yields 3 (safe code may
+        // do so), so the count written must catch it, or an element would stay unwritten.
+        struct ClaimsFour(std::ops::Range<usize>);
+        impl Iterator for ClaimsFour {
+            type Item = f32;
+            fn next(&mut self) -> Option<f32> {
+                self.0.next().map(|k| k as f32)
+            }
+        }
+        impl ExactSizeIterator for ClaimsFour {
+            fn len(&self) -> usize {
+                4
+            }
+        }
+        let result = std::panic::catch_unwind(|| mapped_chunks(8, 4, |_| ClaimsFour(0..3)));
+        assert!(result.is_err(), "a piece of 4 took 3 values claimed as 4");
     }
 
     #[test]
