@@ -149,7 +149,7 @@ pub fn network_timing(
                 }
             })
         };
-        // Both with the BatchNorm training uses on this device.
+        // Both with the device's BatchNorm (the fused one on Flex, in either mode).
         let norm = super::batch_norm::for_device(device);
         let sparse = ForwardCtx::new(None, Some(&plan as &dyn LayerKernels)).with_batch_norm(norm);
         (run(ForwardCtx::DENSE.with_batch_norm(norm)), run(sparse))

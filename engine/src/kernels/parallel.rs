@@ -54,8 +54,8 @@ pub fn zeroed_chunks(
 /// A new `len`-element vector whose `chunk`-element pieces are `values(chunk_number)`,
 /// written by the thread that computes them. For outputs that set every element (the
 /// BatchNorm's passes, DyReLU's): `zeroed_chunks` would zero each piece first, a pass the
-/// values then overwrite. Panics if a piece's iterator yields more or fewer values than
-/// the piece holds.
+/// values then overwrite. Panics if a piece's iterator yields fewer values than the piece
+/// holds, or claims a length other than the piece's.
 pub fn mapped_chunks<I: ExactSizeIterator<Item = f32>>(
     len: usize,
     chunk: usize,

@@ -4,8 +4,8 @@
 //! fuses a multiply and an add), so the same bits. Elsewhere (wasm, ARM) they run as built.
 
 /// Defines `fn name(args) -> ret { body }` twice: as written, and inlined into a copy
-/// built with AVX2, which runs where the CPU has it. The body is a loop over slices; its
-/// arguments are plain names.
+/// built with AVX2, which runs where the CPU has it (and tests have not turned it off).
+/// The body is an innermost loop; its arguments are plain names.
 macro_rules! wide_fn {
     ($(#[$attr:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$attr])*
@@ -20,7 +20,7 @@ macro_rules! wide_fn {
             }
 
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if $crate::kernels::wide::avx2_allowed() && std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: the CPU has AVX2, checked just above.
                 return unsafe { avx2($($arg),*) };
             }
@@ -29,3 +29,26 @@ macro_rules! wide_fn {
     };
 }
 pub(crate) use wide_fn;
+
+/// Tests run the baseline copy on a machine with AVX2 by turning the AVX2 copies off; for
+/// everything else they are on. Both copies must give the same bits, so a test running
+/// alongside sees no difference.
+#[cfg(test)]
+static AVX2_OFF: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(test)]
+pub(crate) fn set_avx2_off(off: bool) {
+    AVX2_OFF.store(off, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether the AVX2 copies may run (always, outside tests).
+#[cfg(all(target_arch = "x86_64", not(test)))]
+#[inline(always)]
+pub(crate) fn avx2_allowed() -> bool {
+    true
+}
+
+#[cfg(all(target_arch = "x86_64", test))]
+pub(crate) fn avx2_allowed() -> bool {
+    !AVX2_OFF.load(std::sync::atomic::Ordering::SeqCst)
+}

@@ -172,6 +172,54 @@ mod tests {
     }
 
     #[test]
+    fn a_resnet_infers_alike_through_the_fused_batch_norm_and_burns() {
+        use crate::model::{Arch, ModelConfig};
+        let train = Device::flex().autodiff();
+        let model = ModelConfig {
+            arch: Arch::Resnet8,
+            width: 0.5,
+            ..Default::default()
+        }
+        .init(10, &train);
+        let images = |seed: u64, device: &Device| {
+            let mut rng = crate::rng::Rng::new(seed);
+            let values: Vec<f32> = (0..4 * 3 * 32 * 32)
+                .map(|_| rng.next_f32() * 4.0 - 1.0)
+                .collect();
+            Tensor::<4>::from_data(
+                burn::tensor::TensorData::new(values, [4, 3, 32, 32]),
+                device,
+            )
+        };
+        // Two training forwards move every running statistic away from 0 and 1.
+        for seed in [1, 2] {
+            let _ = model.forward(images(seed, &train), &ForwardCtx::DENSE);
+        }
+        let model = model.valid();
+        let device = Device::flex();
+        let x = images(3, &device);
+        let logits = |ctx: &ForwardCtx| {
+            model
+                .forward(x.clone(), ctx)
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        let burns = logits(&ForwardCtx::DENSE);
+        let fused = logits(
+            &ForwardCtx::DENSE.with_batch_norm(crate::kernels::batch_norm::for_device(&device)),
+        );
+        let differ = burns
+            .iter()
+            .zip(&fused)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(differ < 1e-4, "logits differ by {differ}");
+        assert!(burns.iter().any(|l| l.abs() > 1e-3), "{burns:?}");
+    }
+
+    #[test]
     fn the_fused_batch_norm_runs_in_the_mode_burns_would_take() {
         let train = Device::flex().autodiff();
         let bn = BatchNormConfig::new(3).init(&train);

@@ -486,6 +486,18 @@ mod tests {
 
     #[test]
     fn every_version_matches_v1_on_every_geometry() {
+        every_version_matches_v1();
+        // Once more with the baseline copies of the innermost loops, which a machine with
+        // AVX2 would otherwise never run.
+        crate::kernels::wide::set_avx2_off(true);
+        let baseline = std::panic::catch_unwind(every_version_matches_v1);
+        crate::kernels::wide::set_avx2_off(false);
+        if let Err(failure) = baseline {
+            std::panic::resume_unwind(failure);
+        }
+    }
+
+    fn every_version_matches_v1() {
         for (case, &(size, kernel, stride, padding)) in [
             (9, 3, 1, 1),
             (9, 3, 2, 1),
