@@ -93,28 +93,14 @@ pub trait FusedNormBackend: Backend {
 /// momentum) running + momentum batch`, with the biased variance). Flex only.
 pub fn batch_norm_train(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
     let stats = statistics(bn, &x);
-    Tensor::<4>::from_dispatch(<Dispatch as FusedNormBackend>::norm_apply(
-        x.into_dispatch(),
-        stats.into_dispatch(),
-        bn.gamma.val().into_dispatch(),
-        bn.beta.val().into_dispatch(),
-        bn.epsilon,
-        relu,
-    ))
+    normalised(bn, x, stats, relu)
 }
 
 /// `relu(bn.forward(x) + residual)` in training mode, fused (the end of a residual block),
 /// moving the running statistics as `batch_norm_train` does. Flex only.
 pub fn batch_norm_add_relu_train(bn: &BatchNorm, x: Tensor<4>, residual: Tensor<4>) -> Tensor<4> {
     let stats = statistics(bn, &x);
-    Tensor::<4>::from_dispatch(<Dispatch as FusedNormBackend>::norm_apply_add_relu(
-        x.into_dispatch(),
-        stats.into_dispatch(),
-        bn.gamma.val().into_dispatch(),
-        bn.beta.val().into_dispatch(),
-        residual.into_dispatch(),
-        bn.epsilon,
-    ))
+    normalised_add_relu(bn, x, stats, residual)
 }
 
 /// `bn.forward(x)` in inference mode (the running statistics), fused, then `relu` of it if
@@ -122,14 +108,7 @@ pub fn batch_norm_add_relu_train(bn: &BatchNorm, x: Tensor<4>, residual: Tensor<
 /// batch statistics).
 pub fn batch_norm_inference(bn: &BatchNorm, x: Tensor<4>, relu: bool) -> Tensor<4> {
     let stats = running_statistics(bn, &x.device());
-    Tensor::<4>::from_dispatch(<Dispatch as FusedNormBackend>::norm_apply(
-        x.into_dispatch(),
-        stats.into_dispatch(),
-        bn.gamma.val().into_dispatch(),
-        bn.beta.val().into_dispatch(),
-        bn.epsilon,
-        relu,
-    ))
+    normalised(bn, x, stats, relu)
 }
 
 /// `relu(bn.forward(x) + residual)` in inference mode, fused. Flex, without autodiff.
@@ -139,6 +118,29 @@ pub fn batch_norm_add_relu_inference(
     residual: Tensor<4>,
 ) -> Tensor<4> {
     let stats = running_statistics(bn, &x.device());
+    normalised_add_relu(bn, x, stats, residual)
+}
+
+/// `x` normalised by `stats` (`[2, C]`: mean, variance) and `bn`'s affine parameters,
+/// through the ReLU if `relu`.
+fn normalised(bn: &BatchNorm, x: Tensor<4>, stats: Tensor<2>, relu: bool) -> Tensor<4> {
+    Tensor::<4>::from_dispatch(<Dispatch as FusedNormBackend>::norm_apply(
+        x.into_dispatch(),
+        stats.into_dispatch(),
+        bn.gamma.val().into_dispatch(),
+        bn.beta.val().into_dispatch(),
+        bn.epsilon,
+        relu,
+    ))
+}
+
+/// `relu(normalised(bn, x, stats) + residual)`.
+fn normalised_add_relu(
+    bn: &BatchNorm,
+    x: Tensor<4>,
+    stats: Tensor<2>,
+    residual: Tensor<4>,
+) -> Tensor<4> {
     Tensor::<4>::from_dispatch(<Dispatch as FusedNormBackend>::norm_apply_add_relu(
         x.into_dispatch(),
         stats.into_dispatch(),
