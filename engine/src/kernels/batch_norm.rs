@@ -16,6 +16,8 @@
 mod autodiff;
 mod flex;
 
+pub(crate) use flex::{Affine, normalise_add_relu_in_place, normalise_in_place};
+
 use burn::backend::{Backend, Dispatch, backend_extension, tensor::FloatTensor};
 use burn::nn::BatchNorm;
 use burn::tensor::Tensor;
@@ -152,7 +154,7 @@ fn normalised_add_relu(
 }
 
 /// `bn`'s running mean and variance as the `[2, C]` statistics `norm_apply` takes.
-fn running_statistics(bn: &BatchNorm, device: &burn::tensor::Device) -> Tensor<2> {
+pub(crate) fn running_statistics(bn: &BatchNorm, device: &burn::tensor::Device) -> Tensor<2> {
     let [channels] = bn.gamma.dims();
     let mean = bn.running_mean.value().to_device(device);
     let var = bn.running_var.value().to_device(device);

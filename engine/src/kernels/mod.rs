@@ -16,10 +16,12 @@
 //! CPU-only fusions on Flex, each tested against Burn's own ops: 5. `batch_norm` in
 //! training mode, with the ReLU or the residual sum and ReLU after it; 6. `dyrelu`,
 //! DyReLU-B's activation; 7. `masked_norm`, the masked gradient's squared norm for
-//! clipping.
+//! clipping; 8. `conv_norm`, in inference, a sparse convolution that normalises each
+//! output plane (and adds the residual, applies the ReLU) as it finishes the plane.
 
 pub mod batch_norm;
 pub mod choice;
+pub mod conv_norm;
 pub mod crossover;
 pub mod dyrelu;
 pub(crate) mod flex_tensor;

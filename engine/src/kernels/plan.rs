@@ -2,9 +2,10 @@
 //! compressed index built from that layer's mask. The forward asks the plan for each
 //! layer by id (`LayerKernels`); layers the plan does not hold run dense.
 
+use super::conv_norm::sparse_conv2d_inference_norm;
 use super::sparse_conv::{WeightGrad, sparse_conv2d_with, sparse_linear_with};
 use super::sparse_index::{DeviceSparseIndex, SparseIndex, WeightLayout};
-use crate::model::{LayerId, LayerKernels};
+use crate::model::{LayerId, LayerKernels, NormTail};
 use crate::sparsity::{LayerMask, Masks};
 use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
@@ -90,6 +91,19 @@ impl LayerKernels for SparsePlan {
     fn linear(&self, id: LayerId, linear: &Linear, x: Tensor<2>) -> Tensor<2> {
         self.linear_with(id, linear, x, WeightGrad::Active)
     }
+
+    fn conv_inference_norm(
+        &self,
+        id: LayerId,
+        conv: &Conv2d,
+        x: &Tensor<4>,
+        tail: &NormTail,
+    ) -> Option<Tensor<4>> {
+        let index = self.index(id)?;
+        let [kh, kw] = conv.kernel_size;
+        let padding = [kh / 2, kw / 2];
+        sparse_conv2d_inference_norm(x, conv.weight.val(), index, conv.stride, padding, tail)
+    }
 }
 
 /// A plan with another weight gradient (`SparsePlan::with_dense_weight_grads`).
@@ -115,5 +129,116 @@ pub fn layout_of(mask: &LayerMask) -> Option<WeightLayout> {
         [o, i, kh, kw] => Some(WeightLayout::conv([o, i, kh, kw])),
         [i, o] => Some(WeightLayout::linear([i, o])),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::lab::uniform_masks;
+    use crate::model::{Activation, Arch, ForwardCtx, ModelConfig, ResNet};
+    use burn::module::{Module, Param};
+    use burn::tensor::{Distribution, TensorData};
+    use std::cell::Cell;
+
+    /// The plan with every convolution and its BatchNorm run apart, counting convolutions.
+    struct Apart<'a>(&'a SparsePlan, Cell<usize>);
+
+    impl LayerKernels for Apart<'_> {
+        fn conv(&self, id: LayerId, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+            self.1.set(self.1.get() + 1);
+            self.0.conv(id, conv, x)
+        }
+
+        fn linear(&self, id: LayerId, linear: &Linear, x: Tensor<2>) -> Tensor<2> {
+            self.0.linear(id, linear, x)
+        }
+    }
+
+    /// The plan, counting the convolutions that ran with their BatchNorm inside.
+    struct Fused<'a>(&'a SparsePlan, Cell<usize>);
+
+    impl LayerKernels for Fused<'_> {
+        fn conv(&self, id: LayerId, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+            self.0.conv(id, conv, x)
+        }
+
+        fn linear(&self, id: LayerId, linear: &Linear, x: Tensor<2>) -> Tensor<2> {
+            self.0.linear(id, linear, x)
+        }
+
+        fn conv_inference_norm(
+            &self,
+            id: LayerId,
+            conv: &Conv2d,
+            x: &Tensor<4>,
+            tail: &NormTail,
+        ) -> Option<Tensor<4>> {
+            let y = self.0.conv_inference_norm(id, conv, x, tail);
+            self.1.set(self.1.get() + y.is_some() as usize);
+            y
+        }
+    }
+
+    /// Every shared block's gains set away from 1.
+    fn with_gains(mut model: ResNet, device: &Device) -> ResNet {
+        let gain = |g: f32| Some(Param::from_tensor(Tensor::from_data([g], device)));
+        for block in model.stages.iter_mut().flat_map(|s| s.blocks.iter_mut()) {
+            if block.is_shared() {
+                block.gain1 = gain(0.8);
+                block.gain2 = gain(1.25);
+                block.gain3 = block.gain3.as_ref().and(gain(0.9));
+            }
+        }
+        model
+    }
+
+    #[test]
+    fn a_resnet_infers_with_the_same_bits_with_its_batch_norms_inside_the_sparse_convolutions() {
+        let device = Device::flex();
+        let configs = [
+            (Arch::Resnet8, 0.5, Activation::Relu, false),
+            (Arch::Resnet8, 0.5, Activation::Dyrelu, false),
+            (Arch::Resnet20, 0.5, Activation::Relu, true),
+            (Arch::Resnet50, 0.125, Activation::Relu, false),
+        ];
+        for (arch, width, activation, shared_weights) in configs {
+            let what = format!("{arch:?}, {activation:?}, shared {shared_weights}");
+            let config = ModelConfig {
+                arch,
+                width,
+                activation,
+                shared_weights,
+                ..Default::default()
+            };
+            // A few training forwards move every running statistic away from 0 and 1.
+            let train = device.clone().autodiff();
+            let model = with_gains(config.init(10, &train), &train);
+            for _ in 0..2 {
+                let x = Tensor::<4>::random([4, 3, 32, 32], Distribution::Default, &train);
+                let _ = model.forward(x, &ForwardCtx::DENSE);
+            }
+            let model = model.valid();
+            let masks = uniform_masks(&model, 0.3, 5);
+            let paths: Vec<&str> = masks.layers.iter().map(|m| m.path.as_str()).collect();
+            let plan = SparsePlan::new(&masks, paths, &device);
+            let norm = crate::kernels::batch_norm::for_device(&device);
+            let x = Tensor::<4>::random([3, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+            let logits = |kernels: &dyn LayerKernels| -> Vec<u32> {
+                let ctx = ForwardCtx::new(Some(0.5), Some(kernels)).with_batch_norm(norm);
+                let data: TensorData = model.forward(x.clone(), &ctx).into_data();
+                let values = data.convert::<f32>().try_to_vec::<f32>().unwrap();
+                assert!(values.iter().any(|v| v.abs() > 1e-3), "{what}: {values:?}");
+                values.iter().map(|v| v.to_bits()).collect()
+            };
+            let (apart, fused) = (Apart(&plan, Cell::new(0)), Fused(&plan, Cell::new(0)));
+            assert_eq!(logits(&apart), logits(&fused), "{what}");
+            assert!(apart.1.get() > 0, "{what}");
+            assert_eq!(
+                fused.1.get(),
+                apart.1.get(),
+                "{what}: every convolution fused"
+            );
+        }
     }
 }

@@ -21,6 +21,8 @@ pub mod cpu_loops;
 mod cube;
 mod flex;
 
+pub(crate) use flex::VERSION as FLEX_LOOPS;
+
 use super::sparse_index::{DeviceSparseIndex, WeightLayout};
 use burn::backend::{
     Backend, Dispatch, backend_extension,
@@ -167,6 +169,19 @@ pub fn sparse_conv2d_with(
     padding: [usize; 2],
     weight_grad: WeightGrad,
 ) -> Tensor<4> {
+    let geometry = conv_geometry(&x, &weight, index, stride, padding, weight_grad);
+    run(x, weight, index, geometry)
+}
+
+/// The geometry of a sparse convolution of `x` by `weight` over `index`.
+pub(crate) fn conv_geometry(
+    x: &Tensor<4>,
+    weight: &Tensor<4>,
+    index: &DeviceSparseIndex,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    weight_grad: WeightGrad,
+) -> ConvGeometry {
     let [batch, in_channels, in_h, in_w] = x.dims();
     let weight_shape: [usize; 4] = weight.dims();
     assert_eq!(
@@ -176,7 +191,7 @@ pub fn sparse_conv2d_with(
     );
     assert_eq!(in_channels, weight_shape[1], "input channels differ");
     let kernel = [weight_shape[2], weight_shape[3]];
-    let geometry = ConvGeometry {
+    ConvGeometry {
         batch,
         in_h,
         in_w,
@@ -189,8 +204,7 @@ pub fn sparse_conv2d_with(
         weight_shape,
         nnz: index.nnz,
         weight_grad,
-    };
-    run(x, weight, index, geometry)
+    }
 }
 
 /// A linear layer `x @ weight + bias` (Burn's `[in, out]` weight) over the active weights.

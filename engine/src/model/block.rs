@@ -2,7 +2,7 @@
 //! convolution every layer of the model is built with.
 
 use super::dyrelu::DyRelu;
-use super::forward_ctx::{ForwardCtx, LayerId};
+use super::forward_ctx::{AfterNorm, ForwardCtx, LayerId, NormTail};
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
@@ -149,49 +149,59 @@ impl Block {
 
     /// `owner` is the block whose convs a shared block runs (itself for an owning block).
     pub fn forward(&self, x: Tensor<4>, owner: &Block, ctx: &ForwardCtx) -> Tensor<4> {
-        let conv = |i: usize,
-                    own: &Option<Conv2d>,
-                    theirs: &Option<Conv2d>,
-                    gain: &Option<Param<Tensor<1>>>,
-                    x: Tensor<4>| {
+        // Conv i (this block's own, or its owner's times this block's gain), its BatchNorm
+        // and what follows it.
+        let conv_norm = |i: usize, bn: &BatchNorm, after: AfterNorm, x: Tensor<4>| {
             let id = self.ids.convs[i].expect("every conv of a built model has an id");
-            match (own, theirs, gain) {
-                (Some(c), _, _) => ctx.conv(id, c, x),
-                (None, Some(c), Some(g)) => ctx.conv(id, c, x) * g.val().reshape([1, 1, 1, 1]),
+            let own = [&self.conv1, &self.conv2, &self.conv3][i];
+            let theirs = [&owner.conv1, &owner.conv2, &owner.conv3][i];
+            let (conv, gain) = match (own, theirs, [&self.gain1, &self.gain2, &self.gain3][i]) {
+                (Some(c), _, _) => (c, None),
+                (None, Some(c), Some(g)) => (c, Some(g)),
                 _ => unreachable!("a shared block always has an owner with convs and a gain"),
-            }
+            };
+            ctx.conv_norm(id, conv, x, NormTail { gain, bn, after })
         };
-        let c1 = conv(0, &self.conv1, &owner.conv1, &self.gain1, x.clone());
-        let out = norm_activate(ctx, &self.bn1, &self.dyrelu1, c1);
-        let c2 = conv(1, &self.conv2, &owner.conv2, &self.gain2, out);
-        // The last BatchNorm and its input, which the shortcut's sum follows.
-        let (last_bn, last) = match &self.bn3 {
-            Some(bn3) => {
-                let out2 = norm_activate(ctx, &self.bn2, &self.dyrelu2, c2);
-                (bn3, conv(2, &self.conv3, &owner.conv3, &self.gain3, out2))
-            }
-            None => (&self.bn2, c2),
+        let conv_activate = |i: usize, bn: &BatchNorm, dyrelu: &Option<DyRelu>, x: Tensor<4>| {
+            activated(ctx, dyrelu, |after| conv_norm(i, bn, after, x))
+        };
+        let out = conv_activate(0, &self.bn1, &self.dyrelu1, x.clone());
+        // The last conv (its number, its BatchNorm, its input), which the shortcut's sum
+        // follows.
+        let (last, last_bn, out) = match &self.bn3 {
+            Some(bn3) => (2, bn3, conv_activate(1, &self.bn2, &self.dyrelu2, out)),
+            None => (1, &self.bn2, out),
         };
         let identity = match (&self.shortcut, self.ids.shortcut) {
-            (Some(s), Some(id)) => ctx.norm(&s.bn, ctx.conv(id, &s.conv, x)),
+            (Some(s), Some(id)) => {
+                let tail = NormTail {
+                    gain: None,
+                    bn: &s.bn,
+                    after: AfterNorm::Nothing,
+                };
+                ctx.conv_norm(id, &s.conv, x, tail)
+            }
             _ => x,
         };
         match &self.dyrelu_out {
-            Some(d) => d.forward(ctx.norm(last_bn, last) + identity, ctx.phase),
-            None => ctx.norm_add_relu(last_bn, last, identity),
+            Some(d) => d.forward(
+                conv_norm(last, last_bn, AfterNorm::Nothing, out) + identity,
+                ctx.phase,
+            ),
+            None => conv_norm(last, last_bn, AfterNorm::AddRelu(identity), out),
         }
     }
 }
 
-/// `bn(x)` through the activation: DyReLU, or a plain ReLU inside the BatchNorm's passes.
-pub(crate) fn norm_activate(
+/// A BatchNorm's output through the activation: `normalised(AfterNorm::Nothing)` through
+/// DyReLU, or `normalised(AfterNorm::Relu)`, the ReLU inside the BatchNorm's pass.
+pub(crate) fn activated(
     ctx: &ForwardCtx,
-    bn: &BatchNorm,
     dyrelu: &Option<DyRelu>,
-    x: Tensor<4>,
+    normalised: impl FnOnce(AfterNorm) -> Tensor<4>,
 ) -> Tensor<4> {
     match dyrelu {
-        Some(d) => d.forward(ctx.norm(bn, x), ctx.phase),
-        None => ctx.norm_relu(bn, x),
+        Some(d) => d.forward(normalised(AfterNorm::Nothing), ctx.phase),
+        None => normalised(AfterNorm::Relu),
     }
 }

@@ -2,6 +2,7 @@
 //! model holds parameters only; the trainer owns the phase and the sparse kernels and
 //! hands them to every forward, so nothing on the model changes between steps.
 
+use burn::module::Param;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear};
 use burn::tensor::Tensor;
@@ -17,6 +18,39 @@ pub struct LayerId(pub usize);
 pub trait LayerKernels {
     fn conv(&self, id: LayerId, conv: &Conv2d, x: Tensor<4>) -> Tensor<4>;
     fn linear(&self, id: LayerId, linear: &Linear, x: Tensor<2>) -> Tensor<2>;
+
+    /// The convolution with `tail` in inference mode (the running statistics) inside its
+    /// own pass over each output plane, where these kernels hold the layer and have such a
+    /// pass on `x`'s device; `None` where not, and the caller runs the two apart.
+    fn conv_inference_norm(
+        &self,
+        _id: LayerId,
+        _conv: &Conv2d,
+        _x: &Tensor<4>,
+        _tail: &NormTail,
+    ) -> Option<Tensor<4>> {
+        None
+    }
+}
+
+/// What follows a convolution up to its activation: the shared weight's gain, the
+/// BatchNorm, and then nothing, a ReLU, or a residual block's sum and ReLU.
+pub struct NormTail<'a> {
+    /// The learnable scalar a shared convolution's output is multiplied by first.
+    pub gain: Option<&'a Param<Tensor<1>>>,
+    pub bn: &'a BatchNorm,
+    pub after: AfterNorm,
+}
+
+/// What follows a BatchNorm in the same pass.
+// Built once per convolution per forward and moved a few frames down: a box would be an
+// allocation for nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum AfterNorm {
+    Nothing,
+    Relu,
+    /// `relu(bn(x) + residual)`: a residual block's end.
+    AddRelu(Tensor<4>),
 }
 
 /// BatchNorm in one mode, with what may follow it in the same passes.
@@ -109,6 +143,36 @@ impl<'a> ForwardCtx<'a> {
             (true, true) => Some(fused.train),
             (true, false) => None,
             (false, _) => Some(fused.inference),
+        }
+    }
+
+    /// `tail` after the convolution: in one pass per output plane where the BatchNorm
+    /// runs in inference mode through the fused kernels and the layer runs sparse,
+    /// otherwise the convolution, the gain and `norm` / `norm_relu` / `norm_add_relu`
+    /// apart. Both give the same bits (the tests compare them).
+    pub(crate) fn conv_norm(
+        &self,
+        id: LayerId,
+        conv: &Conv2d,
+        x: Tensor<4>,
+        tail: NormTail,
+    ) -> Tensor<4> {
+        if let Some(kernels) = self.kernels
+            && self.batch_norm.is_some()
+            && !x.device().is_autodiff()
+            && let Some(y) = kernels.conv_inference_norm(id, conv, &x, &tail)
+        {
+            return y;
+        }
+        let y = self.conv(id, conv, x);
+        let y = match tail.gain {
+            Some(g) => y * g.val().reshape([1, 1, 1, 1]),
+            None => y,
+        };
+        match tail.after {
+            AfterNorm::Nothing => self.norm(tail.bn, y),
+            AfterNorm::Relu => self.norm_relu(tail.bn, y),
+            AfterNorm::AddRelu(residual) => self.norm_add_relu(tail.bn, y, residual),
         }
     }
 

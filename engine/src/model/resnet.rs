@@ -3,10 +3,10 @@
 //! ResNet-50, a width multiplier, 1x1 projection shortcuts where the shape changes, and a
 //! bias-free classifier. Conv layers carry no bias (BatchNorm follows each one).
 
-use super::block::{Block, BlockLayerIds, BlockShape, conv, norm_activate};
+use super::block::{Block, BlockLayerIds, BlockShape, activated, conv};
 use super::config::{Activation, ModelConfig};
 use super::dyrelu::DyRelu;
-use super::forward_ctx::{ForwardCtx, LayerId};
+use super::forward_ctx::{ForwardCtx, LayerId, NormTail};
 use burn::module::Module;
 use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
@@ -156,8 +156,14 @@ impl ResNet {
 
     /// Logits `[batch, classes]` for images `[batch, 3, 32, 32]`.
     pub fn forward(&self, images: Tensor<4>, ctx: &ForwardCtx) -> Tensor<2> {
-        let stem = ctx.conv(LayerId(0), &self.stem, images);
-        let mut x = norm_activate(ctx, &self.stem_bn, &self.dyrelu_stem, stem);
+        let mut x = activated(ctx, &self.dyrelu_stem, |after| {
+            let tail = NormTail {
+                gain: None,
+                bn: &self.stem_bn,
+                after,
+            };
+            ctx.conv_norm(LayerId(0), &self.stem, images, tail)
+        });
         for stage in &self.stages {
             for (b, block) in stage.blocks.iter().enumerate() {
                 x = block.forward(x, &stage.blocks[stage.owner_index(b)], ctx);

@@ -71,16 +71,16 @@ fn planes(
 }
 
 /// Per channel, the normalisation as `x * scale + shift`.
-struct Affine {
-    scale: Vec<f32>,
-    shift: Vec<f32>,
+pub(crate) struct Affine {
+    pub(crate) scale: Vec<f32>,
+    pub(crate) shift: Vec<f32>,
     inv_std: Vec<f32>,
     mean: Vec<f32>,
 }
 
 impl Affine {
     /// From the `[2, C]` statistics (mean, biased variance) and gamma, beta.
-    fn of(
+    pub(crate) fn of(
         stats: &FloatTensor<Flex>,
         gamma: &FloatTensor<Flex>,
         beta: &FloatTensor<Flex>,
@@ -123,6 +123,31 @@ fn two_rows(pairs: Vec<(f32, f32)>) -> FloatTensor<Flex> {
 fn output(v: f32, s: f32, t: f32, relu: bool) -> f32 {
     let y = v * s + t;
     if relu { y.max(0.0) } else { y }
+}
+
+/// `plane` normalised in place by channel scale `s` and shift `t`, through the ReLU if
+/// `relu`: `norm_apply`'s values, for a kernel that holds the plane in cache already (the
+/// sparse convolution's inference epilogue).
+pub(crate) fn normalise_in_place(plane: &mut [f32], s: f32, t: f32, relu: bool) {
+    // A copy of the loop for each case, so that neither tests `relu` per element.
+    if relu {
+        plane.iter_mut().for_each(|v| *v = output(*v, s, t, true));
+    } else {
+        plane.iter_mut().for_each(|v| *v = output(*v, s, t, false));
+    }
+}
+
+/// `plane` normalised in place and added to `residual`, through the ReLU:
+/// `norm_apply_add_relu`'s values.
+pub(crate) fn normalise_add_relu_in_place(plane: &mut [f32], residual: &[f32], s: f32, t: f32) {
+    assert_eq!(
+        plane.len(),
+        residual.len(),
+        "a residual plane of the plane's size"
+    );
+    for (v, &r) in plane.iter_mut().zip(residual) {
+        *v = residual_sum(*v, s, t, r).max(0.0);
+    }
 }
 
 /// The incoming gradient `g` of an output computed from `v`, zero where a ReLU cut it.

@@ -101,6 +101,10 @@ impl<'a> IndexList<'a> {
     }
 }
 
+/// What the forward pass does to an output plane once its sums are complete, while the
+/// plane is still in cache: `finish(plane_number, plane)` (plane number `n * C + c`).
+pub type PlaneFinish<'a> = &'a (dyn Fn(usize, &mut [f32]) + Sync);
+
 /// `y = conv(x, w)` over the active weights listed by output channel (`rows`).
 pub fn forward(
     version: LoopVersion,
@@ -109,10 +113,27 @@ pub fn forward(
     w: &[f32],
     rows: IndexList,
 ) -> Vec<f32> {
+    forward_finished(version, g, x, w, rows, &|_, _| {})
+}
+
+/// `forward`, each output plane then handed to `finish` by the thread that summed it.
+pub fn forward_finished(
+    version: LoopVersion,
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[f32],
+    rows: IndexList,
+    finish: PlaneFinish,
+) -> Vec<f32> {
     match version {
-        LoopVersion::V4 => return blocked::forward(g, x, w, rows),
-        LoopVersion::V5 => return spans::forward(g, x, w, rows),
-        LoopVersion::V6 if !pairs::runs(g) => return spans::forward(g, x, w, rows),
+        LoopVersion::V4 => {
+            // v4 sums several small planes at a time; its planes are finished after.
+            let mut y = blocked::forward(g, x, w, rows);
+            parallel::for_each_chunk(&mut y, g.out_h * g.out_w, finish);
+            return y;
+        }
+        LoopVersion::V5 => return spans::forward(g, x, w, rows, finish),
+        LoopVersion::V6 if !pairs::runs(g) => return spans::forward(g, x, w, rows, finish),
         _ => {}
     }
     let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
@@ -137,7 +158,11 @@ pub fn forward(
             }
         }
     };
-    for_each_plane(version, g.batch * l.out_channels, out_plane, plane)
+    let finished = |slab: usize, out: &mut [f32]| {
+        plane(slab, out);
+        finish(slab, out);
+    };
+    for_each_plane(version, g.batch * l.out_channels, out_plane, finished)
 }
 
 /// `dx` of the convolution, gathered per input plane over the entries listed by input
@@ -530,6 +555,20 @@ mod tests {
             let dy = values(g.batch * l.out_channels * g.out_h * g.out_w, seed + 3);
             let what = format!("size {size}, kernel {kernel}, stride {stride}, padding {padding}");
             let d1 = weight_grad(LoopVersion::V1, &g, &x, &dy, rows);
+            // A finish that depends on the plane's number and every value in it.
+            let finish = |slab: usize, plane: &mut [f32]| {
+                let first = plane[0];
+                for v in plane.iter_mut() {
+                    *v = *v * 0.5 + first + slab as f32;
+                }
+            };
+            let finished = forward_finished(LoopVersion::V1, &g, &x, &w, rows, &finish);
+            let plane_len = g.out_h * g.out_w;
+            let mut expected = forward(LoopVersion::V1, &g, &x, &w, rows);
+            for (slab, plane) in expected.chunks_mut(plane_len).enumerate() {
+                finish(slab, plane);
+            }
+            assert_eq!(finished, expected, "v1's finished forward, {what}");
             for v in &LoopVersion::ALL[1..] {
                 let v = *v;
                 let what = format!("{}, {what}", v.name());
@@ -538,6 +577,11 @@ mod tests {
                     forward(LoopVersion::V1, &g, &x, &w, rows),
                     forward(v, &g, &x, &w, rows),
                     "forward, {what}"
+                );
+                assert_eq!(
+                    finished,
+                    forward_finished(v, &g, &x, &w, rows, &finish),
+                    "finished forward, {what}"
                 );
                 assert_eq!(
                     input_grad(LoopVersion::V1, &g, &dy, &w, cols),

@@ -16,8 +16,8 @@
 //! (v1's to rounding). No sum depends on the thread count.
 
 use super::{
-    ConvGeometry, IndexList, LoopVersion, active_weights, for_each_plane, placed, split_entry,
-    summed_per_image,
+    ConvGeometry, IndexList, LoopVersion, PlaneFinish, active_weights, for_each_plane, placed,
+    split_entry, summed_per_image,
 };
 use crate::kernels::wide::wide_fn;
 
@@ -114,9 +114,15 @@ fn axpy(weight: f32, input: &[f32], out: &mut [f32], mask: Option<&[u32]>) {
 }
 }
 
-pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], rows: IndexList) -> Vec<f32> {
-    accumulate(g, x, w, rows, Direction::Forward)
-        .unwrap_or_else(|| super::forward(LoopVersion::V3, g, x, w, rows))
+pub fn forward(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[f32],
+    rows: IndexList,
+    finish: PlaneFinish,
+) -> Vec<f32> {
+    accumulate(g, x, w, rows, Direction::Forward(finish))
+        .unwrap_or_else(|| super::forward_finished(LoopVersion::V3, g, x, w, rows, finish))
 }
 
 pub fn input_grad(g: &ConvGeometry, dy: &[f32], w: &[f32], cols: IndexList) -> Vec<f32> {
@@ -124,11 +130,11 @@ pub fn input_grad(g: &ConvGeometry, dy: &[f32], w: &[f32], cols: IndexList) -> V
         .unwrap_or_else(|| super::input_grad(LoopVersion::V3, g, dy, w, cols))
 }
 
-/// Which way `accumulate` runs a tap: inputs into outputs, or output gradients into input
-/// gradients.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Direction {
-    Forward,
+/// Which way `accumulate` runs a tap: inputs into outputs (each output plane then
+/// finished), or output gradients into input gradients.
+#[derive(Clone, Copy)]
+enum Direction<'a> {
+    Forward(PlaneFinish<'a>),
     Backward,
 }
 
@@ -145,7 +151,7 @@ fn accumulate(
 ) -> Option<Vec<f32>> {
     let spans = Spans::of(g)?;
     let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
-    let forward = direction == Direction::Forward;
+    let forward = matches!(direction, Direction::Forward(_));
     let (channels, source_channels, plane_len, source_plane) = if forward {
         (l.out_channels, l.in_channels, out_plane, in_plane)
     } else {
@@ -171,11 +177,17 @@ fn accumulate(
             );
         }
     };
+    let finished = |slab: usize, out: &mut [f32]| {
+        plane(slab, out);
+        if let Direction::Forward(finish) = direction {
+            finish(slab, out);
+        }
+    };
     Some(for_each_plane(
         LoopVersion::V5,
         g.batch * channels,
         plane_len,
-        plane,
+        finished,
     ))
 }
 

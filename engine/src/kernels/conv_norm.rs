@@ -1,0 +1,295 @@
+//! Kernel 8: in inference, a sparse convolution with its BatchNorm inside. Inference
+//! normalises with the running statistics, a fixed `scale * v + shift` per channel, so
+//! each output plane can be normalised (times a shared weight's gain first, through the
+//! ReLU or the residual block's sum and ReLU after) by the thread that summed it, while it
+//! is still in cache, instead of by a BatchNorm pass that reads every activation back from
+//! memory and writes it again.
+//!
+//! Flex only, without autodiff (the op has no backward pass: training normalises with the
+//! batch's statistics, which need the whole output first). The reference is the
+//! convolution and `batch_norm_inference` run apart, whose bits it gives: the same loops,
+//! then the same per-element expressions.
+
+mod flex;
+
+use super::batch_norm::running_statistics;
+use super::sparse_conv::{ConvGeometry, WeightGrad, conv_geometry};
+use super::sparse_index::DeviceSparseIndex;
+use crate::model::{AfterNorm, NormTail};
+use burn::backend::{
+    Backend, Dispatch, backend_extension,
+    tensor::{FloatTensor, IntTensor},
+};
+use burn::tensor::Tensor;
+
+#[backend_extension(Flex)]
+pub trait ConvNormBackend: Backend {
+    /// `norm_apply(gain * sparse_conv2d(x, ..), stats, gamma, beta, epsilon, relu)`.
+    #[allow(clippy::too_many_arguments)]
+    fn sparse_conv2d_norm(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        row_start: IntTensor<Self>,
+        row_entries: IntTensor<Self>,
+        gain: f32,
+        stats: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+        relu: bool,
+        geometry: ConvGeometry,
+    ) -> FloatTensor<Self>;
+
+    /// `norm_apply_add_relu(gain * sparse_conv2d(x, ..), stats, gamma, beta, residual,
+    /// epsilon)`.
+    #[allow(clippy::too_many_arguments)]
+    fn sparse_conv2d_norm_add_relu(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        row_start: IntTensor<Self>,
+        row_entries: IntTensor<Self>,
+        gain: f32,
+        stats: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        residual: FloatTensor<Self>,
+        epsilon: f64,
+        geometry: ConvGeometry,
+    ) -> FloatTensor<Self>;
+}
+
+/// The sparse convolution of `x` by `weight` over `index` with `tail` inside it, the
+/// BatchNorm in inference mode: on Flex without autodiff, else `None` (the caller runs the
+/// convolution and the BatchNorm apart).
+pub fn sparse_conv2d_inference_norm(
+    x: &Tensor<4>,
+    weight: Tensor<4>,
+    index: &DeviceSparseIndex,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    tail: &NormTail,
+) -> Option<Tensor<4>> {
+    let device = x.device();
+    if !super::runs_flex(&device) || device.is_autodiff() {
+        return None;
+    }
+    let geometry = conv_geometry(x, &weight, index, stride, padding, WeightGrad::Active);
+    // A gain of 1 multiplies nothing: `v * 1.0` is `v`.
+    let gain = tail.gain.map_or(1.0, |g| g.val().into_scalar::<f32>());
+    let bn = tail.bn;
+    let stats = running_statistics(bn, &device).into_dispatch();
+    let (x, weight) = (x.clone().into_dispatch(), weight.into_dispatch());
+    let (row_start, row_entries) = (
+        index.row_start.clone().into_dispatch(),
+        index.row_entries.clone().into_dispatch(),
+    );
+    let (gamma, beta) = (
+        bn.gamma.val().into_dispatch(),
+        bn.beta.val().into_dispatch(),
+    );
+    let y = match &tail.after {
+        AfterNorm::Nothing | AfterNorm::Relu => <Dispatch as ConvNormBackend>::sparse_conv2d_norm(
+            x,
+            weight,
+            row_start,
+            row_entries,
+            gain,
+            stats,
+            gamma,
+            beta,
+            bn.epsilon,
+            matches!(tail.after, AfterNorm::Relu),
+            geometry,
+        ),
+        AfterNorm::AddRelu(residual) => <Dispatch as ConvNormBackend>::sparse_conv2d_norm_add_relu(
+            x,
+            weight,
+            row_start,
+            row_entries,
+            gain,
+            stats,
+            gamma,
+            beta,
+            residual.clone().into_dispatch(),
+            bn.epsilon,
+            geometry,
+        ),
+    };
+    Some(Tensor::from_dispatch(y))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::batch_norm::{batch_norm_add_relu_inference, batch_norm_inference};
+    use crate::kernels::sparse_conv::{reference_conv2d, sparse_conv2d};
+    use crate::kernels::sparse_index::{SparseIndex, WeightLayout};
+    use crate::rng::Rng;
+    use burn::module::{Module, Param};
+    use burn::nn::{BatchNorm, BatchNormConfig};
+    use burn::tensor::{Device, TensorData};
+
+    fn random(shape: [usize; 4], rng: &mut Rng, device: &Device) -> Tensor<4> {
+        let values = (0..shape.iter().product::<usize>())
+            .map(|_| rng.next_f32() * 2.0 - 1.0)
+            .collect::<Vec<_>>();
+        Tensor::from_data(TensorData::new(values, shape), device)
+    }
+
+    fn vector(values: Vec<f32>, device: &Device) -> Tensor<1> {
+        let n = values.len();
+        Tensor::from_data(TensorData::new(values, [n]), device)
+    }
+
+    /// A BatchNorm with every parameter and running statistic away from its initial value.
+    fn moved_batch_norm(channels: usize, rng: &mut Rng, device: &Device) -> BatchNorm {
+        let mut bn = BatchNormConfig::new(channels).init(device);
+        let mut draw = |lo: f32, span: f32| {
+            (0..channels)
+                .map(|_| lo + rng.next_f32() * span)
+                .collect::<Vec<_>>()
+        };
+        bn.gamma = Param::from_tensor(vector(draw(0.5, 1.0), device));
+        bn.beta = Param::from_tensor(vector(draw(-0.5, 1.0), device));
+        let (mean, var) = (draw(-0.3, 0.6), draw(0.2, 2.0));
+        bn.running_mean.update(vector(mean, device));
+        bn.running_var.update(vector(var, device));
+        bn
+    }
+
+    fn values(t: Tensor<4>) -> Vec<f32> {
+        t.into_data().convert::<f32>().try_to_vec::<f32>().unwrap()
+    }
+
+    /// (kernel, stride, input side) of the convolutions a ResNet has: 3x3 at stride 1
+    /// (v6 runs them as spans) and 2 (as row pairs), the 1x1 shortcut at stride 2.
+    const GEOMETRIES: [(usize, usize, usize); 3] = [(3, 1, 8), (3, 2, 9), (1, 2, 8)];
+
+    #[test]
+    fn the_fused_inference_norm_gives_the_bits_of_the_convolution_and_batch_norm_apart() {
+        let device = Device::flex();
+        let mut rng = Rng::new(7);
+        for (kernel, stride, side) in GEOMETRIES {
+            let (batch, cin, cout) = (3, 5, 6);
+            let shape = [cout, cin, kernel, kernel];
+            let active: Vec<bool> = (0..shape.iter().product::<usize>())
+                .map(|_| rng.next_f32() < 0.3)
+                .collect();
+            let index = SparseIndex::new(WeightLayout::conv(shape), &active).to_device(&device);
+            let x = random([batch, cin, side, side], &mut rng, &device);
+            let weight = random(shape, &mut rng, &device);
+            let bn = moved_batch_norm(cout, &mut rng, &device);
+            let (stride, padding) = ([stride; 2], [kernel / 2; 2]);
+            let conv = sparse_conv2d(x.clone(), weight.clone(), &index, stride, padding);
+            let residual = random(conv.dims(), &mut rng, &device);
+            for gain in [None, Some(0.7f32)] {
+                let gain = gain.map(|g| Param::from_tensor(vector(vec![g], &device)));
+                let scaled = match &gain {
+                    Some(g) => conv.clone() * g.val().reshape([1, 1, 1, 1]),
+                    None => conv.clone(),
+                };
+                let cases = [
+                    (
+                        AfterNorm::Nothing,
+                        batch_norm_inference(&bn, scaled.clone(), false),
+                    ),
+                    (
+                        AfterNorm::Relu,
+                        batch_norm_inference(&bn, scaled.clone(), true),
+                    ),
+                    (
+                        AfterNorm::AddRelu(residual.clone()),
+                        batch_norm_add_relu_inference(&bn, scaled.clone(), residual.clone()),
+                    ),
+                ];
+                for (after, apart) in cases {
+                    let what = format!(
+                        "{kernel}x{kernel} stride {stride:?}, gain {:?}, {}",
+                        gain.as_ref().map(|g| g.val().into_scalar::<f32>()),
+                        match after {
+                            AfterNorm::Nothing => "no activation",
+                            AfterNorm::Relu => "relu",
+                            AfterNorm::AddRelu(_) => "residual and relu",
+                        }
+                    );
+                    let tail = NormTail {
+                        gain: gain.as_ref(),
+                        bn: &bn,
+                        after,
+                    };
+                    let fused = sparse_conv2d_inference_norm(
+                        &x,
+                        weight.clone(),
+                        &index,
+                        stride,
+                        padding,
+                        &tail,
+                    )
+                    .expect("Flex without autodiff has the fused op");
+                    let (fused, apart) = (values(fused), values(apart));
+                    assert!(fused.iter().any(|&v| v > 0.1), "{what}: {fused:?}");
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&fused), bits(&apart), "{what}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_fused_inference_norm_matches_burns_dense_convolution_and_batch_norm() {
+        let device = Device::flex();
+        let mut rng = Rng::new(11);
+        for (kernel, stride, side) in GEOMETRIES {
+            let shape = [4, 3, kernel, kernel];
+            let active: Vec<bool> = (0..shape.iter().product::<usize>())
+                .map(|_| rng.next_f32() < 0.4)
+                .collect();
+            let layout = WeightLayout::conv(shape);
+            let index = SparseIndex::new(layout, &active).to_device(&device);
+            let mask = Tensor::<4>::from_data(
+                TensorData::new(active.iter().map(|&a| a as u8 as f32).collect(), shape),
+                &device,
+            );
+            let x = random([2, 3, side, side], &mut rng, &device);
+            let weight = random(shape, &mut rng, &device);
+            let bn = moved_batch_norm(4, &mut rng, &device);
+            let (stride, padding) = ([stride; 2], [kernel / 2; 2]);
+            let dense = reference_conv2d(x.clone(), weight.clone(), mask, stride, padding);
+            let residual = random(dense.dims(), &mut rng, &device);
+            let burns = values(burn::tensor::activation::relu(
+                bn.clone().valid().forward(dense) + residual.clone(),
+            ));
+            let tail = NormTail {
+                gain: None,
+                bn: &bn,
+                after: AfterNorm::AddRelu(residual),
+            };
+            let fused = values(
+                sparse_conv2d_inference_norm(&x, weight, &index, stride, padding, &tail).unwrap(),
+            );
+            let differ = burns
+                .iter()
+                .zip(&fused)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(differ < 1e-5, "{kernel}x{kernel}: differ by {differ}");
+        }
+    }
+
+    #[test]
+    fn there_is_no_fused_inference_norm_on_autodiff() {
+        let device = Device::flex().autodiff();
+        let mut rng = Rng::new(3);
+        let shape = [2, 2, 3, 3];
+        let index = SparseIndex::new(WeightLayout::conv(shape), &[true; 36]).to_device(&device);
+        let bn = moved_batch_norm(2, &mut rng, &device);
+        let tail = NormTail {
+            gain: None,
+            bn: &bn,
+            after: AfterNorm::Relu,
+        };
+        let x = random([1, 2, 4, 4], &mut rng, &device);
+        let weight = random(shape, &mut rng, &device);
+        assert!(sparse_conv2d_inference_norm(&x, weight, &index, [1, 1], [1, 1], &tail).is_none());
+    }
+}
