@@ -70,6 +70,8 @@ pub fn sparse_conv2d_inference_norm(
     tail: &NormTail,
 ) -> Option<Tensor<4>> {
     let device = x.device();
+    // Every tensor is taken off autodiff below: a model still on its training device
+    // evaluates with autodiff parameters on a plain input.
     if !super::runs_flex(&device) || device.is_autodiff() {
         return None;
     }
@@ -77,15 +79,18 @@ pub fn sparse_conv2d_inference_norm(
     // A gain of 1 multiplies nothing: `v * 1.0` is `v`.
     let gain = tail.gain.map_or(1.0, |g| g.val().into_scalar::<f32>());
     let bn = tail.bn;
-    let stats = running_statistics(bn, &device).into_dispatch();
-    let (x, weight) = (x.clone().into_dispatch(), weight.into_dispatch());
+    let stats = running_statistics(bn, &device).inner().into_dispatch();
+    let (x, weight) = (
+        x.clone().inner().into_dispatch(),
+        weight.inner().into_dispatch(),
+    );
     let (row_start, row_entries) = (
-        index.row_start.clone().into_dispatch(),
-        index.row_entries.clone().into_dispatch(),
+        index.row_start.clone().inner().into_dispatch(),
+        index.row_entries.clone().inner().into_dispatch(),
     );
     let (gamma, beta) = (
-        bn.gamma.val().into_dispatch(),
-        bn.beta.val().into_dispatch(),
+        bn.gamma.val().inner().into_dispatch(),
+        bn.beta.val().inner().into_dispatch(),
     );
     let y = match &tail.after {
         AfterNorm::Nothing | AfterNorm::Relu => <Dispatch as ConvNormBackend>::sparse_conv2d_norm(
@@ -110,7 +115,7 @@ pub fn sparse_conv2d_inference_norm(
             stats,
             gamma,
             beta,
-            residual.clone().into_dispatch(),
+            residual.clone().inner().into_dispatch(),
             bn.epsilon,
             geometry,
         ),

@@ -25,24 +25,24 @@ use crate::kernels::wide::wide_fn;
 /// `in_start..in_start + len`; `mask` (an index into `Spans::masks`) marks the positions
 /// whose input is outside the plane, if the run has any.
 #[derive(Clone, Copy, Default)]
-struct Run {
-    out_start: usize,
-    in_start: usize,
-    len: usize,
-    mask: Option<usize>,
+pub(super) struct Run {
+    pub(super) out_start: usize,
+    pub(super) in_start: usize,
+    pub(super) len: usize,
+    pub(super) mask: Option<usize>,
 }
 
 /// Every tap's run, by tap number, and the column masks they use: `masks[m][o]` is all
 /// ones where output `o` has its input inside the plane, zero where not.
-struct Spans {
+pub(super) struct Spans {
     runs: Vec<Run>,
-    masks: Vec<Vec<u32>>,
+    pub(super) masks: Vec<Vec<u32>>,
 }
 
 impl Spans {
     /// The runs of `g`, or `None` where a tap's inputs do not follow its outputs by one
     /// shift (a stride other than 1, rows of different widths).
-    fn of(g: &ConvGeometry) -> Option<Self> {
+    pub(super) fn of(g: &ConvGeometry) -> Option<Self> {
         if g.stride != [1, 1] || g.in_w != g.out_w {
             return None;
         }
@@ -85,6 +85,11 @@ impl Spans {
         Some(Self { runs, masks })
     }
 
+    /// Tap `tap`'s run.
+    pub(super) fn tap(&self, tap: usize) -> Run {
+        self.runs[tap]
+    }
+
     /// The run of tap `tap` and its mask over the run's outputs, if it has one.
     fn run(&self, tap: usize) -> (Run, Option<&[u32]>) {
         let run = self.runs[tap];
@@ -97,7 +102,7 @@ impl Spans {
 
 /// `product` where `keep` is all ones, `+0.0` where it is zero.
 #[inline(always)]
-fn kept(product: f32, keep: u32) -> f32 {
+pub(super) fn kept(product: f32, keep: u32) -> f32 {
     f32::from_bits(product.to_bits() & keep)
 }
 
