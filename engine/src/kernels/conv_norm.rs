@@ -76,7 +76,7 @@ pub fn sparse_conv2d_inference_norm(
         return None;
     }
     let geometry = conv_geometry(x, &weight, index, stride, padding, WeightGrad::Active);
-    // A gain of 1 multiplies nothing: `v * 1.0` is `v`.
+    // No gain: 1, which the kernel skips.
     let gain = tail.gain.map_or(1.0, |g| g.val().into_scalar::<f32>());
     let bn = tail.bn;
     let stats = running_statistics(bn, &device).inner().into_dispatch();

@@ -141,30 +141,35 @@ mod tests {
     use burn::tensor::{Distribution, TensorData};
     use std::cell::Cell;
 
-    /// The plan with every convolution and its BatchNorm run apart, counting convolutions.
-    struct Apart<'a>(&'a SparsePlan, Cell<usize>);
+    /// The plan, counting convolutions run alone and those run with their BatchNorm
+    /// inside; with `fuse` false, none runs fused (the two run apart).
+    struct Counting<'a> {
+        plan: &'a SparsePlan,
+        fuse: bool,
+        convs: Cell<usize>,
+        fused: Cell<usize>,
+    }
 
-    impl LayerKernels for Apart<'_> {
-        fn conv(&self, id: LayerId, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-            self.1.set(self.1.get() + 1);
-            self.0.conv(id, conv, x)
-        }
-
-        fn linear(&self, id: LayerId, linear: &Linear, x: Tensor<2>) -> Tensor<2> {
-            self.0.linear(id, linear, x)
+    impl<'a> Counting<'a> {
+        fn new(plan: &'a SparsePlan, fuse: bool) -> Self {
+            let (convs, fused) = (Cell::new(0), Cell::new(0));
+            Self {
+                plan,
+                fuse,
+                convs,
+                fused,
+            }
         }
     }
 
-    /// The plan, counting the convolutions that ran with their BatchNorm inside.
-    struct Fused<'a>(&'a SparsePlan, Cell<usize>);
-
-    impl LayerKernels for Fused<'_> {
+    impl LayerKernels for Counting<'_> {
         fn conv(&self, id: LayerId, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-            self.0.conv(id, conv, x)
+            self.convs.set(self.convs.get() + 1);
+            self.plan.conv(id, conv, x)
         }
 
         fn linear(&self, id: LayerId, linear: &Linear, x: Tensor<2>) -> Tensor<2> {
-            self.0.linear(id, linear, x)
+            self.plan.linear(id, linear, x)
         }
 
         fn conv_inference_norm(
@@ -174,8 +179,11 @@ mod tests {
             x: &Tensor<4>,
             tail: &NormTail,
         ) -> Option<Tensor<4>> {
-            let y = self.0.conv_inference_norm(id, conv, x, tail);
-            self.1.set(self.1.get() + y.is_some() as usize);
+            let y = self
+                .fuse
+                .then(|| self.plan.conv_inference_norm(id, conv, x, tail))
+                .flatten();
+            self.fused.set(self.fused.get() + y.is_some() as usize);
             y
         }
     }
@@ -231,12 +239,14 @@ mod tests {
                 assert!(values.iter().any(|v| v.abs() > 1e-3), "{what}: {values:?}");
                 values.iter().map(|v| v.to_bits()).collect()
             };
-            let (apart, fused) = (Apart(&plan, Cell::new(0)), Fused(&plan, Cell::new(0)));
+            let (apart, fused) = (Counting::new(&plan, false), Counting::new(&plan, true));
             assert_eq!(logits(&apart), logits(&fused), "{what}");
-            assert!(apart.1.get() > 0, "{what}");
+            assert!(apart.convs.get() > 0, "{what}");
+            assert_eq!(apart.fused.get(), 0, "{what}");
+            assert_eq!(fused.convs.get(), 0, "{what}: a convolution ran apart");
             assert_eq!(
-                fused.1.get(),
-                apart.1.get(),
+                fused.fused.get(),
+                apart.convs.get(),
                 "{what}: every convolution fused"
             );
         }

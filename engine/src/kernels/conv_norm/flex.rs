@@ -1,41 +1,71 @@
-//! Flex: v6's forward loops (`sparse_conv::cpu_loops`) with each output plane normalised
-//! as it is finished, by the BatchNorm's own per-element expressions.
+//! Flex: the sparse convolution's forward loops (`sparse_conv::cpu_loops`, the version Flex
+//! runs) with each output plane normalised as it is finished, by the BatchNorm's own
+//! per-element expressions.
 
 use super::ConvNormBackend;
 use crate::kernels::batch_norm::{Affine, normalise_add_relu_in_place, normalise_in_place};
 use crate::kernels::flex_tensor::{f32_elements, i32_elements, tensor};
-use crate::kernels::sparse_conv::cpu_loops::{self, IndexList, PlaneFinish};
+use crate::kernels::sparse_conv::cpu_loops::{self, IndexList};
 use crate::kernels::sparse_conv::{ConvGeometry, FLEX_LOOPS};
 use burn::backend::{
     Flex, TensorMetadata,
     tensor::{FloatTensor, IntTensor},
 };
 
-/// The convolution, each output plane finished by `finish` (which first scales it by
-/// `gain`, as the model multiplies a shared convolution's output).
-fn convolved(
-    x: &FloatTensor<Flex>,
-    weight: &FloatTensor<Flex>,
-    row_start: &IntTensor<Flex>,
-    row_entries: &IntTensor<Flex>,
+/// The tensors both ops take besides the residual, by reference.
+struct Inputs<'a> {
+    x: &'a FloatTensor<Flex>,
+    weight: &'a FloatTensor<Flex>,
+    row_start: &'a IntTensor<Flex>,
+    row_entries: &'a IntTensor<Flex>,
+    affine: Affine,
+}
+
+/// The convolution, each output plane times `gain` (as the model multiplies a shared
+/// convolution's output), normalised, then added to `residual` and through the ReLU, or
+/// through the ReLU if `relu`.
+fn normalised_convolution(
+    inputs: Inputs,
+    gain: f32,
+    residual: Option<&FloatTensor<Flex>>,
+    relu: bool,
     g: &ConvGeometry,
-    finish: PlaneFinish,
 ) -> FloatTensor<Flex> {
-    let (start, entries) = (i32_elements(row_start), i32_elements(row_entries));
+    if let Some(r) = residual {
+        assert_eq!(
+            r.shape(),
+            g.output_shape(),
+            "a residual of the convolution's output shape"
+        );
+    }
+    let rs = residual.map(f32_elements);
+    let (channels, plane_len) = (g.layout.out_channels, g.out_h * g.out_w);
+    let Affine { scale, shift, .. } = &inputs.affine;
+    let finish = |slab: usize, plane: &mut [f32]| {
+        let c = slab % channels;
+        // A gain of 1 multiplies nothing: `v * 1.0` is `v`.
+        if gain != 1.0 {
+            plane.iter_mut().for_each(|v| *v *= gain);
+        }
+        match &rs {
+            Some(rs) => {
+                let residual = &rs[slab * plane_len..(slab + 1) * plane_len];
+                normalise_add_relu_in_place(plane, residual, scale[c], shift[c]);
+            }
+            None => normalise_in_place(plane, scale[c], shift[c], relu),
+        }
+    };
+    let (start, entries) = (
+        i32_elements(inputs.row_start),
+        i32_elements(inputs.row_entries),
+    );
     let rows = IndexList {
         start: &start,
         entries: &entries,
     };
-    let (xs, ws) = (f32_elements(x), f32_elements(weight));
-    let y = cpu_loops::forward_finished(FLEX_LOOPS, g, &xs, &ws, rows, finish);
+    let (xs, ws) = (f32_elements(inputs.x), f32_elements(inputs.weight));
+    let y = cpu_loops::forward_finished(FLEX_LOOPS, g, &xs, &ws, rows, &finish);
     tensor(y, g.output_shape())
-}
-
-/// `plane * gain`, elementwise (nothing to do for a gain of 1).
-fn scaled(plane: &mut [f32], gain: f32) {
-    if gain != 1.0 {
-        plane.iter_mut().for_each(|v| *v *= gain);
-    }
 }
 
 impl ConvNormBackend for Flex {
@@ -53,13 +83,14 @@ impl ConvNormBackend for Flex {
         g: ConvGeometry,
     ) -> FloatTensor<Self> {
         let affine = Affine::of(&stats, &gamma, &beta, epsilon);
-        let channels = g.layout.out_channels;
-        let finish = |slab: usize, plane: &mut [f32]| {
-            let c = slab % channels;
-            scaled(plane, gain);
-            normalise_in_place(plane, affine.scale[c], affine.shift[c], relu);
+        let inputs = Inputs {
+            x: &x,
+            weight: &weight,
+            row_start: &row_start,
+            row_entries: &row_entries,
+            affine,
         };
-        convolved(&x, &weight, &row_start, &row_entries, &g, &finish)
+        normalised_convolution(inputs, gain, None, relu, &g)
     }
 
     fn sparse_conv2d_norm_add_relu(
@@ -75,20 +106,14 @@ impl ConvNormBackend for Flex {
         epsilon: f64,
         g: ConvGeometry,
     ) -> FloatTensor<Self> {
-        assert_eq!(
-            residual.shape(),
-            g.output_shape(),
-            "a residual of the convolution's output shape"
-        );
         let affine = Affine::of(&stats, &gamma, &beta, epsilon);
-        let rs = f32_elements(&residual);
-        let (channels, plane_len) = (g.layout.out_channels, g.out_h * g.out_w);
-        let finish = |slab: usize, plane: &mut [f32]| {
-            let c = slab % channels;
-            scaled(plane, gain);
-            let residual = &rs[slab * plane_len..(slab + 1) * plane_len];
-            normalise_add_relu_in_place(plane, residual, affine.scale[c], affine.shift[c]);
+        let inputs = Inputs {
+            x: &x,
+            weight: &weight,
+            row_start: &row_start,
+            row_entries: &row_entries,
+            affine,
         };
-        convolved(&x, &weight, &row_start, &row_entries, &g, &finish)
+        normalised_convolution(inputs, gain, Some(&residual), true, &g)
     }
 }
