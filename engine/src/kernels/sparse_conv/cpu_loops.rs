@@ -25,10 +25,18 @@
 //!   command and machine, 2026-12-02).
 //! - **v6** (`cpu_loops/pairs.rs`): v5, and in stride-2 convolutions
 //!   v3's loops with each row's input columns taken as pairs, so that they vectorise too.
-//! - **v7** (`cpu_loops/decoded.rs`), the one Flex runs: v6, with each call's entries
-//!   decoded once and a destination plane's entries summed in one AVX2-selected function.
-//!   ResNet-34 at 99.9%, batch 128, inference: 182-208 ms against v6's 204-255 ms (four
-//!   alternated runs, 2-core AMD EPYC, 2026-12-03; figures reproduce on that machine only).
+//! - **v7** (`cpu_loops/decoded.rs`): v6, with each call's entries decoded once and a
+//!   destination plane's entries summed in one AVX2-selected function. ResNet-34 at 99.9%,
+//!   batch 128, inference: 182-208 ms against v6's 204-255 ms (four alternated runs, 2-core
+//!   AMD EPYC, 2026-12-03; figures reproduce on that machine only).
+//! - **v8**, the one Flex runs: v7, except that strided convolutions with output planes of
+//!   at most `SMALL_STRIDED_PLANE` values (every downsampling layer of the CIFAR ResNets)
+//!   run v4's loops. Their rows are 4 to 16 outputs long, short for v6's stride-2 pairs,
+//!   and v4 works out each tap once per call and sums several images' small planes per
+//!   entry. In the kernel lab v4 took the 8x8 and 4x4 ones in about half v7's time in
+//!   every pass; in `bench train` (ResNet-34, 99.9%, batch 128, alternated) v7 stepped in
+//!   586 and 587 ms, v8 with the 8x8 and 4x4 planes in 565 and 547 ms, and v8 with 16x16
+//!   ones too in 542 and 535 ms against 559 and 551 (2-core AMD EPYC, 2026-12-04).
 //!
 //! The forward pass and input gradient of every version add in v1's order, so they give
 //! v1's bits; the weight gradients sum in 8 lanes (v2), per image or block in 8 lanes and
@@ -57,10 +65,11 @@ pub enum LoopVersion {
     V5,
     V6,
     V7,
+    V8,
 }
 
 impl LoopVersion {
-    pub const ALL: [LoopVersion; 7] = [
+    pub const ALL: [LoopVersion; 8] = [
         LoopVersion::V1,
         LoopVersion::V2,
         LoopVersion::V3,
@@ -68,6 +77,7 @@ impl LoopVersion {
         LoopVersion::V5,
         LoopVersion::V6,
         LoopVersion::V7,
+        LoopVersion::V8,
     ];
 
     pub fn name(self) -> &'static str {
@@ -79,7 +89,23 @@ impl LoopVersion {
             LoopVersion::V5 => "v5 (v3, a tap's plane as one run)",
             LoopVersion::V6 => "v6 (v5, stride-2 rows as pairs)",
             LoopVersion::V7 => "v7 (v6, entries decoded once per call)",
+            LoopVersion::V8 => "v8 (v7, small strided planes in v4's blocks)",
         }
+    }
+}
+
+/// The largest output plane (in values) that v8 runs on v4's loops in a strided
+/// convolution: 16x16, the output of the first downsampling layer on CIFAR.
+const SMALL_STRIDED_PLANE: usize = 256;
+
+/// The loops v8 runs for `g`: v4 for a strided convolution with small output planes, else
+/// v7.
+fn v8_loops(g: &ConvGeometry) -> LoopVersion {
+    let strided = g.stride.iter().any(|&s| s > 1);
+    if strided && g.out_h * g.out_w <= SMALL_STRIDED_PLANE {
+        LoopVersion::V4
+    } else {
+        LoopVersion::V7
     }
 }
 
@@ -146,6 +172,7 @@ pub fn forward_finished(
         LoopVersion::V5 => return spans::forward(g, x, w, rows, finish),
         LoopVersion::V6 if !pairs::runs(g) => return spans::forward(g, x, w, rows, finish),
         LoopVersion::V7 => return decoded::forward(g, x, w, rows, finish),
+        LoopVersion::V8 => return forward_finished(v8_loops(g), g, x, w, rows, finish),
         _ => {}
     }
     let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
@@ -191,6 +218,7 @@ pub fn input_grad(
         LoopVersion::V5 => return spans::input_grad(g, dy, w, cols),
         LoopVersion::V6 if !pairs::runs(g) => return spans::input_grad(g, dy, w, cols),
         LoopVersion::V7 => return decoded::input_grad(g, dy, w, cols),
+        LoopVersion::V8 => return input_grad(v8_loops(g), g, dy, w, cols),
         _ => {}
     }
     let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
@@ -232,6 +260,7 @@ pub fn weight_grad(
         LoopVersion::V6 if !pairs::runs(g) => return spans::weight_grad(g, x, dy, rows),
         // v7 changes the forward and input-gradient loops only.
         LoopVersion::V7 => return weight_grad(LoopVersion::V6, g, x, dy, rows),
+        LoopVersion::V8 => return weight_grad(v8_loops(g), g, x, dy, rows),
         _ => {}
     }
     let active = active_weights(g, rows);
@@ -399,6 +428,15 @@ mod tests {
             let (lo, hi) = inside(out_len, in_len, stride, padding, tap);
             assert_eq!((lo..hi).collect::<Vec<_>>(), accepted);
         }
+    }
+
+    #[test]
+    fn v8_runs_v4_on_small_strided_planes_only() {
+        // Output planes: 5x5 strided, 17x18 strided, 9x10 and 4x5 unstrided.
+        let picked = [(9, 2), (34, 2), (9, 1), (4, 1)]
+            .map(|(size, stride)| v8_loops(&geometry(size, 3, stride, 1)));
+        use LoopVersion::{V4, V7};
+        assert_eq!(picked, [V4, V7, V7, V7]);
     }
 
     #[test]
