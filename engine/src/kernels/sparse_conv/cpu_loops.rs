@@ -29,7 +29,7 @@
 //!   destination plane's entries summed in one AVX2-selected function. ResNet-34 at 99.9%,
 //!   batch 128, inference: 182-208 ms against v6's 204-255 ms (four alternated runs, 2-core
 //!   AMD EPYC, 2026-12-03; figures reproduce on that machine only).
-//! - **v8**, the one Flex runs: v7, except that strided convolutions with output planes of
+//! - **v8**: v7, except that strided convolutions with output planes of
 //!   at most `SMALL_STRIDED_PLANE` values (every downsampling layer of the CIFAR ResNets)
 //!   run v4's loops. Their rows are 4 to 16 outputs long, short for v6's stride-2 pairs,
 //!   and v4 works out each tap once per call and sums several images' small planes per
@@ -37,6 +37,9 @@
 //!   every pass; in `bench train` (ResNet-34, 99.9%, batch 128, alternated) v7 stepped in
 //!   586 and 587 ms, v8 with the 8x8 and 4x4 planes in 565 and 547 ms, and v8 with 16x16
 //!   ones too in 542 and 535 ms against 559 and 551 (2-core AMD EPYC, 2026-12-04).
+//! - **v9** (`cpu_loops/dots.rs`), the one Flex runs: v8, with the stride-1 weight
+//!   gradient's entries decoded once per call and an image's dots, every active weight's,
+//!   summed in one AVX2-selected function, as v7 does for the other two passes.
 //!
 //! The forward pass and input gradient of every version add in v1's order, so they give
 //! v1's bits; the weight gradients sum in 8 lanes (v2), per image or block in 8 lanes and
@@ -45,6 +48,7 @@
 
 mod blocked;
 mod decoded;
+mod dots;
 mod pairs;
 mod rows;
 mod spans;
@@ -66,10 +70,11 @@ pub enum LoopVersion {
     V6,
     V7,
     V8,
+    V9,
 }
 
 impl LoopVersion {
-    pub const ALL: [LoopVersion; 8] = [
+    pub const ALL: [LoopVersion; 9] = [
         LoopVersion::V1,
         LoopVersion::V2,
         LoopVersion::V3,
@@ -78,6 +83,7 @@ impl LoopVersion {
         LoopVersion::V6,
         LoopVersion::V7,
         LoopVersion::V8,
+        LoopVersion::V9,
     ];
 
     pub fn name(self) -> &'static str {
@@ -90,6 +96,7 @@ impl LoopVersion {
             LoopVersion::V6 => "v6 (v5, stride-2 rows as pairs)",
             LoopVersion::V7 => "v7 (v6, entries decoded once per call)",
             LoopVersion::V8 => "v8 (v7, small strided planes in v4's blocks)",
+            LoopVersion::V9 => "v9 (v8, weight gradient decoded once per call)",
         }
     }
 }
@@ -172,7 +179,9 @@ pub fn forward_finished(
         LoopVersion::V5 => return spans::forward(g, x, w, rows, finish),
         LoopVersion::V6 if !pairs::runs(g) => return spans::forward(g, x, w, rows, finish),
         LoopVersion::V7 => return decoded::forward(g, x, w, rows, finish),
-        LoopVersion::V8 => return forward_finished(v8_loops(g), g, x, w, rows, finish),
+        LoopVersion::V8 | LoopVersion::V9 => {
+            return forward_finished(v8_loops(g), g, x, w, rows, finish);
+        }
         _ => {}
     }
     let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
@@ -218,7 +227,7 @@ pub fn input_grad(
         LoopVersion::V5 => return spans::input_grad(g, dy, w, cols),
         LoopVersion::V6 if !pairs::runs(g) => return spans::input_grad(g, dy, w, cols),
         LoopVersion::V7 => return decoded::input_grad(g, dy, w, cols),
-        LoopVersion::V8 => return input_grad(v8_loops(g), g, dy, w, cols),
+        LoopVersion::V8 | LoopVersion::V9 => return input_grad(v8_loops(g), g, dy, w, cols),
         _ => {}
     }
     let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
@@ -261,6 +270,12 @@ pub fn weight_grad(
         // v7 changes the forward and input-gradient loops only.
         LoopVersion::V7 => return weight_grad(LoopVersion::V6, g, x, dy, rows),
         LoopVersion::V8 => return weight_grad(v8_loops(g), g, x, dy, rows),
+        LoopVersion::V9 => {
+            return match v8_loops(g) {
+                LoopVersion::V7 => dots::weight_grad(g, x, dy, rows),
+                strided => weight_grad(strided, g, x, dy, rows),
+            };
+        }
         _ => {}
     }
     let active = active_weights(g, rows);
@@ -293,11 +308,27 @@ fn summed_per_image(
     active: &[(usize, i32)],
     image_sum: impl Fn(usize, (usize, i32)) -> f32 + Sync + Send,
 ) -> Vec<f32> {
+    added_per_image(g, active.len(), |n, sums| {
+        for (s, &a) in sums.iter_mut().zip(active) {
+            *s = image_sum(n, a);
+        }
+    })
+}
+
+/// `weights` gradients, image n's sums filled in by `image_sums(n, sums)`, threaded over
+/// images, and each weight's image sums added in image order, in f64.
+fn added_per_image(
+    g: &ConvGeometry,
+    weights: usize,
+    image_sums: impl Fn(usize, &mut [f32]) + Sync + Send,
+) -> Vec<f32> {
     let images: Vec<usize> = (0..g.batch).collect();
     let per_image: Vec<Vec<f32>> = parallel::map(&images, |&n| {
-        active.iter().map(|&a| image_sum(n, a)).collect()
+        let mut sums = vec![0.0f32; weights];
+        image_sums(n, &mut sums);
+        sums
     });
-    (0..active.len())
+    (0..weights)
         .map(|j| per_image.iter().map(|s| s[j] as f64).sum::<f64>() as f32)
         .collect()
 }
@@ -485,6 +516,12 @@ mod tests {
             let dy = values(g.batch * l.out_channels * g.out_h * g.out_w, seed + 3);
             let what = format!("size {size}, kernel {kernel}, stride {stride}, padding {padding}");
             let d1 = weight_grad(LoopVersion::V1, &g, &x, &dy, rows);
+            // v9's weight gradient is v6's dots, decoded once: v8's (v6's or v4's) bits.
+            assert_eq!(
+                weight_grad(LoopVersion::V8, &g, &x, &dy, rows),
+                weight_grad(LoopVersion::V9, &g, &x, &dy, rows),
+                "v9's weight gradient, {what}"
+            );
             // A finish that depends on the plane's number and every value in it.
             let finish = |slab: usize, plane: &mut [f32]| {
                 let first = plane[0];

@@ -219,6 +219,13 @@ pub fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], rows: IndexList) -> 
 wide_fn! {
 /// `sum_j a[j] * b[j]` over the unmasked positions, in 8 f32 lanes.
 fn dot(a: &[f32], b: &[f32], mask: Option<&[u32]>) -> f32 {
+    masked_dot(a, b, mask)
+}
+}
+
+/// `dot`'s sum, inlined into the loops that call it (here and v9's).
+#[inline(always)]
+pub(super) fn masked_dot(a: &[f32], b: &[f32], mask: Option<&[u32]>) -> f32 {
     let mut lanes = [0.0f32; 8];
     let mut rest = 0.0f32;
     let full = a.len() / 8 * 8;
@@ -244,7 +251,6 @@ fn dot(a: &[f32], b: &[f32], mask: Option<&[u32]>) -> f32 {
         rest += kept(a[j] * b[j], keep(j));
     }
     lanes.iter().sum::<f32>() + rest
-}
 }
 
 #[cfg(test)]
