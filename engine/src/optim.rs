@@ -8,13 +8,14 @@
 //! The clipping norm is taken over the *masked* gradients of all parameters, so inactive
 //! weights (whose dense gradient RigL still reads) never shrink the step of active ones.
 
+use crate::kernels::active_step::active_sgd_step;
 use crate::kernels::masked_norm::masked_sum_squares;
 use crate::kernels::masked_step::{StepHyper, masked_sgd_step};
 use crate::model::{grads_by_path, map_params};
 use crate::sparsity::Masks;
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -82,13 +83,16 @@ impl MaskedSgd {
 
     /// One step at learning rate `lr`. `mask_tensors` holds the device masks by path.
     /// Each parameter's update is one call of the masked-step kernel
-    /// (`kernels::masked_step`): the fused WGSL pass on wgpu, the same tensor ops on CPU.
+    /// (`kernels::masked_step`: the fused WGSL pass on wgpu, one pass on Flex), or, for the
+    /// paths in `active_positions`, of the step over those positions only
+    /// (`kernels::active_step`), whose pruned weights and momentum must be zero already.
     pub fn step<M: Module>(
         &mut self,
         model: M,
         grads: &GradientsParams,
         lr: f64,
         mask_tensors: &BTreeMap<String, Tensor<1>>,
+        active_positions: &BTreeMap<String, Tensor<1, Int>>,
     ) -> M {
         let mut grads: BTreeMap<String, Tensor<1>> =
             grads_by_path(&model, grads).into_iter().collect();
@@ -123,8 +127,13 @@ impl MaskedSgd {
             let m = momentum
                 .remove(path)
                 .unwrap_or_else(|| Tensor::zeros(w.dims(), &w.device()));
-            let mask = mask_tensors.get(path).cloned();
-            let (w, m) = masked_sgd_step(w, m, g, mask, clip.clone(), hyper);
+            let (w, m) = match active_positions.get(path) {
+                Some(active) => active_sgd_step(w, m, g, active, clip.clone(), hyper),
+                None => {
+                    let mask = mask_tensors.get(path).cloned();
+                    masked_sgd_step(w, m, g, mask, clip.clone(), hyper)
+                }
+            };
             if hyper.momentum > 0.0 {
                 momentum.insert(path.to_string(), m);
             }

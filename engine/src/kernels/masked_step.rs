@@ -10,6 +10,8 @@
 
 mod flex;
 
+pub(crate) use flex::stepped;
+
 use super::wgsl::{self, shader};
 use burn::backend::wgpu::{CubeBackend, CubeTensor};
 use burn::backend::{Backend, Dispatch, TensorMetadata, backend_extension, tensor::FloatTensor};

@@ -17,8 +17,10 @@
 //! training mode, with the ReLU or the residual sum and ReLU after it; 6. `dyrelu`,
 //! DyReLU-B's activation; 7. `masked_norm`, the masked gradient's squared norm for
 //! clipping; 8. `conv_norm`, in inference, a sparse convolution that normalises each
-//! output plane (and adds the residual, applies the ReLU) as it finishes the plane.
+//! output plane (and adds the residual, applies the ReLU) as it finishes the plane;
+//! 9. `active_step`, the masked step touching only the active weights.
 
+pub mod active_step;
 pub mod batch_norm;
 pub mod choice;
 pub mod conv_norm;

@@ -3,11 +3,12 @@
 //! index. This is the only code that changes masks, so the derived state cannot drift.
 
 use super::metrics::LayerDensity;
+use crate::kernels::active_step::active_positions;
 use crate::kernels::plan::SparsePlan;
 use crate::methods::MaskUpdate;
 use crate::optim::mask_tensors;
 use crate::sparsity::Masks;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use std::collections::BTreeMap;
 
 pub struct MaskState {
@@ -16,6 +17,9 @@ pub struct MaskState {
     ever_active: Masks,
     layer_nnz: Vec<usize>,
     tensors: BTreeMap<String, Tensor<1>>,
+    /// On Flex, the active positions of the layers at most half active, for the optimizer
+    /// step that touches those only (`kernels::active_step`).
+    active_positions: BTreeMap<String, Tensor<1, Int>>,
     /// The layers that run the sparse kernels (`run.kernels`), and their index.
     sparse_kernel_layers: Vec<String>,
     plan: Option<SparsePlan>,
@@ -47,6 +51,7 @@ impl MaskState {
         let mut state = Self {
             layer_nnz: Vec::new(),
             tensors: BTreeMap::new(),
+            active_positions: BTreeMap::new(),
             plan: None,
             masks,
             ever_active,
@@ -106,6 +111,11 @@ impl MaskState {
     fn derive(&mut self) {
         self.layer_nnz = self.masks.layers.iter().map(|l| l.nnz()).collect();
         self.tensors = mask_tensors(&self.masks, &self.device);
+        // Above half, a list of positions is more to read than the mask it replaces.
+        self.active_positions = (self.masks.layers.iter())
+            .filter(|l| 2 * l.nnz() <= l.numel())
+            .filter_map(|l| Some((l.path.clone(), active_positions(&l.active, &self.device)?)))
+            .collect();
         self.plan = (!self.sparse_kernel_layers.is_empty()).then(|| {
             SparsePlan::new(
                 &self.masks,
@@ -131,6 +141,12 @@ impl MaskState {
     /// Non-zeros of the masks (the learnable count).
     pub fn nnz(&self) -> usize {
         self.layer_nnz.iter().sum()
+    }
+
+    /// The active positions the optimizer step touches, by layer path, where it runs the
+    /// active step (Flex, layers at most half active); the masked step elsewhere.
+    pub fn active_positions(&self) -> &BTreeMap<String, Tensor<1, Int>> {
+        &self.active_positions
     }
 
     /// The masks as 0/1 device tensors, by layer path.

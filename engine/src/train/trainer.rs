@@ -296,9 +296,13 @@ impl Trainer {
             None
         };
         if !is_update || !self.method.replaces_optimizer_step() {
-            self.model = self
-                .optim
-                .step(self.model.clone(), &grads, lr, self.masks.tensors());
+            self.model = self.optim.step(
+                self.model.clone(),
+                &grads,
+                lr,
+                self.masks.tensors(),
+                self.masks.active_positions(),
+            );
         }
 
         self.epoch_sums.loss += loss_v * b as f64;

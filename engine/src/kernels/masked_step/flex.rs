@@ -31,13 +31,6 @@ impl MaskedStepBackend for Flex {
         let g = f32_elements(&grad);
         let mask = has_mask.then(|| f32_elements(&mask));
         let clip = f32_elements(&clip)[0];
-        let StepHyper {
-            lr,
-            momentum: mu,
-            weight_decay,
-            nesterov,
-            ..
-        } = hyper;
         let (w, m) = (weight.storage_mut::<f32>(), momentum.storage_mut::<f32>());
         parallel::for_each_chunk_pair(w, m, CHUNK, |c, w, m| {
             let start = c * CHUNK;
@@ -55,10 +48,7 @@ impl MaskedStepBackend for Flex {
                     continue;
                 }
                 let grad = keep.map_or(g[i], |k| g[i] * k);
-                let step = grad * clip + w[j] * weight_decay;
-                let new_m = m[j] * mu + step;
-                let d = if nesterov { step + new_m * mu } else { new_m };
-                let new_w = w[j] - d * lr;
+                let (new_w, new_m) = stepped(w[j], m[j], grad, clip, &hyper);
                 (w[j], m[j]) = match keep {
                     Some(k) => (new_w * k, new_m * k),
                     None => (new_w, new_m),
@@ -67,4 +57,18 @@ impl MaskedStepBackend for Flex {
         });
         (weight, momentum)
     }
+}
+
+/// One kept element's new (weight, momentum) from its (masked) gradient `grad`, in the
+/// reference's operation order: the masked step's and the active step's arithmetic.
+#[inline(always)]
+pub(crate) fn stepped(w: f32, m: f32, grad: f32, clip: f32, hyper: &StepHyper) -> (f32, f32) {
+    let step = grad * clip + w * hyper.weight_decay;
+    let new_m = m * hyper.momentum + step;
+    let d = if hyper.nesterov {
+        step + new_m * hyper.momentum
+    } else {
+        new_m
+    };
+    (w - d * hyper.lr, new_m)
 }
