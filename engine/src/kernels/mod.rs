@@ -18,7 +18,8 @@
 //! DyReLU-B's activation; 7. `masked_norm`, the masked gradient's squared norm for
 //! clipping; 8. `conv_norm`, in inference, a sparse convolution that normalises each
 //! output plane (and adds the residual, applies the ReLU) as it finishes the plane;
-//! 9. `active_step`, the masked step touching only the active weights.
+//! 9. `active_step`, the masked step touching only the active weights (tested against
+//! the masked step).
 
 pub mod active_step;
 pub mod batch_norm;
