@@ -7,21 +7,27 @@
 //! initialisation, after each mask update, when it loads a checkpoint).
 //!
 //! Each active element goes through the masked step's operations in its order (one shared
-//! function), so it gets the same bits; the tests compare the two. The reference is the
-//! masked step, and through it the tensor ops.
+//! function), so it gets the same bits; the tests compare the two. A pruned element keeps
+//! its zero as it is: the -0.0 that masking gives a negative weight (`w * 0`) stays -0.0
+//! where the masked step writes +0.0, an equal value. The reference is the masked step,
+//! and through it the tensor ops.
 
 use super::flex_tensor::{f32_elements, i32_elements, owned_f32};
 use super::masked_step::{StepHyper, stepped};
+use super::parallel;
 use burn::backend::{
     Backend, Dispatch, Flex, backend_extension,
     tensor::{FloatTensor, IntTensor},
 };
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 
+/// Weights per thread's chunk, as the masked step takes them.
+const CHUNK: usize = 1 << 16;
+
 #[backend_extension(Flex)]
 pub trait ActiveStepBackend: Backend {
     /// Returns the updated (weight, momentum): the masked step at the positions listed in
-    /// `active` (i32), the other elements as they were.
+    /// `active` (i32, strictly rising), the other elements as they were.
     fn active_sgd_step(
         weight: FloatTensor<Self>,
         momentum: FloatTensor<Self>,
@@ -45,11 +51,25 @@ impl ActiveStepBackend for Flex {
         let (g, active) = (f32_elements(&grad), i32_elements(&active));
         let clip = f32_elements(&clip)[0];
         let (w, m) = (weight.storage_mut::<f32>(), momentum.storage_mut::<f32>());
-        // A few thousand positions per layer at the sparsities this is for: one thread.
-        for &i in active.iter() {
-            let i = i as usize;
-            (w[i], m[i]) = stepped(w[i], m[i], g[i], clip, &hyper);
-        }
+        let in_order = active.windows(2).all(|p| p[0] < p[1]);
+        let inside = active.first().is_none_or(|&i| i >= 0)
+            && active.last().is_none_or(|&i| (i as usize) < w.len());
+        assert!(
+            in_order && inside,
+            "active positions must rise strictly within the {} weights",
+            w.len()
+        );
+        // Threaded over chunks of the weights, each stepping the positions that fall in it
+        // (found by bisection): a chunk without any is not read at all.
+        parallel::for_each_chunk_pair(w, m, CHUNK, |c, w, m| {
+            let start = c * CHUNK;
+            let from = active.partition_point(|&i| (i as usize) < start);
+            let to = active.partition_point(|&i| (i as usize) < start + w.len());
+            for &i in &active[from..to] {
+                let j = i as usize - start;
+                (w[j], m[j]) = stepped(w[j], m[j], g[i as usize], clip, &hyper);
+            }
+        });
         (weight, momentum)
     }
 }
@@ -102,14 +122,20 @@ mod tests {
     #[test]
     fn the_active_step_gives_the_masked_steps_bits_where_pruned_values_are_zero() {
         let device = Device::flex();
-        let n = 1000;
+        // Several threads' chunks and a ragged end.
+        let n = 3 * CHUNK + 1001;
         let mut rng = Rng::stream(7, 0);
         let active: Vec<bool> = (0..n).map(|_| rng.next_f32() < 0.05).collect();
         let mut random = |zero_pruned: bool| -> Tensor<1> {
             let v: Vec<f32> = (0..n)
                 .map(|i| {
                     let v = rng.next_f32() * 2.0 - 1.0;
-                    if zero_pruned && !active[i] { 0.0 } else { v }
+                    // Masking leaves -0.0 where a weight was negative.
+                    if zero_pruned && !active[i] {
+                        0.0f32.copysign(v)
+                    } else {
+                        v
+                    }
                 })
                 .collect();
             Tensor::from_data(TensorData::new(v, [n]), &device)
@@ -152,9 +178,28 @@ mod tests {
                     hyper,
                 )
             });
-            assert_eq!(masked, touched, "nesterov {nesterov}");
+            // The same bits where active; an equal zero (either sign) where pruned.
+            let zero = |bits: u32| f32::from_bits(bits) == 0.0;
+            for (name, a, b) in [
+                ("weight", &masked.0, &touched.0),
+                ("momentum", &masked.1, &touched.1),
+            ] {
+                for i in 0..n {
+                    let same = if active[i] {
+                        a[i] == b[i]
+                    } else {
+                        zero(a[i]) && zero(b[i])
+                    };
+                    assert!(same, "{name} {i}, nesterov {nesterov}");
+                }
+            }
             let before = run(&|| (w.clone(), m.clone()));
             assert_ne!(before, touched, "the step changed nothing");
+            let none = active_positions(&vec![false; n], &device).expect("Flex");
+            let untouched = run(&|| {
+                active_sgd_step(w.clone(), m.clone(), g.clone(), &none, clip.clone(), hyper)
+            });
+            assert_eq!(before, untouched, "no positions, no change");
         }
     }
 }

@@ -3,7 +3,8 @@
 //! each output plane can be normalised (times a shared weight's gain first, through the
 //! ReLU or the residual block's sum and ReLU after) by the thread that summed it, while it
 //! is still in cache, instead of by a BatchNorm pass that reads every activation back from
-//! memory and writes it again.
+//! memory and writes it again. (The strided layers that the loops sum in image blocks,
+//! `cpu_loops` v8, have their planes normalised in a pass after the sums.)
 //!
 //! Flex only, without autodiff (the op has no backward pass: training normalises with the
 //! batch's statistics, which need the whole output first). The reference is the

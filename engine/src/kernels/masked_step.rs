@@ -10,8 +10,6 @@
 
 mod flex;
 
-pub(crate) use flex::stepped;
-
 use super::wgsl::{self, shader};
 use burn::backend::wgpu::{CubeBackend, CubeTensor};
 use burn::backend::{Backend, Dispatch, TensorMetadata, backend_extension, tensor::FloatTensor};
@@ -26,6 +24,20 @@ pub struct StepHyper {
     pub momentum: f32,
     pub weight_decay: f32,
     pub nesterov: bool,
+}
+
+/// One kept element's new (weight, momentum) from its (masked) gradient `grad`, in the
+/// reference's operation order: the masked step's and the active step's arithmetic.
+#[inline(always)]
+pub(crate) fn stepped(w: f32, m: f32, grad: f32, clip: f32, hyper: &StepHyper) -> (f32, f32) {
+    let step = grad * clip + w * hyper.weight_decay;
+    let new_m = m * hyper.momentum + step;
+    let d = if hyper.nesterov {
+        step + new_m * hyper.momentum
+    } else {
+        new_m
+    };
+    (w - d * hyper.lr, new_m)
 }
 
 #[backend_extension(Cube, Fusion, Flex)]

@@ -1,6 +1,7 @@
 //! A run's masks and everything derived from them: the weights ever active, per-layer
-//! counts, the 0/1 device tensors of the masked optimizer step and the sparse kernels'
-//! index. This is the only code that changes masks, so the derived state cannot drift.
+//! counts, the 0/1 device tensors of the masked optimizer step, the active positions of
+//! the step that touches only those, and the sparse kernels' index. This is the only code
+//! that changes masks, so the derived state cannot drift.
 
 use super::metrics::LayerDensity;
 use crate::kernels::active_step::active_positions;
@@ -299,6 +300,26 @@ mod tests {
         assert_consistent(&state);
         assert_eq!(state.ever_active(), state.masks());
         assert!(state.plan().is_none());
+    }
+
+    #[test]
+    fn the_active_step_takes_the_layers_at_most_half_active() {
+        let device = Device::flex();
+        let mut masks = Masks::dense(&layers());
+        // "a": 72 weights, 36 active; "b": 40 weights, 21 active.
+        for (layer, active) in masks.layers.iter_mut().zip([36, 21]) {
+            for (i, a) in layer.active.iter_mut().enumerate() {
+                *a = i % 2 == 0 && i / 2 < active || i == 1 && active == 21;
+            }
+        }
+        assert_eq!(masks.layers[0].nnz(), 36);
+        assert_eq!(masks.layers[1].nnz(), 21);
+        let state = MaskState::new(masks, Vec::new(), &device);
+        let positions = state.active_positions();
+        assert_eq!(positions.keys().collect::<Vec<_>>(), ["a.weight"]);
+        let listed = positions["a.weight"].clone().into_data().convert::<i32>();
+        let want: Vec<i32> = (0..36).map(|k| 2 * k).collect();
+        assert_eq!(listed.try_to_vec::<i32>().unwrap(), want);
     }
 
     #[test]

@@ -357,9 +357,16 @@ impl Trainer {
             grads: &dense_grads,
         };
         let method = &mut self.method;
-        let (update, applied) = self
-            .masks
-            .update(step, |masks| method.update(&ctx, masks))?;
+        let (update, applied) = match self.masks.update(step, |masks| method.update(&ctx, masks)) {
+            Ok(done) => done,
+            Err(e) => {
+                // What the method changed before failing stays (the mask state counts it):
+                // the weights it dropped go to zero with their momentum, as the optimizer
+                // step over the active positions expects.
+                self.zero_pruned();
+                return Err(e.into());
+            }
+        };
         self.model = map_params(self.model.clone(), |path, w| match applied.keep.get(path) {
             Some(k) => w * k.clone(),
             None => w,
@@ -374,6 +381,18 @@ impl Trainer {
             churn: applied.churn,
             changes: update,
         })
+    }
+
+    /// Pruned weights and their momentum set to zero by the current masks.
+    fn zero_pruned(&mut self) {
+        let masks = self.masks.tensors();
+        self.model = map_params(self.model.clone(), |path, w| match masks.get(path) {
+            Some(mask) => w * mask.clone(),
+            None => w,
+        });
+        for (path, mask) in masks {
+            self.optim.mask_momentum(path, mask);
+        }
     }
 
     /// The forward context at the current step: its DyReLU phase, the sparse kernels and

@@ -7,7 +7,7 @@
 //! operations in its order, so it gets the reference's bits; a pruned one gets +0.0 where
 //! the reference computes `value * 0` (-0.0 for a negative value, NaN for a NaN gradient).
 
-use super::{MaskedStepBackend, StepHyper};
+use super::{MaskedStepBackend, StepHyper, stepped};
 use crate::kernels::flex_tensor::{f32_elements, owned_f32};
 use crate::kernels::parallel;
 use burn::backend::{Flex, tensor::FloatTensor};
@@ -57,18 +57,4 @@ impl MaskedStepBackend for Flex {
         });
         (weight, momentum)
     }
-}
-
-/// One kept element's new (weight, momentum) from its (masked) gradient `grad`, in the
-/// reference's operation order: the masked step's and the active step's arithmetic.
-#[inline(always)]
-pub(crate) fn stepped(w: f32, m: f32, grad: f32, clip: f32, hyper: &StepHyper) -> (f32, f32) {
-    let step = grad * clip + w * hyper.weight_decay;
-    let new_m = m * hyper.momentum + step;
-    let d = if hyper.nesterov {
-        step + new_m * hyper.momentum
-    } else {
-        new_m
-    };
-    (w - d * hyper.lr, new_m)
 }

@@ -3,7 +3,7 @@
 
 use super::Trainer;
 use crate::data::ImageSet;
-use crate::model::{for_each_param, map_params};
+use crate::model::for_each_param;
 use crate::train::checkpoint::{Checkpoint, CheckpointMeta, NamedTensor, Payload};
 use crate::train::data::TrainData;
 use crate::train::error::{TrainError, read_f32};
@@ -70,13 +70,6 @@ impl Trainer {
             None => self.sparse_kernel_layers().to_vec(),
         };
         self.masks = MaskState::restore(masks, ever_active, sparse_kernel_layers, &device);
-        // Pruned weights at zero, whatever the file holds: the optimizer step leaves them
-        // as they are (momentum is masked below).
-        let mask_tensors = self.masks.tensors();
-        self.model = map_params(self.model.clone(), |path, w| match mask_tensors.get(path) {
-            Some(mask) => w * mask.clone(),
-            None => w,
-        });
         self.train_flops = ckpt.meta.train_flops;
         self.optim.momentum.clear();
         let sizes: BTreeMap<String, usize> = crate::model::param_infos(&self.model)
@@ -94,14 +87,15 @@ impl Trainer {
                         v.len()
                     )));
                 }
-                let m = Tensor::from_data(TensorData::new(v.clone(), [v.len()]), &device);
-                let m = match self.masks.tensors().get(path) {
-                    Some(mask) => m * mask.clone(),
-                    None => m,
-                };
-                self.optim.momentum.insert(path.to_string(), m);
+                self.optim.momentum.insert(
+                    path.to_string(),
+                    Tensor::from_data(TensorData::new(v.clone(), [v.len()]), &device),
+                );
             }
         }
+        // Pruned weights and momentum at zero, whatever the file holds: the optimizer step
+        // over the active positions leaves them as they are.
+        self.zero_pruned();
         self.step = ckpt.meta.step;
         self.epoch_sums = ckpt.meta.epoch_sums.clone();
         self.best_val_accuracy = ckpt.meta.best_val_accuracy;
