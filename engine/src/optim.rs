@@ -8,14 +8,14 @@
 //! The clipping norm is taken over the *masked* gradients of all parameters, so inactive
 //! weights (whose dense gradient RigL still reads) never shrink the step of active ones.
 
-use crate::kernels::active_step::active_sgd_step;
+use crate::kernels::active_step::{ActivePositions, active_sgd_step};
 use crate::kernels::masked_norm::masked_sum_squares;
 use crate::kernels::masked_step::{StepHyper, masked_sgd_step};
 use crate::model::{grads_by_path, map_params};
 use crate::sparsity::Masks;
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::{Int, Tensor};
+use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -92,7 +92,7 @@ impl MaskedSgd {
         grads: &GradientsParams,
         lr: f64,
         mask_tensors: &BTreeMap<String, Tensor<1>>,
-        active_positions: &BTreeMap<String, Tensor<1, Int>>,
+        active_positions: &BTreeMap<String, ActivePositions>,
     ) -> M {
         let mut grads: BTreeMap<String, Tensor<1>> =
             grads_by_path(&model, grads).into_iter().collect();

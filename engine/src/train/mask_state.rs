@@ -4,12 +4,12 @@
 //! that changes masks, so the derived state cannot drift.
 
 use super::metrics::LayerDensity;
-use crate::kernels::active_step::active_positions;
+use crate::kernels::active_step::ActivePositions;
 use crate::kernels::plan::SparsePlan;
 use crate::methods::MaskUpdate;
 use crate::optim::mask_tensors;
 use crate::sparsity::Masks;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use std::collections::BTreeMap;
 
 pub struct MaskState {
@@ -20,7 +20,7 @@ pub struct MaskState {
     tensors: BTreeMap<String, Tensor<1>>,
     /// On Flex, the active positions of the layers at most half active, for the optimizer
     /// step that touches those only (`kernels::active_step`).
-    active_positions: BTreeMap<String, Tensor<1, Int>>,
+    active_positions: BTreeMap<String, ActivePositions>,
     /// The layers that run the sparse kernels (`run.kernels`), and their index.
     sparse_kernel_layers: Vec<String>,
     plan: Option<SparsePlan>,
@@ -115,7 +115,12 @@ impl MaskState {
         // Above half, a list of positions is more to read than the mask it replaces.
         self.active_positions = (self.masks.layers.iter())
             .filter(|l| 2 * l.nnz() <= l.numel())
-            .filter_map(|l| Some((l.path.clone(), active_positions(&l.active, &self.device)?)))
+            .filter_map(|l| {
+                Some((
+                    l.path.clone(),
+                    ActivePositions::of(&l.active, &self.device)?,
+                ))
+            })
             .collect();
         self.plan = (!self.sparse_kernel_layers.is_empty()).then(|| {
             SparsePlan::new(
@@ -146,7 +151,7 @@ impl MaskState {
 
     /// The active positions the optimizer step touches, by layer path, where it runs the
     /// active step (Flex, layers at most half active); the masked step elsewhere.
-    pub fn active_positions(&self) -> &BTreeMap<String, Tensor<1, Int>> {
+    pub fn active_positions(&self) -> &BTreeMap<String, ActivePositions> {
         &self.active_positions
     }
 
@@ -317,7 +322,11 @@ mod tests {
         let state = MaskState::new(masks, Vec::new(), &device);
         let positions = state.active_positions();
         assert_eq!(positions.keys().collect::<Vec<_>>(), ["a.weight"]);
-        let listed = positions["a.weight"].clone().into_data().convert::<i32>();
+        let listed = positions["a.weight"]
+            .tensor()
+            .clone()
+            .into_data()
+            .convert::<i32>();
         let want: Vec<i32> = (0..36).map(|k| 2 * k).collect();
         assert_eq!(listed.try_to_vec::<i32>().unwrap(), want);
     }

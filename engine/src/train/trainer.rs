@@ -185,12 +185,7 @@ impl Trainer {
             &device,
         );
         let masks = MaskState::new(masks, sparse_kernel_layers, &device);
-        // Pruned weights are zero from the start.
-        let model = map_params(model, |path, w| match masks.tensors().get(path) {
-            Some(m) => w * m.clone(),
-            None => w,
-        });
-        Ok(Self {
+        let mut trainer = Self {
             flops: FlopCounter::new(&model, &budget),
             optim: MaskedSgd::new(config.optim.clone()),
             config,
@@ -206,7 +201,10 @@ impl Trainer {
             best_val_accuracy: None,
             order: None,
             recalibrated_at: None,
-        })
+        };
+        // Pruned weights are zero from the start.
+        trainer.zero_pruned();
+        Ok(trainer)
     }
 
     fn batch_indices(&mut self) -> Vec<usize> {
