@@ -112,7 +112,8 @@ impl MaskState {
     fn derive(&mut self) {
         self.layer_nnz = self.masks.layers.iter().map(|l| l.nnz()).collect();
         self.tensors = mask_tensors(&self.masks, &self.device);
-        // Above half, a list of positions is more to read than the mask it replaces.
+        // Above half active the step would touch most weights anyway, scattered, where the
+        // masked step streams them (a cut-off chosen, not measured).
         self.active_positions = (self.masks.layers.iter())
             .filter(|l| 2 * l.nnz() <= l.numel())
             .filter_map(|l| {
