@@ -1,11 +1,12 @@
-//! Flex: the fused BatchNorm's CPU loops, per channel over the activation as it lies
-//! (`[N, C, H, W]`: channel c is N planes of H x W, one per image). Every loop reads the
-//! activation once: the statistics take each plane's mean and squared deviations while it
-//! is in cache and combine the planes' (Chan's formula, in f64); the gradients' two sums
-//! come from one pass. With `relu`, the output is `max(0, ·)` and the backward loops mask
-//! the incoming gradient where the output was not positive, recomputing the normalised
-//! value from x rather than reading a second tensor. Every channel and plane is one
-//! thread's work, so the results do not depend on the thread count.
+//! Flex: the fused BatchNorm's CPU loops over the activation as it lies (`[N, C, H, W]`:
+//! channel c is N planes of H x W, one per image, C planes apart). Every loop reads the
+//! activation once, in memory order: the statistics take each plane's mean and squared
+//! deviations while it is in cache, then combine each channel's planes in image order
+//! (Chan's formula, in f64); the gradients' two sums likewise. With `relu`, the output is
+//! `max(0, ·)` and the backward loops mask the incoming gradient where the output was not
+//! positive, recomputing the normalised value from x rather than reading a second tensor.
+//! Every plane is one thread's work and every channel's planes combine in one order, so
+//! the results do not depend on the thread count.
 
 use super::FusedNormBackend;
 use crate::kernels::flex_tensor::{f32_elements, tensor};
@@ -56,18 +57,20 @@ fn lane_sum(a: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     lane_sums(a, a, |v, _| (f(v), 0.0)).0
 }
 
-/// Channel `c`'s planes, one per image: (offset, plane).
-fn planes(
+/// `f(k, plane)` for each of the `count` planes of `plane` elements that `x` holds, in
+/// memory order (image by image, channel by channel), in parallel: each thread reads a
+/// stretch of memory straight through. A channel's planes, one per image, lie `C` planes
+/// apart: summed a channel at a time, each plane's first lines missed the cache and the
+/// prefetcher started again.
+fn per_plane<T: Send>(
     x: &[f32],
-    n: usize,
-    c: usize,
-    channels: usize,
+    count: usize,
     plane: usize,
-) -> impl Iterator<Item = (usize, &[f32])> {
-    (0..n).map(move |i| {
-        let start = (i * channels + c) * plane;
-        (start, &x[start..start + plane])
-    })
+    f: impl Fn(usize, &[f32]) -> T + Sync + Send,
+) -> Vec<T> {
+    assert_eq!(x.len(), count * plane, "{count} planes of {plane}");
+    let planes: Vec<usize> = (0..count).collect();
+    parallel::map(&planes, |&k| f(k, &x[k * plane..(k + 1) * plane]))
 }
 
 /// Per channel, the normalisation as `x * scale + shift`.
@@ -180,24 +183,29 @@ impl FusedNormBackend for Flex {
     fn norm_stats(x: FloatTensor<Self>) -> FloatTensor<Self> {
         let (n, channels, plane) = dims(&x);
         let xs = f32_elements(&x);
-        let ids: Vec<usize> = (0..channels).collect();
-        let per_channel = parallel::map(&ids, |&c| {
-            // Each plane's mean and sum of squared deviations (two passes over a plane in
-            // cache), merged plane by plane: one pass over memory, as exact as two.
-            let (mut count, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
-            for (_, p) in planes(&xs, n, c, channels, plane) {
-                let size = p.len() as f64;
-                let plane_mean = lane_sum(p, |v| v) / size;
-                let pm = plane_mean as f32;
-                let plane_m2 = lane_sum(p, |v| (v - pm) * (v - pm));
-                let total = count + size;
-                let delta = plane_mean - mean;
-                mean += delta * size / total;
-                m2 += plane_m2 + delta * delta * count * size / total;
-                count = total;
-            }
-            (mean as f32, (m2 / count.max(1.0)) as f32)
+        // Each plane's mean and sum of squared deviations (two passes over a plane in
+        // cache), then merged plane by plane in image order: one pass over memory, as
+        // exact as two.
+        let moments = per_plane(&xs, n * channels, plane, |_, p| {
+            let plane_mean = lane_sum(p, |v| v) / p.len() as f64;
+            let pm = plane_mean as f32;
+            (plane_mean, lane_sum(p, |v| (v - pm) * (v - pm)))
         });
+        let size = plane as f64;
+        let per_channel = (0..channels)
+            .map(|c| {
+                let (mut count, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
+                for image in 0..n {
+                    let (plane_mean, plane_m2) = moments[image * channels + c];
+                    let total = count + size;
+                    let delta = plane_mean - mean;
+                    mean += delta * size / total;
+                    m2 += plane_m2 + delta * delta * count * size / total;
+                    count = total;
+                }
+                (mean as f32, (m2 / count.max(1.0)) as f32)
+            })
+            .collect();
         two_rows(per_channel)
     }
 
@@ -235,25 +243,31 @@ impl FusedNormBackend for Flex {
         let (n, channels, plane) = dims(&x);
         let (xs, dy) = (f32_elements(&x), f32_elements(&grad_out));
         let affine = Affine::of(&stats, &gamma, &beta, epsilon);
-        let ids: Vec<usize> = (0..channels).collect();
-        let sums = parallel::map(&ids, |&c| {
+        assert_eq!(xs.len(), dy.len(), "a gradient of the BatchNorm's shape");
+        let plane_sums = per_plane(&dy, n * channels, plane, |k, g| {
+            let c = k % channels;
+            let xp = &xs[k * plane..(k + 1) * plane];
             let (m, s, t) = (affine.mean[c], affine.scale[c], affine.shift[c]);
-            let (mut dbeta, mut dxhat) = (0.0f64, 0.0f64);
-            for (start, g) in planes(&dy, n, c, channels, plane) {
-                let xp = &xs[start..start + g.len()];
-                let sums = |relu| {
-                    lane_sums(g, xp, |d, v| {
-                        let d = passed(d, v, s, t, relu);
-                        (d, d * (v - m))
-                    })
-                };
-                // A copy of the loop for each case, so that neither tests `relu` per element.
-                let (db, dx) = if relu { sums(true) } else { sums(false) };
-                dbeta += db;
-                dxhat += dx;
-            }
-            ((dxhat * affine.inv_std[c] as f64) as f32, dbeta as f32)
+            let sums = |relu| {
+                lane_sums(g, xp, |d, v| {
+                    let d = passed(d, v, s, t, relu);
+                    (d, d * (v - m))
+                })
+            };
+            // A copy of the loop for each case, so that neither tests `relu` per element.
+            if relu { sums(true) } else { sums(false) }
         });
+        let sums = (0..channels)
+            .map(|c| {
+                let (mut dbeta, mut dxhat) = (0.0f64, 0.0f64);
+                for image in 0..n {
+                    let (db, dx) = plane_sums[image * channels + c];
+                    dbeta += db;
+                    dxhat += dx;
+                }
+                ((dxhat * affine.inv_std[c] as f64) as f32, dbeta as f32)
+            })
+            .collect();
         two_rows(sums)
     }
 
