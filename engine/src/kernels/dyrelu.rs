@@ -5,8 +5,10 @@
 //! RigL's. Here the activation is one pass, its input gradient one, and the gradient of the
 //! four coefficients one more (sums per image and channel).
 //!
-//! Only the application is fused: the coefficients still come from Burn's pooling and
-//! linear layers (`model::dyrelu`), whose backward pass receives the coefficient gradient.
+//! The coefficients come from Burn's linear layers (`model::dyrelu`), whose backward pass
+//! receives the coefficient gradient, after a pooling of our own: Burn's mean over a
+//! dimension takes the gradient back to the activation's shape in three full passes (a
+//! tensor of ones, scaled, then multiplied), where `plane_means_grad` writes it in one.
 //! Flex only; elsewhere, and as the reference the tests compare outputs and gradients
 //! with, `model::dyrelu::apply_reference`.
 
@@ -37,11 +39,31 @@ pub trait FusedDyReluBackend: Backend {
         coef: FloatTensor<Self>,
         grad_out: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
+
+    /// Each `[H, W]` plane's mean: `[N, C]` from `x` `[N, C, H, W]`.
+    fn plane_means(x: FloatTensor<Self>) -> FloatTensor<Self>;
+
+    /// The gradient of `plane_means`' input, `[N, C, height, width]`, for its output's
+    /// gradient `grad_out` (`[N, C]`): every value of plane (n, c) is `grad_out[n, c] /
+    /// (height width)`.
+    fn plane_means_grad(
+        grad_out: FloatTensor<Self>,
+        height: usize,
+        width: usize,
+    ) -> FloatTensor<Self>;
 }
 
 /// Whether `device` has the fused activation (Flex, with or without autodiff).
 pub fn is_available(device: &Device) -> bool {
     super::runs_flex(device)
+}
+
+/// Each plane's mean, `[N, C]` from `[N, C, H, W]`: DyReLU's pooling. Flex only
+/// (`is_available`).
+pub fn plane_means(x: Tensor<4>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as FusedDyReluBackend>::plane_means(
+        x.into_dispatch(),
+    ))
 }
 
 /// The fused activation; `coef` is `[N, C, 4]` (`a1, a2, b1, b2`). Flex only
@@ -85,6 +107,37 @@ mod tests {
         v[plane..2 * plane].fill(0.0);
         v[3 * plane + 1] = 0.0;
         v
+    }
+
+    #[test]
+    fn plane_means_match_burns_mean_in_outputs_and_gradients() {
+        let device = Device::flex().autodiff();
+        let dims = [3, 4, 5, 6];
+        let weights: Vec<f32> = activation([3, 4, 1, 1], 7);
+        let direction = Tensor::<2>::from_data(TensorData::new(weights, [3, 4]), &device);
+        let run = |fused: bool| {
+            let x = Tensor::<4>::from_data(TensorData::new(activation(dims, 5), dims), &device)
+                .require_grad();
+            let means = if fused {
+                plane_means(x.clone())
+            } else {
+                x.clone().reshape([3, 4, 30]).mean_dim(2).reshape([3, 4])
+            };
+            let grads = (means.clone() * direction.clone()).sum().backward();
+            let gx = values(x.grad(&grads).unwrap());
+            let means = means
+                .inner()
+                .into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .unwrap();
+            (means, gx)
+        };
+        let ((means, gx), (ref_means, ref_gx)) = (run(true), run(false));
+        assert!(max_diff(&means, &ref_means) < 1e-6, "means differ");
+        // Each plane's gradient is its weight over 30, the same product as Burn's.
+        assert_eq!(gx, ref_gx, "input gradients differ");
+        assert!(gx.iter().any(|&g| g != 0.0));
     }
 
     #[test]

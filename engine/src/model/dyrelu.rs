@@ -66,7 +66,7 @@ impl DyRelu {
         if phase <= 0.0 {
             return relu(x);
         }
-        let coef = self.coefficient_table(x.clone(), phase);
+        let coef = self.coefficient_table_reference(x.clone(), phase);
         apply_reference(x, coef)
     }
 
@@ -77,9 +77,23 @@ impl DyRelu {
 
     /// The blended coefficients as one `[batch, C, 4]` table (a_1, a_2, b_1, b_2).
     pub fn coefficient_table(&self, x: Tensor<4>, phase: f32) -> Tensor<3> {
-        let [b, c, h, w] = x.dims();
-        let device = x.device();
-        let pooled = x.reshape([b, c, h * w]).mean_dim(2).reshape([b, c]);
+        let pooled = if crate::kernels::dyrelu::is_available(&x.device()) {
+            crate::kernels::dyrelu::plane_means(x)
+        } else {
+            pooled_reference(x)
+        };
+        self.coefficients_of(pooled, phase)
+    }
+
+    /// `coefficient_table` from Burn's tensor ops only.
+    fn coefficient_table_reference(&self, x: Tensor<4>, phase: f32) -> Tensor<3> {
+        self.coefficients_of(pooled_reference(x), phase)
+    }
+
+    /// The table from the pooled activation `[batch, C]`.
+    fn coefficients_of(&self, pooled: Tensor<2>, phase: f32) -> Tensor<3> {
+        let [b, c] = pooled.dims();
+        let device = pooled.device();
         let residuals = sigmoid(self.fc2.forward(relu(self.fc1.forward(pooled)))) * 2.0 - 1.0;
         let residuals = residuals.reshape([b, c, 2 * PIECES]);
         let scale = [LAMBDA_A, LAMBDA_A, LAMBDA_B, LAMBDA_B].map(|l| l * phase);
@@ -87,6 +101,12 @@ impl DyRelu {
         let offset = constant(&RELU_COEFFICIENTS, &device);
         residuals * scale + offset
     }
+}
+
+/// Each plane's mean, `[batch, C]`, in tensor ops.
+fn pooled_reference(x: Tensor<4>) -> Tensor<2> {
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c, h * w]).mean_dim(2).reshape([b, c])
 }
 
 /// `max(a1 x + b1, a2 x + b2)` from a `[batch, C, 4]` coefficient table, in tensor ops.

@@ -53,7 +53,7 @@ fn lane_sums(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> (f32, f32)) -> (f64, 
 }
 
 /// One sum over a plane, in `lane_sums`' order.
-fn lane_sum(a: &[f32], f: impl Fn(f32) -> f32) -> f64 {
+pub(crate) fn lane_sum(a: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     lane_sums(a, a, |v, _| (f(v), 0.0)).0
 }
 

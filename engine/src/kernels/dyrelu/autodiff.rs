@@ -1,4 +1,5 @@
-//! Autodiff: `dyrelu_apply`'s backward pass is the two gradient loops.
+//! Autodiff: `dyrelu_apply`'s backward pass is the two gradient loops, `plane_means`' is
+//! `plane_means_grad`.
 
 use super::FusedDyReluBackend;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -6,7 +7,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::{Autodiff, NodeId};
-use burn::backend::{AutodiffBackend, Backend, tensor::FloatTensor};
+use burn::backend::{AutodiffBackend, Backend, TensorMetadata, tensor::FloatTensor};
 
 #[derive(Debug)]
 struct DyReluBackward;
@@ -32,6 +33,28 @@ impl<B: Backend + FusedDyReluBackend> Backward<B, 2> for DyReluBackward {
         }
         if let Some(node) = node_x {
             grads.register::<B>(node.id, B::dyrelu_input_grad(x, coef, grad));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PlaneMeansBackward;
+
+impl<B: Backend + FusedDyReluBackend> Backward<B, 1> for PlaneMeansBackward {
+    /// The planes' height and width.
+    type State = (usize, usize);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (height, width) = ops.state;
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::plane_means_grad(grad, height, width));
         }
     }
 }
@@ -77,6 +100,33 @@ impl<B: Backend + FusedDyReluBackend, C: CheckpointStrategy> FusedDyReluBackend 
             x.into_primitive(),
             coef.into_primitive(),
             grad_out.into_primitive(),
+        ))
+    }
+
+    fn plane_means(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        let shape = x.shape();
+        match PlaneMeansBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let out = B::plane_means(x.into_primitive());
+                prep.finish((shape[2], shape[3]), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::plane_means(x.into_primitive())),
+        }
+    }
+
+    fn plane_means_grad(
+        grad_out: FloatTensor<Self>,
+        height: usize,
+        width: usize,
+    ) -> FloatTensor<Self> {
+        <Self as AutodiffBackend>::from_inner(B::plane_means_grad(
+            grad_out.into_primitive(),
+            height,
+            width,
         ))
     }
 }
