@@ -16,7 +16,7 @@
 mod autodiff;
 mod flex;
 
-pub(crate) use flex::{Affine, lane_sum, normalise_add_relu_in_place, normalise_in_place};
+pub(crate) use flex::{Affine, normalise_add_relu_in_place, normalise_in_place};
 
 use burn::backend::{Backend, Dispatch, backend_extension, tensor::FloatTensor};
 use burn::nn::BatchNorm;

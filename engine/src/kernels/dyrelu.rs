@@ -1,4 +1,5 @@
-//! Kernel 6: DyReLU-B's piecewise-linear activation, fused, on Flex. Burn builds
+//! Kernel 6: DyReLU-B's piecewise-linear activation, fused, and the pooling its
+//! coefficients start from, on Flex. Burn builds
 //! `max(a1 x + b1, a2 x + b2)` from five broadcast tensor ops, and its backward pass from a
 //! dozen more, each a full pass over the activation and a new buffer. While EAST's DyReLU
 //! phase is on, those passes made a ResNet-34 step at 99.9% more than twice as slow as
@@ -10,7 +11,7 @@
 //! dimension takes the gradient back to the activation's shape in three full passes (a
 //! tensor of ones, scaled, then multiplied), where `plane_means_grad` writes it in one.
 //! Flex only; elsewhere, and as the reference the tests compare outputs and gradients
-//! with, `model::dyrelu::apply_reference`.
+//! with, Burn's ops (`model::dyrelu::forward_reference`).
 
 mod autodiff;
 mod flex;
@@ -44,8 +45,8 @@ pub trait FusedDyReluBackend: Backend {
     fn plane_means(x: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// The gradient of `plane_means`' input, `[N, C, height, width]`, for its output's
-    /// gradient `grad_out` (`[N, C]`): every value of plane (n, c) is `grad_out[n, c] /
-    /// (height width)`.
+    /// gradient `grad_out` (`[N, C]`): every value of plane (n, c) is `grad_out[n, c]`
+    /// times `1 / (height width)` rounded to f32, as Burn's mean gives it.
     fn plane_means_grad(
         grad_out: FloatTensor<Self>,
         height: usize,

@@ -35,6 +35,7 @@ pub mod masked_norm;
 pub mod masked_step;
 pub(crate) mod parallel;
 pub mod plan;
+pub(crate) mod plane_sums;
 pub mod sparse_conv;
 pub mod sparse_index;
 pub mod timing;

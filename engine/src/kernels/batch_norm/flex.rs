@@ -11,6 +11,7 @@
 use super::FusedNormBackend;
 use crate::kernels::flex_tensor::{f32_elements, tensor};
 use crate::kernels::parallel;
+use crate::kernels::plane_sums::{lane_sum, lane_sums, per_plane};
 use burn::backend::{Flex, TensorMetadata, tensor::FloatTensor};
 use burn::tensor::Shape;
 
@@ -19,58 +20,6 @@ fn dims(t: &FloatTensor<Flex>) -> (usize, usize, usize) {
     let shape = t.shape();
     let (n, c) = (shape[0], shape[1]);
     (n, c, shape.num_elements() / (n * c).max(1))
-}
-
-/// Two sums over a plane, of `f(a[k], b[k])`'s first and second halves, each in 8 f32
-/// lanes (element k into lane k % 8; the elements after the last full eight into one
-/// running sum) and totalled in f64. A fixed order, so fixed bits, over slices the
-/// compiler sees whole: written over indices, the same sums were bounds-checked element by
-/// element and stayed scalar, the largest cost of a sparse ResNet-34 step after the
-/// convolutions (the book's "Where a CPU step goes").
-fn lane_sums(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> (f32, f32)) -> (f64, f64) {
-    assert_eq!(a.len(), b.len(), "summed side by side");
-    let (mut first, mut second) = ([0.0f32; 8], [0.0f32; 8]);
-    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (a_rest, b_rest) = (a8.remainder(), b8.remainder());
-    for (p, q) in a8.zip(b8) {
-        let (p, q): (&[f32; 8], &[f32; 8]) = (p.try_into().unwrap(), q.try_into().unwrap());
-        for k in 0..8 {
-            let (u, v) = f(p[k], q[k]);
-            first[k] += u;
-            second[k] += v;
-        }
-    }
-    // The tail added one by one from -0.0, as `Iterator::sum` does.
-    let (mut first_rest, mut second_rest) = (-0.0f32, -0.0f32);
-    for (&p, &q) in a_rest.iter().zip(b_rest) {
-        let (u, v) = f(p, q);
-        first_rest += u;
-        second_rest += v;
-    }
-    let total =
-        |lanes: [f32; 8], rest: f32| lanes.iter().map(|&l| l as f64).sum::<f64>() + rest as f64;
-    (total(first, first_rest), total(second, second_rest))
-}
-
-/// One sum over a plane, in `lane_sums`' order.
-pub(crate) fn lane_sum(a: &[f32], f: impl Fn(f32) -> f32) -> f64 {
-    lane_sums(a, a, |v, _| (f(v), 0.0)).0
-}
-
-/// `f(k, plane)` for each of the `count` planes of `plane` elements that `x` holds, in
-/// memory order (image by image, channel by channel), in parallel: each thread reads a
-/// stretch of memory straight through. A channel's planes, one per image, lie `C` planes
-/// apart: summed a channel at a time, each plane's first lines missed the cache and the
-/// prefetcher started again.
-fn per_plane<T: Send>(
-    x: &[f32],
-    count: usize,
-    plane: usize,
-    f: impl Fn(usize, &[f32]) -> T + Sync + Send,
-) -> Vec<T> {
-    assert_eq!(x.len(), count * plane, "{count} planes of {plane}");
-    let planes: Vec<usize> = (0..count).collect();
-    parallel::map(&planes, |&k| f(k, &x[k * plane..(k + 1) * plane]))
 }
 
 /// Per channel, the normalisation as `x * scale + shift`.

@@ -2,9 +2,10 @@
 //! `[N, C, H, W]` activation, so no result depends on the thread count.
 
 use super::FusedDyReluBackend;
-use crate::kernels::batch_norm::lane_sum;
 use crate::kernels::flex_tensor::{f32_elements, tensor};
 use crate::kernels::parallel;
+use crate::kernels::plane_sums::{lane_sum, per_plane};
+use ::wide::f32x4;
 use burn::backend::{Flex, TensorMetadata, tensor::FloatTensor};
 use burn::tensor::Shape;
 
@@ -29,7 +30,6 @@ fn first_wins(v: f32, c: &[f32]) -> bool {
 /// piece picked per element, the compiler compared and picked one element at a time
 /// whatever the spelling (`if`, bit masks, products with 0 or 1).
 fn piece_sums(xs: &[f32], gs: &[f32], c: &[f32]) -> [f64; 4] {
-    use wide::f32x4;
     assert_eq!(xs.len(), gs.len(), "summed side by side");
     let [c0, c1, c2, c3] = [c[0], c[1], c[2], c[3]].map(f32x4::splat);
     let zero = f32x4::ZERO;
@@ -130,9 +130,8 @@ impl FusedDyReluBackend for Flex {
         let shape = x.shape();
         let (count, plane) = planes(&x);
         let xs = f32_elements(&x);
-        let ids: Vec<usize> = (0..count).collect();
-        let means = parallel::map(&ids, |&p| {
-            (lane_sum(&xs[p * plane..(p + 1) * plane], |v| v) / plane as f64) as f32
+        let means = per_plane(&xs, count, plane, |_, p| {
+            (lane_sum(p, |v| v) / plane as f64) as f32
         });
         tensor(means, Shape::new([shape[0], shape[1]]))
     }
