@@ -3,8 +3,9 @@
 //! each output plane can be normalised (times a shared weight's gain first, through the
 //! ReLU or the residual block's sum and ReLU after) by the thread that summed it, while it
 //! is still in cache, instead of by a BatchNorm pass that reads every activation back from
-//! memory and writes it again. (The strided layers that the loops sum in image blocks,
-//! `cpu_loops` v8, have their planes normalised in a pass after the sums.)
+//! memory and writes it again. (The strided layers that the loops sum in blocks of whole
+//! images, `cpu_loops` v4 and after, have each block's planes normalised once the block's
+//! sums are done.)
 //!
 //! Flex only, without autodiff (the op has no backward pass: training normalises with the
 //! batch's statistics, which need the whole output first). The reference is the
@@ -21,7 +22,9 @@ use burn::backend::{
     Backend, Dispatch, backend_extension,
     tensor::{FloatTensor, IntTensor},
 };
-use burn::tensor::Tensor;
+use burn::module::Param;
+use burn::nn::BatchNorm;
+use burn::tensor::{Device, Int, Tensor};
 
 #[backend_extension(Flex)]
 pub trait ConvNormBackend: Backend {
@@ -59,6 +62,36 @@ pub trait ConvNormBackend: Backend {
     ) -> FloatTensor<Self>;
 }
 
+/// A BatchNorm in inference mode, as the fused kernel reads it: its `[2, C]` running
+/// statistics (mean, variance), its scale and shift, off autodiff.
+pub(crate) struct InferenceNorm {
+    pub stats: Tensor<2>,
+    pub gamma: Tensor<1>,
+    pub beta: Tensor<1>,
+    pub epsilon: f64,
+}
+
+impl InferenceNorm {
+    pub fn of(bn: &BatchNorm, device: &Device) -> Self {
+        Self {
+            stats: running_statistics(bn, device).inner(),
+            gamma: bn.gamma.val().inner(),
+            beta: bn.beta.val().inner(),
+            epsilon: bn.epsilon,
+        }
+    }
+
+    /// The same BatchNorm over the listed channels only, in their order.
+    pub fn select(self, channels: &Tensor<1, Int>) -> Self {
+        Self {
+            stats: self.stats.select(1, channels.clone()),
+            gamma: self.gamma.select(0, channels.clone()),
+            beta: self.beta.select(0, channels.clone()),
+            epsilon: self.epsilon,
+        }
+    }
+}
+
 /// The sparse convolution of `x` by `weight` over `index` with `tail` inside it, the
 /// BatchNorm in inference mode: on Flex without autodiff, else `None` (the caller runs the
 /// convolution and the BatchNorm apart).
@@ -71,29 +104,63 @@ pub fn sparse_conv2d_inference_norm(
     tail: &NormTail,
 ) -> Option<Tensor<4>> {
     let device = x.device();
-    // Every tensor is taken off autodiff below: a model still on its training device
-    // evaluates with autodiff parameters on a plain input.
-    if !super::runs_flex(&device) || device.is_autodiff() {
+    if !runs_fused(&device) {
         return None;
     }
+    let norm = InferenceNorm::of(tail.bn, &device);
+    Some(inference_norm_with(
+        x,
+        weight,
+        index,
+        stride,
+        padding,
+        tail.gain,
+        norm,
+        &tail.after,
+    ))
+}
+
+/// Whether the fused kernel runs on `device`: Flex without autodiff. (Every tensor is taken
+/// off autodiff on the way in: a model still on its training device evaluates with
+/// autodiff parameters on a plain input.)
+pub(crate) fn runs_fused(device: &Device) -> bool {
+    super::runs_flex(device) && !device.is_autodiff()
+}
+
+/// `sparse_conv2d_inference_norm` with the BatchNorm given as its tensors; `x` on a device
+/// where `runs_fused`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn inference_norm_with(
+    x: &Tensor<4>,
+    weight: Tensor<4>,
+    index: &DeviceSparseIndex,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    gain: Option<&Param<Tensor<1>>>,
+    norm: InferenceNorm,
+    after: &AfterNorm,
+) -> Tensor<4> {
+    let weight = weight.inner();
     let geometry = conv_geometry(x, &weight, index, stride, padding, WeightGrad::Active);
     // No gain: 1, which the kernel skips.
-    let gain = tail.gain.map_or(1.0, |g| g.val().into_scalar::<f32>());
-    let bn = tail.bn;
-    let stats = running_statistics(bn, &device).inner().into_dispatch();
-    let (x, weight) = (
-        x.clone().inner().into_dispatch(),
-        weight.inner().into_dispatch(),
+    let gain = gain.map_or(1.0, |g| g.val().into_scalar::<f32>());
+    let InferenceNorm {
+        stats,
+        gamma,
+        beta,
+        epsilon,
+    } = norm;
+    let (stats, gamma, beta) = (
+        stats.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
     );
+    let (x, weight) = (x.clone().inner().into_dispatch(), weight.into_dispatch());
     let (row_start, row_entries) = (
         index.row_start.clone().inner().into_dispatch(),
         index.row_entries.clone().inner().into_dispatch(),
     );
-    let (gamma, beta) = (
-        bn.gamma.val().inner().into_dispatch(),
-        bn.beta.val().inner().into_dispatch(),
-    );
-    let y = match &tail.after {
+    let y = match after {
         AfterNorm::Nothing | AfterNorm::Relu => <Dispatch as ConvNormBackend>::sparse_conv2d_norm(
             x,
             weight,
@@ -103,8 +170,8 @@ pub fn sparse_conv2d_inference_norm(
             stats,
             gamma,
             beta,
-            bn.epsilon,
-            matches!(tail.after, AfterNorm::Relu),
+            epsilon,
+            matches!(after, AfterNorm::Relu),
             geometry,
         ),
         AfterNorm::AddRelu(residual) => <Dispatch as ConvNormBackend>::sparse_conv2d_norm_add_relu(
@@ -117,11 +184,11 @@ pub fn sparse_conv2d_inference_norm(
             gamma,
             beta,
             residual.clone().inner().into_dispatch(),
-            bn.epsilon,
+            epsilon,
             geometry,
         ),
     };
-    Some(Tensor::from_dispatch(y))
+    Tensor::from_dispatch(y)
 }
 
 #[cfg(test)]

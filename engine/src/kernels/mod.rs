@@ -33,6 +33,7 @@ pub mod lab_cpu_loops;
 pub mod lab_crossover;
 pub mod masked_norm;
 pub mod masked_step;
+pub mod narrowed;
 pub(crate) mod parallel;
 pub mod plan;
 pub(crate) mod plane_sums;

@@ -3,9 +3,10 @@
 //! layer by id (`LayerKernels`); layers the plan does not hold run dense.
 
 use super::conv_norm::sparse_conv2d_inference_norm;
+use super::narrowed::NarrowedPair;
 use super::sparse_conv::{WeightGrad, sparse_conv2d_with, sparse_linear_with};
 use super::sparse_index::{DeviceSparseIndex, SparseIndex, WeightLayout};
-use crate::model::{LayerId, LayerKernels, NormTail};
+use crate::model::{ConvNorm, LayerId, LayerKernels, NormTail};
 use crate::sparsity::{LayerMask, Masks};
 use burn::nn::Linear;
 use burn::nn::conv::Conv2d;
@@ -16,6 +17,9 @@ use burn::tensor::{Device, Tensor};
 pub struct SparsePlan {
     layers: Vec<Option<DeviceSparseIndex>>,
     paths: Vec<String>,
+    /// By the first convolution's id: the pair it forms with the next layer, run in
+    /// inference with the activation between them narrowed, where that pays.
+    pairs: Vec<Option<NarrowedPair>>,
 }
 
 impl SparsePlan {
@@ -27,7 +31,7 @@ impl SparsePlan {
     ) -> Self {
         let wanted: std::collections::BTreeSet<&str> = sparse_paths.into_iter().collect();
         let mut paths = Vec::new();
-        let layers = masks
+        let layers: Vec<Option<DeviceSparseIndex>> = masks
             .layers
             .iter()
             .map(|mask| {
@@ -36,7 +40,32 @@ impl SparsePlan {
                 Some(SparseIndex::new(layout, &mask.active).to_device(device))
             })
             .collect();
-        Self { layers, paths }
+        // A block's two convolutions are consecutive layers; the block asks for the pair
+        // by both ids, so a pair of layers that are not a block's is never run.
+        let pairs = (0..layers.len())
+            .map(|i| {
+                let both = layers[i].is_some() && layers.get(i + 1).is_some_and(Option::is_some);
+                both.then(|| {
+                    NarrowedPair::new(
+                        &masks.layers[i],
+                        &masks.layers[i + 1],
+                        LayerId(i + 1),
+                        device,
+                    )
+                })
+                .flatten()
+            })
+            .collect();
+        Self {
+            layers,
+            paths,
+            pairs,
+        }
+    }
+
+    /// How many block pairs run narrowed in inference, and the channels they keep.
+    pub fn narrowed_pairs(&self) -> impl Iterator<Item = &NarrowedPair> {
+        self.pairs.iter().flatten()
     }
 
     /// The paths of the layers that run sparse, in layer order.
@@ -104,6 +133,18 @@ impl LayerKernels for SparsePlan {
         let padding = [kh / 2, kw / 2];
         sparse_conv2d_inference_norm(x, conv.weight.val(), index, conv.stride, padding, tail)
     }
+
+    fn conv_pair_inference_norm(
+        &self,
+        first: &ConvNorm,
+        second: &ConvNorm,
+        x: &Tensor<4>,
+    ) -> Option<Tensor<4>> {
+        let pair = self.pairs.get(first.id.0)?.as_ref()?;
+        (pair.second == second.id)
+            .then(|| pair.run(first, second, x))
+            .flatten()
+    }
 }
 
 /// A plan with another weight gradient (`SparsePlan::with_dense_weight_grads`).
@@ -141,23 +182,26 @@ mod tests {
     use burn::tensor::{Distribution, TensorData};
     use std::cell::Cell;
 
-    /// The plan, counting convolutions run alone and those run with their BatchNorm
-    /// inside; with `fuse` false, none runs fused (the two run apart).
+    /// The plan, counting convolutions run alone, those run with their BatchNorm inside
+    /// and the pairs run narrowed; with `fuse` false, none runs fused (the two run apart)
+    /// and no pair runs.
     struct Counting<'a> {
         plan: &'a SparsePlan,
         fuse: bool,
         convs: Cell<usize>,
         fused: Cell<usize>,
+        pairs: Cell<usize>,
     }
 
     impl<'a> Counting<'a> {
         fn new(plan: &'a SparsePlan, fuse: bool) -> Self {
-            let (convs, fused) = (Cell::new(0), Cell::new(0));
+            let (convs, fused, pairs) = (Cell::new(0), Cell::new(0), Cell::new(0));
             Self {
                 plan,
                 fuse,
                 convs,
                 fused,
+                pairs,
             }
         }
     }
@@ -186,6 +230,20 @@ mod tests {
             self.fused.set(self.fused.get() + y.is_some() as usize);
             y
         }
+
+        fn conv_pair_inference_norm(
+            &self,
+            first: &ConvNorm,
+            second: &ConvNorm,
+            x: &Tensor<4>,
+        ) -> Option<Tensor<4>> {
+            let y = self
+                .fuse
+                .then(|| self.plan.conv_pair_inference_norm(first, second, x))
+                .flatten();
+            self.pairs.set(self.pairs.get() + y.is_some() as usize);
+            y
+        }
     }
 
     /// Every shared block's gains set away from 1.
@@ -204,14 +262,19 @@ mod tests {
     #[test]
     fn a_resnet_infers_with_the_same_bits_with_its_batch_norms_inside_the_sparse_convolutions() {
         let device = Device::flex();
+        // The last two at a density where the blocks' second convolutions read few of
+        // their input channels, so that their pairs run narrowed.
         let configs = [
-            (Arch::Resnet8, 0.5, Activation::Relu, false),
-            (Arch::Resnet8, 0.5, Activation::Dyrelu, false),
-            (Arch::Resnet20, 0.5, Activation::Relu, true),
-            (Arch::Resnet50, 0.125, Activation::Relu, false),
+            (Arch::Resnet8, 0.5, Activation::Relu, false, 0.3),
+            (Arch::Resnet8, 0.5, Activation::Dyrelu, false, 0.3),
+            (Arch::Resnet20, 0.5, Activation::Relu, true, 0.3),
+            (Arch::Resnet50, 0.125, Activation::Relu, false, 0.3),
+            (Arch::Resnet20, 1.0, Activation::Relu, false, 0.005),
+            (Arch::Resnet20, 1.0, Activation::Relu, true, 0.005),
         ];
-        for (arch, width, activation, shared_weights) in configs {
-            let what = format!("{arch:?}, {activation:?}, shared {shared_weights}");
+        for (arch, width, activation, shared_weights, density) in configs {
+            let what =
+                format!("{arch:?}, {activation:?}, shared {shared_weights}, density {density}");
             let config = ModelConfig {
                 arch,
                 width,
@@ -227,28 +290,48 @@ mod tests {
                 let _ = model.forward(x, &ForwardCtx::DENSE);
             }
             let model = model.valid();
-            let masks = uniform_masks(&model, 0.3, 5);
+            let masks = uniform_masks(&model, density, 5);
             let paths: Vec<&str> = masks.layers.iter().map(|m| m.path.as_str()).collect();
-            let plan = SparsePlan::new(&masks, paths, &device);
+            let plan = SparsePlan::new(&masks, paths.clone(), &device);
             let norm = crate::kernels::batch_norm::for_device(&device);
             let x = Tensor::<4>::random([3, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
-            let logits = |kernels: &dyn LayerKernels| -> Vec<u32> {
+            let logits_of = |model: &ResNet, kernels: &dyn LayerKernels| -> Vec<u32> {
                 let ctx = ForwardCtx::new(Some(0.5), Some(kernels)).with_batch_norm(norm);
                 let data: TensorData = model.forward(x.clone(), &ctx).into_data();
                 let values = data.convert::<f32>().try_to_vec::<f32>().unwrap();
                 assert!(values.iter().any(|v| v.abs() > 1e-3), "{what}: {values:?}");
                 values.iter().map(|v| v.to_bits()).collect()
             };
+            let logits = |kernels: &dyn LayerKernels| logits_of(&model, kernels);
             let (apart, fused) = (Counting::new(&plan, false), Counting::new(&plan, true));
-            assert_eq!(logits(&apart), logits(&fused), "{what}");
+            let expected = logits(&apart);
+            assert_eq!(expected, logits(&fused), "{what}");
             assert!(apart.convs.get() > 0, "{what}");
             assert_eq!(apart.fused.get(), 0, "{what}");
             assert_eq!(fused.convs.get(), 0, "{what}: a convolution ran apart");
             assert_eq!(
-                fused.fused.get(),
+                fused.fused.get() + 2 * fused.pairs.get(),
                 apart.convs.get(),
                 "{what}: every convolution fused"
             );
+            // Narrowed pairs run exactly where the plan has one for a block.
+            let narrowed = plan.narrowed_pairs().count();
+            assert_eq!(apart.pairs.get(), 0, "{what}");
+            if density < 0.1 {
+                assert!(fused.pairs.get() > 0, "{what}: no pair ran narrowed");
+            } else {
+                assert_eq!((narrowed, fused.pairs.get()), (0, 0), "{what}");
+            }
+            // The trainer evaluates with its plan built on the training device: the same
+            // bits.
+            let on_train = SparsePlan::new(&masks, paths, &train);
+            let fused_on_train = Counting::new(&on_train, true);
+            assert_eq!(
+                expected,
+                logits_of(&model, &fused_on_train),
+                "{what}, the plan on the training device"
+            );
+            assert_eq!(fused_on_train.pairs.get(), fused.pairs.get(), "{what}");
         }
     }
 }

@@ -2,7 +2,7 @@
 //! convolution every layer of the model is built with.
 
 use super::dyrelu::DyRelu;
-use super::forward_ctx::{AfterNorm, ForwardCtx, LayerId, NormTail};
+use super::forward_ctx::{AfterNorm, ConvNorm, ForwardCtx, LayerId, NormTail};
 use burn::module::{Module, Param};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
@@ -147,30 +147,38 @@ impl Block {
         self.conv1.is_none()
     }
 
+    /// Conv i (this block's own, or `owner`'s times this block's gain), its BatchNorm `bn`
+    /// and what follows it.
+    fn conv_step<'a>(
+        &'a self,
+        owner: &'a Block,
+        i: usize,
+        bn: &'a BatchNorm,
+        after: AfterNorm,
+    ) -> ConvNorm<'a> {
+        let id = self.ids.convs[i].expect("every conv of a built model has an id");
+        let own = [&self.conv1, &self.conv2, &self.conv3][i];
+        let theirs = [&owner.conv1, &owner.conv2, &owner.conv3][i];
+        let (conv, gain) = match (own, theirs, [&self.gain1, &self.gain2, &self.gain3][i]) {
+            (Some(c), _, _) => (c, None),
+            (None, Some(c), Some(g)) => (c, Some(g)),
+            _ => unreachable!("a shared block always has an owner with convs and a gain"),
+        };
+        ConvNorm {
+            id,
+            conv,
+            tail: NormTail { gain, bn, after },
+        }
+    }
+
     /// `owner` is the block whose convs a shared block runs (itself for an owning block).
     pub fn forward(&self, x: Tensor<4>, owner: &Block, ctx: &ForwardCtx) -> Tensor<4> {
-        // Conv i (this block's own, or its owner's times this block's gain), its BatchNorm
-        // and what follows it.
         let conv_norm = |i: usize, bn: &BatchNorm, after: AfterNorm, x: Tensor<4>| {
-            let id = self.ids.convs[i].expect("every conv of a built model has an id");
-            let own = [&self.conv1, &self.conv2, &self.conv3][i];
-            let theirs = [&owner.conv1, &owner.conv2, &owner.conv3][i];
-            let (conv, gain) = match (own, theirs, [&self.gain1, &self.gain2, &self.gain3][i]) {
-                (Some(c), _, _) => (c, None),
-                (None, Some(c), Some(g)) => (c, Some(g)),
-                _ => unreachable!("a shared block always has an owner with convs and a gain"),
-            };
-            ctx.conv_norm(id, conv, x, NormTail { gain, bn, after })
+            let s = self.conv_step(owner, i, bn, after);
+            ctx.conv_norm(s.id, s.conv, x, s.tail)
         };
         let conv_activate = |i: usize, bn: &BatchNorm, dyrelu: &Option<DyRelu>, x: Tensor<4>| {
             activated(ctx, dyrelu, |after| conv_norm(i, bn, after, x))
-        };
-        let out = conv_activate(0, &self.bn1, &self.dyrelu1, x.clone());
-        // The last conv (its number, its BatchNorm, its input), which the shortcut's sum
-        // follows.
-        let (last, last_bn, out) = match &self.bn3 {
-            Some(bn3) => (2, bn3, conv_activate(1, &self.bn2, &self.dyrelu2, out)),
-            None => (1, &self.bn2, out),
         };
         let identity = match (&self.shortcut, self.ids.shortcut) {
             (Some(s), Some(id)) => {
@@ -179,9 +187,25 @@ impl Block {
                     bn: &s.bn,
                     after: AfterNorm::Nothing,
                 };
-                ctx.conv_norm(id, &s.conv, x, tail)
+                ctx.conv_norm(id, &s.conv, x.clone(), tail)
             }
-            _ => x,
+            _ => x.clone(),
+        };
+        // A BasicBlock with ReLUs: its two convolutions as a pair, which the kernels may
+        // run with the activation between them narrowed.
+        if self.bn3.is_none() && self.dyrelu1.is_none() && self.dyrelu_out.is_none() {
+            return ctx.conv_norm_pair(
+                self.conv_step(owner, 0, &self.bn1, AfterNorm::Relu),
+                self.conv_step(owner, 1, &self.bn2, AfterNorm::AddRelu(identity)),
+                x,
+            );
+        }
+        let out = conv_activate(0, &self.bn1, &self.dyrelu1, x);
+        // The last conv (its number, its BatchNorm, its input), which the shortcut's sum
+        // follows.
+        let (last, last_bn, out) = match &self.bn3 {
+            Some(bn3) => (2, bn3, conv_activate(1, &self.bn2, &self.dyrelu2, out)),
+            None => (1, &self.bn2, out),
         };
         match &self.dyrelu_out {
             Some(d) => d.forward(

@@ -31,6 +31,26 @@ pub trait LayerKernels {
     ) -> Option<Tensor<4>> {
         None
     }
+
+    /// A residual block's two convolutions in inference, `second` after `first`, where
+    /// these kernels run them as one pair (the activation between them narrowed to the
+    /// channels `second` reads); `None` where not, and the caller runs each with
+    /// `conv_inference_norm`.
+    fn conv_pair_inference_norm(
+        &self,
+        _first: &ConvNorm,
+        _second: &ConvNorm,
+        _x: &Tensor<4>,
+    ) -> Option<Tensor<4>> {
+        None
+    }
+}
+
+/// A convolution of the model with what follows it: its layer id, its module, its tail.
+pub struct ConvNorm<'a> {
+    pub id: LayerId,
+    pub conv: &'a Conv2d,
+    pub tail: NormTail<'a>,
 }
 
 /// What follows a convolution up to its activation: the shared weight's gain, the
@@ -174,6 +194,26 @@ impl<'a> ForwardCtx<'a> {
             AfterNorm::Relu => self.norm_relu(tail.bn, y),
             AfterNorm::AddRelu(residual) => self.norm_add_relu(tail.bn, y, residual),
         }
+    }
+
+    /// `second`'s convolution and tail after `first`'s, on `x`: as one pair where the
+    /// kernels run one in inference through the fused BatchNorm, otherwise each through
+    /// `conv_norm`. Both give the same bits (the plan's tests compare them).
+    pub(crate) fn conv_norm_pair(
+        &self,
+        first: ConvNorm,
+        second: ConvNorm,
+        x: Tensor<4>,
+    ) -> Tensor<4> {
+        if let Some(kernels) = self.kernels
+            && self.batch_norm.is_some()
+            && !x.device().is_autodiff()
+            && let Some(y) = kernels.conv_pair_inference_norm(&first, &second, &x)
+        {
+            return y;
+        }
+        let y = self.conv_norm(first.id, first.conv, x, first.tail);
+        self.conv_norm(second.id, second.conv, y, second.tail)
     }
 
     pub(crate) fn conv(&self, id: LayerId, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {

@@ -10,7 +10,7 @@ pub mod resnet;
 
 pub use config::{Activation, Arch, DyReluConfig, ModelConfig};
 pub use forward_ctx::{
-    AfterNorm, ForwardCtx, FusedBatchNorm, LayerId, LayerKernels, NormKernels, NormTail,
+    AfterNorm, ConvNorm, ForwardCtx, FusedBatchNorm, LayerId, LayerKernels, NormKernels, NormTail,
 };
 pub use params::{ParamInfo, for_each_param, grads_by_path, map_params, param_infos};
 pub use resnet::{LayerSite, ResNet};

@@ -12,6 +12,7 @@ use super::FusedNormBackend;
 use crate::kernels::flex_tensor::{f32_elements, tensor};
 use crate::kernels::parallel;
 use crate::kernels::plane_sums::{lane_sum, lane_sums, per_plane};
+use crate::kernels::wide::wide_fn;
 use burn::backend::{Flex, TensorMetadata, tensor::FloatTensor};
 use burn::tensor::Shape;
 
@@ -77,6 +78,7 @@ fn output(v: f32, s: f32, t: f32, relu: bool) -> f32 {
     if relu { y.max(0.0) } else { y }
 }
 
+wide_fn! {
 /// `plane` normalised in place by channel scale `s` and shift `t`, through the ReLU if
 /// `relu`: `norm_apply`'s values, for a kernel that holds the plane in cache already (the
 /// sparse convolution's inference epilogue).
@@ -88,7 +90,9 @@ pub(crate) fn normalise_in_place(plane: &mut [f32], s: f32, t: f32, relu: bool) 
         plane.iter_mut().for_each(|v| *v = output(*v, s, t, false));
     }
 }
+}
 
+wide_fn! {
 /// `plane` normalised in place and added to `residual`, through the ReLU:
 /// `norm_apply_add_relu`'s values.
 pub(crate) fn normalise_add_relu_in_place(plane: &mut [f32], residual: &[f32], s: f32, t: f32) {
@@ -100,6 +104,7 @@ pub(crate) fn normalise_add_relu_in_place(plane: &mut [f32], residual: &[f32], s
     for (v, &r) in plane.iter_mut().zip(residual) {
         *v = residual_sum(*v, s, t, r).max(0.0);
     }
+}
 }
 
 /// The incoming gradient `g` of an output computed from `v`, zero where a ReLU cut it.

@@ -39,9 +39,12 @@
 //!   alternated) v7 stepped in
 //!   586 and 587 ms, v8 with the 8x8 and 4x4 planes in 565 and 547 ms, and v8 with 16x16
 //!   ones too in 542 and 535 ms against 559 and 551 (2-core AMD EPYC, 2026-12-04).
-//! - **v9** (`cpu_loops/dots.rs`), the one Flex runs: v8, with the stride-1 weight
+//! - **v9** (`cpu_loops/dots.rs`): v8, with the stride-1 weight
 //!   gradient's entries decoded once per call and an image's dots, every active weight's,
 //!   summed in one AVX2-selected function, as v7 does for the other two passes.
+//! - **v10** (`cpu_loops/whole.rs`), the one Flex runs: v9, with the stride-1 forward
+//!   pass and input gradient on planes of 16, 64 and 256 values summed a whole plane per
+//!   term, a loop of constant length, instead of a run of odd length per term.
 //!
 //! The forward pass and input gradient of every version add in v1's order, so they give
 //! v1's bits; the weight gradients sum in 8 lanes (v2), per image or block in 8 lanes and
@@ -54,6 +57,7 @@ mod dots;
 mod pairs;
 mod rows;
 mod spans;
+mod whole;
 
 use rows::{Lanes, axpy_rows, for_each_row, for_each_tap, inside, scatter_row, split_entry};
 
@@ -73,10 +77,11 @@ pub enum LoopVersion {
     V7,
     V8,
     V9,
+    V10,
 }
 
 impl LoopVersion {
-    pub const ALL: [LoopVersion; 9] = [
+    pub const ALL: [LoopVersion; 10] = [
         LoopVersion::V1,
         LoopVersion::V2,
         LoopVersion::V3,
@@ -86,6 +91,7 @@ impl LoopVersion {
         LoopVersion::V7,
         LoopVersion::V8,
         LoopVersion::V9,
+        LoopVersion::V10,
     ];
 
     pub fn name(self) -> &'static str {
@@ -99,6 +105,7 @@ impl LoopVersion {
             LoopVersion::V7 => "v7 (v6, entries decoded once per call)",
             LoopVersion::V8 => "v8 (v7, small strided planes in v4's blocks)",
             LoopVersion::V9 => "v9 (v8, weight gradient decoded once per call)",
+            LoopVersion::V10 => "v10 (v9, small planes summed whole)",
         }
     }
 }
@@ -172,17 +179,16 @@ pub fn forward_finished(
     finish: PlaneFinish,
 ) -> Vec<f32> {
     match version {
-        LoopVersion::V4 => {
-            // v4 sums several small planes at a time; its planes are finished after.
-            let mut y = blocked::forward(g, x, w, rows);
-            parallel::for_each_chunk(&mut y, g.out_h * g.out_w, finish);
-            return y;
-        }
+        LoopVersion::V4 => return blocked::forward(g, x, w, rows, finish),
         LoopVersion::V5 => return spans::forward(g, x, w, rows, finish),
         LoopVersion::V6 if !pairs::runs(g) => return spans::forward(g, x, w, rows, finish),
         LoopVersion::V7 => return decoded::forward(g, x, w, rows, finish),
         LoopVersion::V8 | LoopVersion::V9 => {
             return forward_finished(v8_loops(g), g, x, w, rows, finish);
+        }
+        LoopVersion::V10 => {
+            return decoded::forward_whole(g, x, w, rows, finish)
+                .unwrap_or_else(|| forward_finished(LoopVersion::V9, g, x, w, rows, finish));
         }
         _ => {}
     }
@@ -230,6 +236,10 @@ pub fn input_grad(
         LoopVersion::V6 if !pairs::runs(g) => return spans::input_grad(g, dy, w, cols),
         LoopVersion::V7 => return decoded::input_grad(g, dy, w, cols),
         LoopVersion::V8 | LoopVersion::V9 => return input_grad(v8_loops(g), g, dy, w, cols),
+        LoopVersion::V10 => {
+            return decoded::input_grad_whole(g, dy, w, cols)
+                .unwrap_or_else(|| input_grad(LoopVersion::V9, g, dy, w, cols));
+        }
         _ => {}
     }
     let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
@@ -272,6 +282,8 @@ pub fn weight_grad(
         // v7 changes the forward and input-gradient loops only.
         LoopVersion::V7 => return weight_grad(LoopVersion::V6, g, x, dy, rows),
         LoopVersion::V8 => return weight_grad(v8_loops(g), g, x, dy, rows),
+        // v10 changes the forward and input-gradient loops only.
+        LoopVersion::V10 => return weight_grad(LoopVersion::V9, g, x, dy, rows),
         LoopVersion::V9 => {
             return match v8_loops(g) {
                 LoopVersion::V7 => dots::weight_grad(g, x, dy, rows),
@@ -424,14 +436,18 @@ mod tests {
     }
 
     fn geometry(size: usize, kernel: usize, stride: usize, padding: usize) -> ConvGeometry {
+        shaped(size, size + 1, kernel, stride, padding)
+    }
+
+    /// Input planes of `h` x `w`.
+    fn shaped(h: usize, w: usize, kernel: usize, stride: usize, padding: usize) -> ConvGeometry {
         let dims = [6, 5, kernel, kernel];
-        let out = conv_out_len(size, kernel, stride, padding);
         ConvGeometry {
             batch: 3,
-            in_h: size,
-            in_w: size + 1,
-            out_h: out,
-            out_w: conv_out_len(size + 1, kernel, stride, padding),
+            in_h: h,
+            in_w: w,
+            out_h: conv_out_len(h, kernel, stride, padding),
+            out_w: conv_out_len(w, kernel, stride, padding),
             kernel: [kernel, kernel],
             stride: [stride, stride],
             padding: [padding, padding],
@@ -494,21 +510,27 @@ mod tests {
     }
 
     fn every_version_matches_v1() {
-        for (case, &(size, kernel, stride, padding)) in [
-            (9, 3, 1, 1),
-            (9, 3, 2, 1),
-            (8, 1, 2, 0),
-            (10, 5, 2, 2),
-            (4, 3, 1, 1),
-            (8, 1, 1, 0),
-            (7, 5, 1, 2),
+        // Input planes h x w, kernel, stride, padding.
+        for (case, &(h, width, kernel, stride, padding)) in [
+            (9, 10, 3, 1, 1),
+            (9, 10, 3, 2, 1),
+            (8, 9, 1, 2, 0),
+            (10, 11, 5, 2, 2),
+            (4, 5, 3, 1, 1),
+            (8, 9, 1, 1, 0),
+            (7, 8, 5, 1, 2),
             // Rows of 17 outputs: v6's weight gradient runs its 8-lane loop and a tail.
-            (34, 3, 2, 1),
+            (34, 35, 3, 2, 1),
+            // Planes of 16, 64 and 256 values: v10 sums them whole.
+            (4, 4, 3, 1, 1),
+            (8, 8, 3, 1, 1),
+            (8, 8, 1, 1, 0),
+            (16, 16, 3, 1, 1),
         ]
         .iter()
         .enumerate()
         {
-            let g = geometry(size, kernel, stride, padding);
+            let g = shaped(h, width, kernel, stride, padding);
             let l = g.layout;
             let seed = case as u64 * 10;
             let active: Vec<bool> = values(l.numel(), seed).iter().map(|v| *v > 0.2).collect();
@@ -524,7 +546,7 @@ mod tests {
             let x = values(g.batch * l.in_channels * g.in_h * g.in_w, seed + 1);
             let w = values(l.numel(), seed + 2);
             let dy = values(g.batch * l.out_channels * g.out_h * g.out_w, seed + 3);
-            let what = format!("size {size}, kernel {kernel}, stride {stride}, padding {padding}");
+            let what = format!("{h}x{width}, kernel {kernel}, stride {stride}, padding {padding}");
             let d1 = weight_grad(LoopVersion::V1, &g, &x, &dy, rows);
             // v9's weight gradient is v6's dots, decoded once: v8's (v6's or v4's) bits.
             assert_eq!(

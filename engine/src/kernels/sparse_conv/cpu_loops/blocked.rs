@@ -15,7 +15,7 @@
 //! sums each block in 8 f32 lanes and the blocks in f64, in order: v1's to rounding. No
 //! sum depends on the thread count.
 
-use super::{ConvGeometry, IndexList, Lanes, axpy_rows, inside, scatter_row};
+use super::{ConvGeometry, IndexList, Lanes, PlaneFinish, axpy_rows, inside, scatter_row};
 use crate::kernels::parallel;
 
 /// Output values per entry a block aims at (planes smaller than this share a block).
@@ -115,8 +115,16 @@ fn block_images(plane: usize, batch: usize) -> usize {
     (VALUES_PER_BLOCK / plane.max(1)).clamp(1, batch.max(1))
 }
 
-/// `y = conv(x, w)` over the active weights listed by output channel.
-pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], rows: IndexList) -> Vec<f32> {
+/// `y = conv(x, w)` over the active weights listed by output channel, each output plane
+/// then handed to `finish` by the thread that summed its block, while the block is still
+/// in cache.
+pub fn forward(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[f32],
+    rows: IndexList,
+    finish: PlaneFinish,
+) -> Vec<f32> {
     let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
     let (taps, entries) = (taps(g), decode(g, Some(w), rows, true));
     let block = block_images(out_plane, g.batch);
@@ -134,6 +142,10 @@ pub fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], rows: IndexList) -> Vec<f
                     });
                 }
             }
+        }
+        let first_plane = first * l.out_channels;
+        for (k, plane) in out.chunks_exact_mut(out_plane).enumerate() {
+            finish(first_plane + k, plane);
         }
     })
 }

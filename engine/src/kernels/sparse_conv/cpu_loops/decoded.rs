@@ -12,23 +12,28 @@
 //!
 //! Each destination takes its terms in the list's order with v5's expressions, so the
 //! forward pass and the input gradient are v1's bits. The weight gradient is v6's.
+//!
+//! v10 builds the same terms and sums small planes whole (`cpu_loops/whole.rs`).
 
 use super::spans::{Spans, kept};
+use super::whole;
 use super::{ConvGeometry, IndexList, LoopVersion, PlaneFinish, for_each_plane, split_entry};
 use crate::kernels::wide::wide_fn;
 
 /// An active weight as a destination plane meets it: `dest[write + j] += weight *
 /// source_plane(channel)[read + j]` for `j < len`, the products cleared where
-/// `masks[mask][mask_start + j]` is zero, if it has a mask.
+/// `masks[mask][mask_start + j]` is zero, if it has a mask. `tap` is the weight's tap
+/// (v10 keeps a whole-plane mask per tap).
 #[derive(Clone, Copy)]
-struct Term {
-    weight: f32,
-    channel: usize,
-    read: usize,
-    write: usize,
-    len: usize,
-    mask: Option<usize>,
-    mask_start: usize,
+pub(super) struct Term {
+    pub(super) weight: f32,
+    pub(super) channel: usize,
+    pub(super) read: usize,
+    pub(super) write: usize,
+    pub(super) len: usize,
+    pub(super) mask: Option<usize>,
+    pub(super) mask_start: usize,
+    pub(super) tap: usize,
 }
 
 pub fn forward(
@@ -38,24 +43,48 @@ pub fn forward(
     rows: IndexList,
     finish: PlaneFinish,
 ) -> Vec<f32> {
-    summed(g, x, w, rows, Some(finish))
+    summed(g, x, w, rows, Some(finish), false)
         .unwrap_or_else(|| super::forward_finished(LoopVersion::V6, g, x, w, rows, finish))
 }
 
 pub fn input_grad(g: &ConvGeometry, dy: &[f32], w: &[f32], cols: IndexList) -> Vec<f32> {
-    summed(g, dy, w, cols, None)
+    summed(g, dy, w, cols, None, false)
         .unwrap_or_else(|| super::input_grad(LoopVersion::V6, g, dy, w, cols))
+}
+
+/// v10's forward pass: `forward`, small planes summed whole. `None` where v10 runs v9.
+pub fn forward_whole(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[f32],
+    rows: IndexList,
+    finish: PlaneFinish,
+) -> Option<Vec<f32>> {
+    summed(g, x, w, rows, Some(finish), true)
+}
+
+/// v10's input gradient: `input_grad`, small planes summed whole. `None` where v10 runs
+/// v9.
+pub fn input_grad_whole(
+    g: &ConvGeometry,
+    dy: &[f32],
+    w: &[f32],
+    cols: IndexList,
+) -> Option<Vec<f32>> {
+    summed(g, dy, w, cols, None, true)
 }
 
 /// The forward pass (`finish` given: `source` = x, `list` by output channel, each output
 /// plane finished) or the input gradient (`source` = dy, `list` by input channel). `None`
-/// where the geometry has no runs (v5's `Spans`).
+/// where the geometry has no runs (v5's `Spans`), or with `whole` where v10 does not sum
+/// its planes whole.
 fn summed(
     g: &ConvGeometry,
     source: &[f32],
     w: &[f32],
     list: IndexList,
     finish: Option<PlaneFinish>,
+    whole: bool,
 ) -> Option<Vec<f32>> {
     let spans = Spans::of(g)?;
     let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
@@ -84,43 +113,89 @@ fn summed(
                 len: run.len,
                 mask: run.mask,
                 mask_start: run.out_start,
+                tap,
             }
         })
         .collect();
+    let sources = Sources {
+        terms: &terms,
+        start: list.start,
+        channels,
+        source,
+        source_channels,
+        source_plane,
+        run_masks: &spans.masks,
+    };
+    let planes = g.batch * channels;
+    if whole {
+        return whole::planes(&sources, planes, plane_len, finish);
+    }
     let plane = |slab: usize, out: &mut [f32]| {
-        let (n, c) = (slab / channels, slab % channels);
-        let range = list.start[c] as usize..list.start[c + 1] as usize;
-        let image = &source[n * source_channels * source_plane..][..source_channels * source_plane];
-        sum_terms(&terms[range], image, source_plane, &spans.masks, out);
+        let (terms, image) = sources.of(slab);
+        sum_terms(terms, image, source_plane, &spans.masks, out);
         if let Some(finish) = finish {
             finish(slab, out);
         }
     };
-    Some(for_each_plane(
-        LoopVersion::V7,
-        g.batch * channels,
-        plane_len,
-        plane,
-    ))
+    Some(for_each_plane(LoopVersion::V7, planes, plane_len, plane))
+}
+
+/// What the destination planes of one call read: the terms, listed by destination
+/// channel (`start`), and the source planes.
+pub(super) struct Sources<'a> {
+    terms: &'a [Term],
+    start: &'a [i32],
+    channels: usize,
+    source: &'a [f32],
+    source_channels: usize,
+    pub(super) source_plane: usize,
+    pub(super) run_masks: &'a [Vec<u32>],
+}
+
+impl Sources<'_> {
+    /// Destination plane `slab`'s terms and its image's source planes.
+    #[inline(always)]
+    pub(super) fn of(&self, slab: usize) -> (&[Term], &[f32]) {
+        let (n, c) = (slab / self.channels, slab % self.channels);
+        let range = self.start[c] as usize..self.start[c + 1] as usize;
+        let image_len = self.source_channels * self.source_plane;
+        (
+            &self.terms[range],
+            &self.source[n * image_len..][..image_len],
+        )
+    }
+
+    pub(super) fn terms(&self) -> &[Term] {
+        self.terms
+    }
 }
 
 wide_fn! {
 /// Every term of one destination plane `out`, reading `image`'s planes of `plane` values.
 fn sum_terms(terms: &[Term], image: &[f32], plane: usize, masks: &[Vec<u32>], out: &mut [f32]) {
     for t in terms {
-        let from = &image[t.channel * plane..][t.read..t.read + t.len];
-        let dest = &mut out[t.write..t.write + t.len];
-        let weight = t.weight;
-        match t.mask {
-            None => dest.iter_mut().zip(from).for_each(|(o, &v)| *o += weight * v),
-            Some(m) => {
-                let mask = &masks[m][t.mask_start..t.mask_start + t.len];
-                dest.iter_mut()
-                    .zip(from)
-                    .zip(mask)
-                    .for_each(|((o, &v), &k)| *o += kept(weight * v, k));
-            }
-        }
+        add_run(t, image, plane, masks, out);
     }
 }
+}
+
+/// One term over its run.
+#[inline(always)]
+pub(super) fn add_run(t: &Term, image: &[f32], plane: usize, masks: &[Vec<u32>], out: &mut [f32]) {
+    let from = &image[t.channel * plane..][t.read..t.read + t.len];
+    let dest = &mut out[t.write..t.write + t.len];
+    let weight = t.weight;
+    match t.mask {
+        None => dest
+            .iter_mut()
+            .zip(from)
+            .for_each(|(o, &v)| *o += weight * v),
+        Some(m) => {
+            let mask = &masks[m][t.mask_start..t.mask_start + t.len];
+            dest.iter_mut()
+                .zip(from)
+                .zip(mask)
+                .for_each(|((o, &v), &k)| *o += kept(weight * v, k));
+        }
+    }
 }
