@@ -192,7 +192,7 @@ pub(crate) fn inference_norm_with(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::kernels::batch_norm::{batch_norm_add_relu_inference, batch_norm_inference};
     use crate::kernels::sparse_conv::{reference_conv2d, sparse_conv2d};
@@ -202,20 +202,20 @@ mod tests {
     use burn::nn::{BatchNorm, BatchNormConfig};
     use burn::tensor::{Device, TensorData};
 
-    fn random(shape: [usize; 4], rng: &mut Rng, device: &Device) -> Tensor<4> {
+    pub(crate) fn random(shape: [usize; 4], rng: &mut Rng, device: &Device) -> Tensor<4> {
         let values = (0..shape.iter().product::<usize>())
             .map(|_| rng.next_f32() * 2.0 - 1.0)
             .collect::<Vec<_>>();
         Tensor::from_data(TensorData::new(values, shape), device)
     }
 
-    fn vector(values: Vec<f32>, device: &Device) -> Tensor<1> {
+    pub(crate) fn vector(values: Vec<f32>, device: &Device) -> Tensor<1> {
         let n = values.len();
         Tensor::from_data(TensorData::new(values, [n]), device)
     }
 
     /// A BatchNorm with every parameter and running statistic away from its initial value.
-    fn moved_batch_norm(channels: usize, rng: &mut Rng, device: &Device) -> BatchNorm {
+    pub(crate) fn moved_batch_norm(channels: usize, rng: &mut Rng, device: &Device) -> BatchNorm {
         let mut bn = BatchNormConfig::new(channels).init(device);
         let mut draw = |lo: f32, span: f32| {
             (0..channels)

@@ -19,7 +19,9 @@
 //! clipping; 8. `conv_norm`, in inference, a sparse convolution that normalises each
 //! output plane (and adds the residual, applies the ReLU) as it finishes the plane;
 //! 9. `active_step`, the masked step touching only the active weights (tested against
-//! the masked step).
+//! the masked step); 10. `narrowed`, in inference, a residual block's two sparse
+//! convolutions with the activation between them narrowed to the channels the second
+//! reads (tested against the two run apart).
 
 pub mod active_step;
 pub mod batch_norm;

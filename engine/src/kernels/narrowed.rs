@@ -3,9 +3,9 @@
 //!
 //! The second convolution reads an input channel only if one of its active weights sits
 //! on it. At 99.9% a ResNet-34 first-stage block's second convolution keeps 37 of its
-//! 36,864 weights, so it reads at most 37 (about 28) of its 64 input channels; the other
-//! planes of the first convolution's output, 33 MB of the 68 MB written per block at
-//! batch 128, are written and never read. Here the first convolution runs over the read
+//! 36,864 weights, so it reads at most 37 (about 30) of its 64 input channels; the other
+//! planes of the first convolution's output, about 18 MB per block at batch 128, were
+//! written and never read. Here the first convolution runs over the read
 //! channels only (its weight's rows, its BatchNorm's channels and its index's rows
 //! narrowed to them) and writes `[N, k, H, W]`; the second runs on that narrowed input,
 //! its weight's columns narrowed and its index's input channels renumbered. Each kept
@@ -17,6 +17,7 @@
 //! (`conv_norm`).
 
 use super::conv_norm::{InferenceNorm, inference_norm_with, runs_fused};
+use super::plan::same_padding;
 use super::sparse_index::{DeviceSparseIndex, SparseIndex, WeightLayout};
 use crate::model::{ConvNorm, LayerId};
 use crate::sparsity::LayerMask;
@@ -98,11 +99,6 @@ impl NarrowedPair {
         })
     }
 
-    /// How many channels the middle activation keeps.
-    pub fn kept(&self) -> usize {
-        self.channels.dims()[0]
-    }
-
     /// `second` after `first` on `x`, the activation between them narrowed; `None` off
     /// Flex or on autodiff (the caller runs them apart).
     pub fn run(&self, first: &ConvNorm, second: &ConvNorm, x: &Tensor<4>) -> Option<Tensor<4>> {
@@ -110,7 +106,6 @@ impl NarrowedPair {
         if !runs_fused(&device) {
             return None;
         }
-        let padding = |c: &burn::nn::conv::Conv2d| [c.kernel_size[0] / 2, c.kernel_size[1] / 2];
         let (f, s) = (first.conv, second.conv);
         // Off autodiff like every other input: a plan built on the training device
         // evaluates a model whose parameters are still on it.
@@ -120,7 +115,7 @@ impl NarrowedPair {
             f.weight.val().inner().select(0, channels.clone()),
             &self.first_index,
             f.stride,
-            padding(f),
+            same_padding(f),
             first.tail.gain,
             InferenceNorm::of(first.tail.bn, &device).select(&channels),
             &first.tail.after,
@@ -130,10 +125,145 @@ impl NarrowedPair {
             s.weight.val().inner().select(1, channels),
             &self.second_index,
             s.stride,
-            padding(s),
+            same_padding(s),
             second.tail.gain,
             InferenceNorm::of(second.tail.bn, &device),
             &second.tail.after,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::conv_norm::sparse_conv2d_inference_norm;
+    use crate::kernels::conv_norm::tests::{moved_batch_norm, random, vector};
+    use crate::model::block::conv;
+    use crate::model::{AfterNorm, NormTail};
+    use crate::rng::Rng;
+    use burn::module::Param;
+
+    fn bits(t: Tensor<4>) -> Vec<u32> {
+        let data = t.into_data().convert::<f32>();
+        data.try_to_vec::<f32>()
+            .unwrap()
+            .into_iter()
+            .map(f32::to_bits)
+            .collect()
+    }
+
+    #[test]
+    fn a_narrowed_pair_gives_the_bits_of_its_two_convolutions_apart() {
+        let device = Device::flex();
+        let mut rng = Rng::new(3);
+        let (batch, inputs, middle, outputs) = (2, 5, 6, 7);
+        // The second convolution reads the middle's first and last channels and one
+        // between; the first is strided, as a stage's first block is.
+        let read = [0, 2, 5];
+        let first_mask = LayerMask {
+            path: "block.conv1.weight".into(),
+            dims: vec![middle, inputs, 3, 3],
+            active: (0..middle * inputs * 9)
+                .map(|_| rng.next_f32() < 0.4)
+                .collect(),
+        };
+        let second_mask = LayerMask {
+            path: "block.conv2.weight".into(),
+            dims: vec![outputs, middle, 3, 3],
+            active: (0..outputs * middle * 9)
+                .map(|f| read.contains(&(f / 9 % middle)) && (f % 9 == 4 || rng.next_f32() < 0.5))
+                .collect(),
+        };
+        let pair = NarrowedPair::new(&first_mask, &second_mask, LayerId(1), &device)
+            .expect("half the middle channels are left out");
+        let kept = pair.channels.clone().into_data().convert::<i64>();
+        assert_eq!(kept.try_to_vec::<i64>().unwrap(), vec![0, 2, 5]);
+
+        let mut first_conv = conv(inputs, middle, 3, 2, &device);
+        first_conv.weight = Param::from_tensor(random([middle, inputs, 3, 3], &mut rng, &device));
+        let mut second_conv = conv(middle, outputs, 3, 1, &device);
+        second_conv.weight = Param::from_tensor(random([outputs, middle, 3, 3], &mut rng, &device));
+        let (first_bn, second_bn) = (
+            moved_batch_norm(middle, &mut rng, &device),
+            moved_batch_norm(outputs, &mut rng, &device),
+        );
+        let x = random([batch, inputs, 9, 9], &mut rng, &device);
+        let residual = random([batch, outputs, 5, 5], &mut rng, &device);
+        let (first_gain, second_gain) = (
+            Param::from_tensor(vector(vec![0.8], &device)),
+            Param::from_tensor(vector(vec![1.25], &device)),
+        );
+        let first = ConvNorm {
+            id: LayerId(0),
+            conv: &first_conv,
+            tail: NormTail {
+                gain: Some(&first_gain),
+                bn: &first_bn,
+                after: AfterNorm::Relu,
+            },
+        };
+        let second = ConvNorm {
+            id: LayerId(1),
+            conv: &second_conv,
+            tail: NormTail {
+                gain: Some(&second_gain),
+                bn: &second_bn,
+                after: AfterNorm::AddRelu(residual),
+            },
+        };
+        let narrowed = pair
+            .run(&first, &second, &x)
+            .expect("Flex without autodiff");
+
+        let index = |mask: &LayerMask, dims: [usize; 4]| {
+            SparseIndex::new(WeightLayout::conv(dims), &mask.active).to_device(&device)
+        };
+        let (first_index, second_index) = (
+            index(&first_mask, [middle, inputs, 3, 3]),
+            index(&second_mask, [outputs, middle, 3, 3]),
+        );
+        let apart = |conv: &ConvNorm, index: &DeviceSparseIndex, x: &Tensor<4>| {
+            let stride = conv.conv.stride;
+            sparse_conv2d_inference_norm(
+                x,
+                conv.conv.weight.val(),
+                index,
+                stride,
+                [1, 1],
+                &conv.tail,
+            )
+            .expect("Flex without autodiff")
+        };
+        let middle_apart = apart(&first, &first_index, &x);
+        let expected = apart(&second, &second_index, &middle_apart);
+        assert_eq!(narrowed.dims(), expected.dims());
+        let expected = bits(expected);
+        assert!(expected.iter().any(|&b| f32::from_bits(b) > 0.0));
+        assert_eq!(bits(narrowed), expected);
+
+        // On autodiff the caller runs the two apart.
+        let x = random([batch, inputs, 9, 9], &mut rng, &device.clone().autodiff());
+        assert!(pair.run(&first, &second, &x).is_none());
+    }
+
+    #[test]
+    fn a_pair_that_reads_most_channels_or_none_is_not_narrowed() {
+        let device = Device::flex();
+        let mask = |path: &str, dims: [usize; 4], on: &dyn Fn(usize) -> bool| LayerMask {
+            path: path.into(),
+            dims: dims.to_vec(),
+            active: (0..dims.iter().product()).map(on).collect(),
+        };
+        let first = mask("b.conv1.weight", [4, 3, 3, 3], &|_| true);
+        // Three of four channels read: a quarter left out is enough.
+        let three = mask("b.conv2.weight", [5, 4, 3, 3], &|f| f / 9 % 4 != 1);
+        assert!(NarrowedPair::new(&first, &three, LayerId(1), &device).is_some());
+        let all = mask("b.conv2.weight", [5, 4, 3, 3], &|_| true);
+        assert!(NarrowedPair::new(&first, &all, LayerId(1), &device).is_none());
+        let none = mask("b.conv2.weight", [5, 4, 3, 3], &|_| false);
+        assert!(NarrowedPair::new(&first, &none, LayerId(1), &device).is_none());
+        // Shapes that do not chain.
+        let other = mask("b.conv2.weight", [5, 3, 3, 3], &|_| true);
+        assert!(NarrowedPair::new(&first, &other, LayerId(1), &device).is_none());
     }
 }

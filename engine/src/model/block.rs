@@ -149,7 +149,7 @@ impl Block {
 
     /// Conv i (this block's own, or `owner`'s times this block's gain), its BatchNorm `bn`
     /// and what follows it.
-    fn conv_step<'a>(
+    fn conv_norm_of<'a>(
         &'a self,
         owner: &'a Block,
         i: usize,
@@ -174,7 +174,7 @@ impl Block {
     /// `owner` is the block whose convs a shared block runs (itself for an owning block).
     pub fn forward(&self, x: Tensor<4>, owner: &Block, ctx: &ForwardCtx) -> Tensor<4> {
         let conv_norm = |i: usize, bn: &BatchNorm, after: AfterNorm, x: Tensor<4>| {
-            let s = self.conv_step(owner, i, bn, after);
+            let s = self.conv_norm_of(owner, i, bn, after);
             ctx.conv_norm(s.id, s.conv, x, s.tail)
         };
         let conv_activate = |i: usize, bn: &BatchNorm, dyrelu: &Option<DyRelu>, x: Tensor<4>| {
@@ -195,8 +195,8 @@ impl Block {
         // run with the activation between them narrowed.
         if self.bn3.is_none() && self.dyrelu1.is_none() && self.dyrelu_out.is_none() {
             return ctx.conv_norm_pair(
-                self.conv_step(owner, 0, &self.bn1, AfterNorm::Relu),
-                self.conv_step(owner, 1, &self.bn2, AfterNorm::AddRelu(identity)),
+                self.conv_norm_of(owner, 0, &self.bn1, AfterNorm::Relu),
+                self.conv_norm_of(owner, 1, &self.bn2, AfterNorm::AddRelu(identity)),
                 x,
             );
         }

@@ -43,8 +43,8 @@
 //!   gradient's entries decoded once per call and an image's dots, every active weight's,
 //!   summed in one AVX2-selected function, as v7 does for the other two passes.
 //! - **v10** (`cpu_loops/whole.rs`), the one Flex runs: v9, with the stride-1 forward
-//!   pass and input gradient on planes of 16, 64 and 256 values summed a whole plane per
-//!   term, a loop of constant length, instead of a run of odd length per term.
+//!   pass and input gradient on planes of 16 and 64 values summed a whole plane per term,
+//!   a loop of constant length, instead of a run of odd length per term.
 //!
 //! The forward pass and input gradient of every version add in v1's order, so they give
 //! v1's bits; the weight gradients sum in 8 lanes (v2), per image or block in 8 lanes and
@@ -435,6 +435,10 @@ mod tests {
             .collect()
     }
 
+    fn bits(values: Vec<f32>) -> Vec<u32> {
+        values.into_iter().map(f32::to_bits).collect()
+    }
+
     fn geometry(size: usize, kernel: usize, stride: usize, padding: usize) -> ConvGeometry {
         shaped(size, size + 1, kernel, stride, padding)
     }
@@ -521,7 +525,8 @@ mod tests {
             (7, 8, 5, 1, 2),
             // Rows of 17 outputs: v6's weight gradient runs its 8-lane loop and a tail.
             (34, 35, 3, 2, 1),
-            // Planes of 16, 64 and 256 values: v10 sums them whole.
+            // Planes of 16 and 64 values, which v10 sums whole, and of 256, which it
+            // leaves to v9.
             (4, 4, 3, 1, 1),
             (8, 8, 3, 1, 1),
             (8, 8, 1, 1, 0),
@@ -571,20 +576,21 @@ mod tests {
             for v in &LoopVersion::ALL[1..] {
                 let v = *v;
                 let what = format!("{}, {what}", v.name());
-                // The same additions in the same order: the same bits.
+                // The same additions in the same order: the same bits (compared as bits,
+                // so that a -0.0 for a +0.0 fails too).
                 assert_eq!(
-                    forward(LoopVersion::V1, &g, &x, &w, rows),
-                    forward(v, &g, &x, &w, rows),
+                    bits(forward(LoopVersion::V1, &g, &x, &w, rows)),
+                    bits(forward(v, &g, &x, &w, rows)),
                     "forward, {what}"
                 );
                 assert_eq!(
-                    finished,
-                    forward_finished(v, &g, &x, &w, rows, &finish),
+                    bits(finished.clone()),
+                    bits(forward_finished(v, &g, &x, &w, rows, &finish)),
                     "finished forward, {what}"
                 );
                 assert_eq!(
-                    input_grad(LoopVersion::V1, &g, &dy, &w, cols),
-                    input_grad(v, &g, &dy, &w, cols),
+                    bits(input_grad(LoopVersion::V1, &g, &dy, &w, cols)),
+                    bits(input_grad(v, &g, &dy, &w, cols)),
                     "input gradient, {what}"
                 );
                 let d2 = weight_grad(v, &g, &x, &dy, rows);

@@ -94,6 +94,11 @@ fn summed(
     } else {
         (l.in_channels, l.out_channels, in_plane, out_plane)
     };
+    // Checked before the terms are built: where v10 has no whole-plane loop, v9 builds
+    // them again.
+    if whole && !whole::sums_whole(plane_len) {
+        return None;
+    }
     let terms: Vec<Term> = (0..channels)
         .flat_map(|c| list.of(c).iter().map(move |&entry| (c, entry)))
         .map(|(c, entry)| {

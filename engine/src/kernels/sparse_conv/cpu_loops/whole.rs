@@ -1,6 +1,7 @@
 //! v10 of the sparse convolution's CPU loops: v9, except that in stride-1 convolutions
-//! whose destination planes are small (4x4, 8x8 and 16x16 on CIFAR) each of v7's terms
-//! runs over the whole destination plane, with a mask per tap, instead of over its run.
+//! whose destination planes are small (4x4 and 8x8 on CIFAR) each of v7's terms runs
+//! over the whole destination plane, with a mask per tap, instead of over its run.
+//! (Planes of 16x16 summed whole were slower than v9: more masked work per term.)
 //!
 //! At 99.9% most of ResNet-34's active weights sit in its last two stages, whose planes
 //! hold 16 and 64 values. A term's run there is 11 to 16 (or 55 to 64) values long, an
@@ -22,7 +23,7 @@ use crate::kernels::parallel;
 use crate::kernels::wide::wide_fn;
 
 /// Values per piece of work: small planes are taken this many values at a time (64 planes
-/// of 4x4, 16 of 8x8, 4 of 16x16), so that the per-piece costs (the zeroing call, the
+/// of 4x4, 16 of 8x8), so that the per-piece costs (the zeroing call, the
 /// AVX2 check, the thread pool's split) are paid once per 4 KB rather than once per
 /// plane. At 4x4 that per-plane cost was about what the plane's sums cost.
 const PIECE_VALUES: usize = 1024;
@@ -30,6 +31,19 @@ const PIECE_VALUES: usize = 1024;
 /// Sums the destination planes `first..` that fill `out`: `(sources, tap_masks, first,
 /// out)`.
 type WholeSum = fn(&Sources, &[Vec<u32>], usize, &mut [f32]);
+
+/// Whether v10 sums destination planes of `plane_len` values whole.
+pub(super) fn sums_whole(plane_len: usize) -> bool {
+    whole_sum(plane_len).is_some()
+}
+
+fn whole_sum(plane_len: usize) -> Option<WholeSum> {
+    match plane_len {
+        16 => Some(sum_16),
+        64 => Some(sum_64),
+        _ => None,
+    }
+}
 
 /// Every destination plane of `plane_len` values, summed whole and each then handed to
 /// `finish` (if any) by the thread that summed it; `None` where v10 has no whole-plane
@@ -40,11 +54,7 @@ pub(super) fn planes(
     plane_len: usize,
     finish: Option<PlaneFinish>,
 ) -> Option<Vec<f32>> {
-    let sum: WholeSum = match plane_len {
-        16 => sum_16,
-        64 => sum_64,
-        _ => return None,
-    };
+    let sum = whole_sum(plane_len)?;
     let masks = tap_masks(sources.terms(), sources.run_masks, plane_len);
     let per_piece = PIECE_VALUES / plane_len;
     let piece = |i: usize, out: &mut [f32]| {
