@@ -223,13 +223,13 @@ mod tests {
             index(&second_mask, [outputs, middle, 3, 3]),
         );
         let apart = |conv: &ConvNorm, index: &DeviceSparseIndex, x: &Tensor<4>| {
-            let stride = conv.conv.stride;
+            let (stride, padding) = (conv.conv.stride, same_padding(conv.conv));
             sparse_conv2d_inference_norm(
                 x,
                 conv.conv.weight.val(),
                 index,
                 stride,
-                [1, 1],
+                padding,
                 &conv.tail,
             )
             .expect("Flex without autodiff")

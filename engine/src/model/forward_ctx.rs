@@ -177,9 +177,7 @@ impl<'a> ForwardCtx<'a> {
         x: Tensor<4>,
         tail: NormTail,
     ) -> Tensor<4> {
-        if let Some(kernels) = self.kernels
-            && self.batch_norm.is_some()
-            && !x.device().is_autodiff()
+        if let Some(kernels) = self.inference_kernels(&x)
             && let Some(y) = kernels.conv_inference_norm(id, conv, &x, &tail)
         {
             return y;
@@ -205,15 +203,20 @@ impl<'a> ForwardCtx<'a> {
         second: ConvNorm,
         x: Tensor<4>,
     ) -> Tensor<4> {
-        if let Some(kernels) = self.kernels
-            && self.batch_norm.is_some()
-            && !x.device().is_autodiff()
+        if let Some(kernels) = self.inference_kernels(&x)
             && let Some(y) = kernels.conv_pair_inference_norm(&first, &second, &x)
         {
             return y;
         }
         let y = self.conv_norm(first.id, first.conv, x, first.tail);
         self.conv_norm(second.id, second.conv, y, second.tail)
+    }
+
+    /// The other kernels, where they may run a convolution with its BatchNorm inside:
+    /// with the fused BatchNorm, in inference (`x` off autodiff).
+    fn inference_kernels(&self, x: &Tensor<4>) -> Option<&'a dyn LayerKernels> {
+        let kernels = self.kernels?;
+        (self.batch_norm.is_some() && !x.device().is_autodiff()).then_some(kernels)
     }
 
     pub(crate) fn conv(&self, id: LayerId, conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {

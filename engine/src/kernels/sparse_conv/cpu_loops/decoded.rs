@@ -148,7 +148,7 @@ fn summed(
 /// What the destination planes of one call read: the terms, listed by destination
 /// channel (`start`), and the source planes.
 pub(super) struct Sources<'a> {
-    terms: &'a [Term],
+    pub(super) terms: &'a [Term],
     start: &'a [i32],
     channels: usize,
     source: &'a [f32],
@@ -168,10 +168,6 @@ impl Sources<'_> {
             &self.terms[range],
             &self.source[n * image_len..][..image_len],
         )
-    }
-
-    pub(super) fn terms(&self) -> &[Term] {
-        self.terms
     }
 }
 

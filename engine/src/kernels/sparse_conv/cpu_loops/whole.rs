@@ -55,7 +55,7 @@ pub(super) fn planes(
     finish: Option<PlaneFinish>,
 ) -> Option<Vec<f32>> {
     let sum = whole_sum(plane_len)?;
-    let masks = tap_masks(sources.terms(), sources.run_masks, plane_len);
+    let masks = tap_masks(sources.terms, sources.run_masks, plane_len);
     let per_piece = PIECE_VALUES / plane_len;
     let piece = |i: usize, out: &mut [f32]| {
         let first = i * per_piece;

@@ -1,0 +1,193 @@
+//! The loop versions against v1 (outputs, input gradients and weight gradients, on
+//! every geometry and with both copies of the innermost loops), and their helpers.
+
+use super::*;
+use crate::kernels::sparse_conv::conv_out_len;
+use crate::kernels::sparse_index::WeightLayout;
+
+/// Small deterministic pseudo-random values in [-1, 1).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(2862933555777941757)
+        .wrapping_add(3037000493);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 2.0
+        })
+        .collect()
+}
+
+fn bits(values: Vec<f32>) -> Vec<u32> {
+    values.into_iter().map(f32::to_bits).collect()
+}
+
+fn geometry(size: usize, kernel: usize, stride: usize, padding: usize) -> ConvGeometry {
+    shaped(size, size + 1, kernel, stride, padding)
+}
+
+/// Input planes of `h` x `w`.
+fn shaped(h: usize, w: usize, kernel: usize, stride: usize, padding: usize) -> ConvGeometry {
+    let dims = [6, 5, kernel, kernel];
+    ConvGeometry {
+        batch: 3,
+        in_h: h,
+        in_w: w,
+        out_h: conv_out_len(h, kernel, stride, padding),
+        out_w: conv_out_len(w, kernel, stride, padding),
+        kernel: [kernel, kernel],
+        stride: [stride, stride],
+        padding: [padding, padding],
+        layout: WeightLayout::conv(dims),
+        weight_shape: dims,
+        nnz: 0,
+        weight_grad: Default::default(),
+    }
+}
+
+#[test]
+fn inside_is_the_range_that_the_per_position_test_accepts() {
+    for (out_len, in_len, stride, padding, tap) in [
+        (9usize, 9usize, 1usize, 1usize, 0usize),
+        (5, 9, 2, 1, 2),
+        (4, 8, 2, 0, 0),
+        (5, 10, 2, 2, 4),
+        (3, 3, 1, 1, 2),
+    ] {
+        let accepted: Vec<usize> = (0..out_len)
+            .filter(|&o| {
+                (o * stride + tap)
+                    .checked_sub(padding)
+                    .is_some_and(|i| i < in_len)
+            })
+            .collect();
+        let (lo, hi) = inside(out_len, in_len, stride, padding, tap);
+        assert_eq!((lo..hi).collect::<Vec<_>>(), accepted);
+    }
+}
+
+#[test]
+fn v8_runs_v4_on_small_strided_planes_only() {
+    // Output planes: 5x5, 16x16 (1x1 kernel, 31x32 input), 16x17 and 17x18 strided;
+    // 9x10 and 4x5 unstrided.
+    let picked = [
+        (9, 3, 2, 1),
+        (31, 1, 2, 0),
+        (32, 3, 2, 1),
+        (34, 3, 2, 1),
+        (9, 3, 1, 1),
+        (4, 3, 1, 1),
+    ]
+    .map(|(size, kernel, stride, padding)| v8_loops(&geometry(size, kernel, stride, padding)));
+    use LoopVersion::{V4, V7};
+    assert_eq!(picked, [V4, V4, V7, V7, V7, V7]);
+}
+
+#[test]
+fn every_version_matches_v1_on_every_geometry() {
+    every_version_matches_v1();
+    // Once more with the baseline copies of the innermost loops, which a machine with
+    // AVX2 would otherwise never run.
+    crate::kernels::wide::set_avx2_off(true);
+    let baseline = std::panic::catch_unwind(every_version_matches_v1);
+    crate::kernels::wide::set_avx2_off(false);
+    if let Err(failure) = baseline {
+        std::panic::resume_unwind(failure);
+    }
+}
+
+fn every_version_matches_v1() {
+    // Input planes h x w, kernel, stride, padding.
+    for (case, &(h, width, kernel, stride, padding)) in [
+        (9, 10, 3, 1, 1),
+        (9, 10, 3, 2, 1),
+        (8, 9, 1, 2, 0),
+        (10, 11, 5, 2, 2),
+        (4, 5, 3, 1, 1),
+        (8, 9, 1, 1, 0),
+        (7, 8, 5, 1, 2),
+        // Rows of 17 outputs: v6's weight gradient runs its 8-lane loop and a tail.
+        (34, 35, 3, 2, 1),
+        // Planes of 16 and 64 values, which v10 sums whole, and of 256, which it
+        // leaves to v9.
+        (4, 4, 3, 1, 1),
+        (8, 8, 3, 1, 1),
+        (8, 8, 1, 1, 0),
+        (16, 16, 3, 1, 1),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let g = shaped(h, width, kernel, stride, padding);
+        let l = g.layout;
+        let seed = case as u64 * 10;
+        let active: Vec<bool> = values(l.numel(), seed).iter().map(|v| *v > 0.2).collect();
+        let index = SparseIndex::new(l, &active);
+        let rows = IndexList {
+            start: &index.row_start,
+            entries: &index.row_entries,
+        };
+        let cols = IndexList {
+            start: &index.col_start,
+            entries: &index.col_entries,
+        };
+        let x = values(g.batch * l.in_channels * g.in_h * g.in_w, seed + 1);
+        let w = values(l.numel(), seed + 2);
+        let dy = values(g.batch * l.out_channels * g.out_h * g.out_w, seed + 3);
+        let what = format!("{h}x{width}, kernel {kernel}, stride {stride}, padding {padding}");
+        let d1 = weight_grad(LoopVersion::V1, &g, &x, &dy, rows);
+        // v9's weight gradient is v6's dots, decoded once: v8's (v6's or v4's) bits.
+        assert_eq!(
+            weight_grad(LoopVersion::V8, &g, &x, &dy, rows),
+            weight_grad(LoopVersion::V9, &g, &x, &dy, rows),
+            "v9's weight gradient, {what}"
+        );
+        // A finish that depends on the plane's number and every value in it.
+        let finish = |slab: usize, plane: &mut [f32]| {
+            let first = plane[0];
+            for v in plane.iter_mut() {
+                *v = *v * 0.5 + first + slab as f32;
+            }
+        };
+        let finished = forward_finished(LoopVersion::V1, &g, &x, &w, rows, &finish);
+        let plane_len = g.out_h * g.out_w;
+        let mut expected = forward(LoopVersion::V1, &g, &x, &w, rows);
+        for (slab, plane) in expected.chunks_mut(plane_len).enumerate() {
+            finish(slab, plane);
+        }
+        assert_eq!(finished, expected, "v1's finished forward, {what}");
+        for v in &LoopVersion::ALL[1..] {
+            let v = *v;
+            let what = format!("{}, {what}", v.name());
+            // The same additions in the same order: the same bits (compared as bits,
+            // so that a -0.0 for a +0.0 fails too).
+            assert_eq!(
+                bits(forward(LoopVersion::V1, &g, &x, &w, rows)),
+                bits(forward(v, &g, &x, &w, rows)),
+                "forward, {what}"
+            );
+            assert_eq!(
+                bits(finished.clone()),
+                bits(forward_finished(v, &g, &x, &w, rows, &finish)),
+                "finished forward, {what}"
+            );
+            assert_eq!(
+                bits(input_grad(LoopVersion::V1, &g, &dy, &w, cols)),
+                bits(input_grad(v, &g, &dy, &w, cols)),
+                "input gradient, {what}"
+            );
+            let d2 = weight_grad(v, &g, &x, &dy, rows);
+            for (i, (a, b)) in d1.iter().zip(&d2).enumerate() {
+                assert!(
+                    (a - b).abs() < 1e-4,
+                    "weight gradient {i}: {a} vs {b}, {what}"
+                );
+                if !active[i] {
+                    assert_eq!(*b, 0.0, "pruned weight {i} got a gradient, {what}");
+                }
+            }
+        }
+    }
+}
