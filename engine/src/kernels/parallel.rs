@@ -42,9 +42,8 @@ pub fn zeroed_chunks(
         for v in piece.iter_mut() {
             v.write(0.0);
         }
-        // SAFETY: every element of `piece` was written just above, and `MaybeUninit<f32>`
-        // has the layout of `f32`.
-        let piece = unsafe { &mut *(piece as *mut [MaybeUninit<f32>] as *mut [f32]) };
+        // SAFETY: every element of `piece` was written just above.
+        let piece = unsafe { assume_written(piece) };
         f(i, piece);
     };
     // SAFETY: `fill` writes every element of its piece before `f` sees it.
@@ -77,6 +76,16 @@ pub fn mapped_chunks<I: ExactSizeIterator<Item = f32>>(
     unsafe { built_in_chunks(len, chunk, fill) }
 }
 
+/// `piece`, every element of which has been written, as the values it now holds.
+///
+/// # Safety
+/// Every element of `piece` must have been written.
+pub(crate) unsafe fn assume_written(piece: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and the caller promises that every
+    // element is initialised.
+    unsafe { &mut *(piece as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
 wide_fn! {
 /// Writes `values` into `piece` from its start; returns how many it wrote. `values` is
 /// taken whole, not by reference: zipped with the piece, a map over slices then runs as a
@@ -97,7 +106,7 @@ fn write_values(piece: &mut [MaybeUninit<f32>], values: impl Iterator<Item = f32
 ///
 /// # Safety
 /// `fill` must write every element of its piece, or panic.
-unsafe fn built_in_chunks(
+pub(crate) unsafe fn built_in_chunks(
     len: usize,
     chunk: usize,
     fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync + Send,

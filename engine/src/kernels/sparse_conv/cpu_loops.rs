@@ -42,9 +42,14 @@
 //! - **v9** (`cpu_loops/dots.rs`): v8, with the stride-1 weight
 //!   gradient's entries decoded once per call and an image's dots, every active weight's,
 //!   summed in one AVX2-selected function, as v7 does for the other two passes.
-//! - **v10** (`cpu_loops/whole.rs`), the one Flex runs: v9, with the stride-1 forward
+//! - **v10** (`cpu_loops/whole.rs`): v9, with the stride-1 forward
 //!   pass and input gradient on planes of 16 and 64 values summed a whole plane per term,
 //!   a loop of constant length, instead of a run of odd length per term.
+//! - **v11** (`cpu_loops/phased.rs`), the one Flex runs: v10, with the stride-2 forward
+//!   pass run on each image's input split into even and odd rows and columns, where v10
+//!   ran v4's strided rows through a scalar loop; and the other planes v10 leaves to v9
+//!   (32x32 and 16x16) written by their first term instead of zeroed first
+//!   (`decoded::Planes::Started`).
 //!
 //! The forward pass and input gradient of every version add in v1's order, so they give
 //! v1's bits; the weight gradients sum in 8 lanes (v2), per image or block in 8 lanes and
@@ -55,10 +60,12 @@ mod blocked;
 mod decoded;
 mod dots;
 mod pairs;
+mod phased;
 mod rows;
 mod spans;
 mod whole;
 
+use decoded::Planes;
 use rows::{Lanes, axpy_rows, for_each_row, for_each_tap, inside, scatter_row, split_entry};
 
 use super::ConvGeometry;
@@ -78,10 +85,11 @@ pub enum LoopVersion {
     V8,
     V9,
     V10,
+    V11,
 }
 
 impl LoopVersion {
-    pub const ALL: [LoopVersion; 10] = [
+    pub const ALL: [LoopVersion; 11] = [
         LoopVersion::V1,
         LoopVersion::V2,
         LoopVersion::V3,
@@ -92,6 +100,7 @@ impl LoopVersion {
         LoopVersion::V8,
         LoopVersion::V9,
         LoopVersion::V10,
+        LoopVersion::V11,
     ];
 
     pub fn name(self) -> &'static str {
@@ -106,6 +115,7 @@ impl LoopVersion {
             LoopVersion::V8 => "v8 (v7, small strided planes in v4's blocks)",
             LoopVersion::V9 => "v9 (v8, weight gradient decoded once per call)",
             LoopVersion::V10 => "v10 (v9, small planes summed whole)",
+            LoopVersion::V11 => "v11 (v10, stride-2 inputs split by phase)",
         }
     }
 }
@@ -187,7 +197,13 @@ pub fn forward_finished(
             return forward_finished(v8_loops(g), g, x, w, rows, finish);
         }
         LoopVersion::V10 => {
-            return decoded::forward_whole(g, x, w, rows, finish)
+            return decoded::forward_planes(g, x, w, rows, finish, Planes::Whole)
+                .unwrap_or_else(|| forward_finished(LoopVersion::V9, g, x, w, rows, finish));
+        }
+        LoopVersion::V11 => {
+            return phased::forward(g, x, w, rows, finish)
+                .or_else(|| decoded::forward_planes(g, x, w, rows, finish, Planes::Whole))
+                .or_else(|| decoded::forward_planes(g, x, w, rows, finish, Planes::Started))
                 .unwrap_or_else(|| forward_finished(LoopVersion::V9, g, x, w, rows, finish));
         }
         _ => {}
@@ -237,7 +253,12 @@ pub fn input_grad(
         LoopVersion::V7 => return decoded::input_grad(g, dy, w, cols),
         LoopVersion::V8 | LoopVersion::V9 => return input_grad(v8_loops(g), g, dy, w, cols),
         LoopVersion::V10 => {
-            return decoded::input_grad_whole(g, dy, w, cols)
+            return decoded::input_grad_planes(g, dy, w, cols, Planes::Whole)
+                .unwrap_or_else(|| input_grad(LoopVersion::V9, g, dy, w, cols));
+        }
+        LoopVersion::V11 => {
+            return decoded::input_grad_planes(g, dy, w, cols, Planes::Whole)
+                .or_else(|| decoded::input_grad_planes(g, dy, w, cols, Planes::Started))
                 .unwrap_or_else(|| input_grad(LoopVersion::V9, g, dy, w, cols));
         }
         _ => {}
@@ -283,7 +304,7 @@ pub fn weight_grad(
         LoopVersion::V7 => return weight_grad(LoopVersion::V6, g, x, dy, rows),
         LoopVersion::V8 => return weight_grad(v8_loops(g), g, x, dy, rows),
         // v10 changes the forward and input-gradient loops only.
-        LoopVersion::V10 => return weight_grad(LoopVersion::V9, g, x, dy, rows),
+        LoopVersion::V10 | LoopVersion::V11 => return weight_grad(LoopVersion::V9, g, x, dy, rows),
         LoopVersion::V9 => {
             return match v8_loops(g) {
                 LoopVersion::V7 => dots::weight_grad(g, x, dy, rows),

@@ -1,4 +1,4 @@
-//! Flex (CPU): the loops of `cpu_loops.rs` (v10) run on the tensors' own buffers
+//! Flex (CPU): the loops of `cpu_loops.rs` (v11) run on the tensors' own buffers
 //! (`flex_tensor.rs`): no host round trip per call.
 
 use super::cpu_loops::{self, IndexList, LoopVersion};
@@ -10,7 +10,7 @@ use burn::backend::{
 };
 
 /// The version Flex runs (the kernel lab times the others).
-pub(crate) const VERSION: LoopVersion = LoopVersion::V10;
+pub(crate) const VERSION: LoopVersion = LoopVersion::V11;
 
 impl SparseConvBackend for Flex {
     fn sparse_conv2d(

@@ -116,6 +116,14 @@ fn every_version_matches_v1() {
         (8, 8, 3, 1, 1),
         (8, 8, 1, 1, 0),
         (16, 16, 3, 1, 1),
+        // Even inputs at stride 2, which v11 splits by phase: outputs of 16 and 64 values
+        // (summed whole), 256 and 25 (by runs), 6x5, and a 1x1 shortcut.
+        (8, 8, 3, 2, 1),
+        (16, 16, 3, 2, 1),
+        (32, 32, 3, 2, 1),
+        (10, 10, 5, 2, 2),
+        (12, 10, 3, 2, 1),
+        (16, 16, 1, 2, 0),
     ]
     .iter()
     .enumerate()
@@ -123,7 +131,16 @@ fn every_version_matches_v1() {
         let g = shaped(h, width, kernel, stride, padding);
         let l = g.layout;
         let seed = case as u64 * 10;
-        let active: Vec<bool> = values(l.numel(), seed).iter().map(|v| *v > 0.2).collect();
+        // Output channel 0 and input channel 1 without a weight: planes with no terms,
+        // in the forward pass and in the input gradient.
+        let active: Vec<bool> = values(l.numel(), seed)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let (oc, ic) = (i / (l.in_channels * l.taps), i / l.taps % l.in_channels);
+                *v > 0.2 && oc != 0 && ic != 1
+            })
+            .collect();
         let index = SparseIndex::new(l, &active);
         let rows = IndexList {
             start: &index.row_start,
@@ -133,7 +150,12 @@ fn every_version_matches_v1() {
             start: &index.col_start,
             entries: &index.col_entries,
         };
-        let x = values(g.batch * l.in_channels * g.in_h * g.in_w, seed + 1);
+        // A quarter of the inputs exactly zero, as after a ReLU: a negative weight times
+        // +0.0 is -0.0, which v1's zero-started sums turn into +0.0.
+        let x: Vec<f32> = values(g.batch * l.in_channels * g.in_h * g.in_w, seed + 1)
+            .into_iter()
+            .map(|v| if v < -0.5 { 0.0 } else { v })
+            .collect();
         let w = values(l.numel(), seed + 2);
         let dy = values(g.batch * l.out_channels * g.out_h * g.out_w, seed + 3);
         let what = format!("{h}x{width}, kernel {kernel}, stride {stride}, padding {padding}");
@@ -190,4 +212,62 @@ fn every_version_matches_v1() {
             }
         }
     }
+}
+
+#[test]
+fn v11_splits_even_stride_2_inputs_only() {
+    let runs = [
+        (8, 8, 3, 2, 1),
+        (32, 32, 3, 2, 1),
+        (16, 16, 1, 2, 0),
+        (10, 10, 5, 2, 2),
+        (9, 9, 3, 2, 1),
+        (8, 9, 1, 2, 0),
+        (8, 8, 3, 1, 1),
+        // A 7x7 kernel reads two rows away from its phase plane.
+        (14, 14, 7, 2, 3),
+    ]
+    .map(|(h, w, kernel, stride, padding)| phased::runs(&shaped(h, w, kernel, stride, padding)));
+    assert_eq!(runs, [true, true, true, true, false, false, false, false]);
+}
+
+#[test]
+fn v11_never_lets_a_stale_phase_plane_reach_an_output() {
+    // Phase planes no weight reads keep whatever an earlier call left in each thread's
+    // buffer. Fill them with NaN (every weight active, so every plane is written), then
+    // run a sparse layer: only masked positions may see the NaN, and they must add +0.0.
+    let mut g = shaped(8, 8, 3, 2, 1);
+    g.batch = 64;
+    let l = g.layout;
+    let full = SparseIndex::new(l, &vec![true; l.numel()]);
+    let nan = vec![f32::NAN; g.batch * l.in_channels * g.in_h * g.in_w];
+    let w = values(l.numel(), 5);
+    let rows = |index: &SparseIndex| {
+        let list = IndexList {
+            start: &index.row_start,
+            entries: &index.row_entries,
+        };
+        (list.start.to_vec(), list.entries.to_vec())
+    };
+    let (start, entries) = rows(&full);
+    let list = IndexList {
+        start: &start,
+        entries: &entries,
+    };
+    forward(LoopVersion::V11, &g, &nan, &w, list);
+    // One active weight per output channel, each reading input channel 0 at a corner tap.
+    let active: Vec<bool> = (0..l.numel())
+        .map(|i| i % (l.in_channels * 9) == 0)
+        .collect();
+    let sparse = SparseIndex::new(l, &active);
+    let (start, entries) = rows(&sparse);
+    let list = IndexList {
+        start: &start,
+        entries: &entries,
+    };
+    let x = values(nan.len(), 6);
+    assert_eq!(
+        bits(forward(LoopVersion::V1, &g, &x, &w, list)),
+        bits(forward(LoopVersion::V11, &g, &x, &w, list)),
+    );
 }

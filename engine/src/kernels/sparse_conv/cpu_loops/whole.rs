@@ -30,14 +30,14 @@ const PIECE_VALUES: usize = 1024;
 
 /// Sums the destination planes `first..` that fill `out`: `(sources, tap_masks, first,
 /// out)`.
-type WholeSum = fn(&Sources, &[Vec<u32>], usize, &mut [f32]);
+pub(super) type WholeSum = fn(&Sources, &[Vec<u32>], usize, &mut [f32]);
 
 /// Whether v10 sums destination planes of `plane_len` values whole.
 pub(super) fn sums_whole(plane_len: usize) -> bool {
     whole_sum(plane_len).is_some()
 }
 
-fn whole_sum(plane_len: usize) -> Option<WholeSum> {
+pub(super) fn whole_sum(plane_len: usize) -> Option<WholeSum> {
     match plane_len {
         16 => Some(sum_16),
         64 => Some(sum_64),
@@ -76,7 +76,7 @@ pub(super) fn planes(
 /// Per tap, the mask over a whole destination plane of `plane_len` values: all ones at
 /// the positions of the tap's run that its run mask (in `run_masks`) keeps, zero
 /// elsewhere. Every term of a tap has the same run, so the first one met stands for all.
-fn tap_masks(terms: &[Term], run_masks: &[Vec<u32>], plane_len: usize) -> Vec<Vec<u32>> {
+pub(super) fn tap_masks(terms: &[Term], run_masks: &[Vec<u32>], plane_len: usize) -> Vec<Vec<u32>> {
     let taps = terms.iter().map(|t| t.tap + 1).max().unwrap_or(0);
     let mut masks = vec![Vec::new(); taps];
     for t in terms {
