@@ -12,7 +12,9 @@
 //! active weight reads are copied.
 //!
 //! Each output takes its terms in the list's order with v7's and v10's expressions, so the
-//! forward pass is v1's bits. The input gradient and the weight gradient are v10's.
+//! forward pass is v1's bits. The strided layers' input gradient and every weight gradient
+//! are v10's. (v11's other change, planes written by their first term instead of zeroed
+//! first, is `decoded::Planes::Started`.)
 
 use super::decoded::{Sources, Term, sum_terms};
 use super::spans::Spans;

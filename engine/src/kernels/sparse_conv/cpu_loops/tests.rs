@@ -124,6 +124,9 @@ fn every_version_matches_v1() {
         (10, 10, 5, 2, 2),
         (12, 10, 3, 2, 1),
         (16, 16, 1, 2, 0),
+        // Even kernels, whose taps v11 also maps to a shift of at most one.
+        (8, 8, 2, 2, 0),
+        (12, 12, 4, 2, 1),
     ]
     .iter()
     .enumerate()
@@ -157,7 +160,10 @@ fn every_version_matches_v1() {
             .map(|v| if v < -0.5 { 0.0 } else { v })
             .collect();
         let w = values(l.numel(), seed + 2);
-        let dy = values(g.batch * l.out_channels * g.out_h * g.out_w, seed + 3);
+        let dy: Vec<f32> = values(g.batch * l.out_channels * g.out_h * g.out_w, seed + 3)
+            .into_iter()
+            .map(|v| if v < -0.5 { 0.0 } else { v })
+            .collect();
         let what = format!("{h}x{width}, kernel {kernel}, stride {stride}, padding {padding}");
         let d1 = weight_grad(LoopVersion::V1, &g, &x, &dy, rows);
         // v9's weight gradient is v6's dots, decoded once: v8's (v6's or v4's) bits.
@@ -269,5 +275,39 @@ fn v11_never_lets_a_stale_phase_plane_reach_an_output() {
     assert_eq!(
         bits(forward(LoopVersion::V1, &g, &x, &w, list)),
         bits(forward(LoopVersion::V11, &g, &x, &w, list)),
+    );
+}
+
+#[test]
+fn a_plane_started_by_a_negative_weight_on_zeros_holds_plus_zero() {
+    // One active weight, negative, on inputs that are all +0.0: each product is -0.0,
+    // which v1 adds to its zero start and so stores as +0.0. v11 writes the first term
+    // instead of adding it, and must store +0.0 too, in the forward pass and the input
+    // gradient, on planes of 256 values (its first-term path).
+    let g = shaped(16, 16, 3, 1, 1);
+    let l = g.layout;
+    let centre = l.flat(2, 3, 4);
+    let active: Vec<bool> = (0..l.numel()).map(|i| i == centre).collect();
+    let index = SparseIndex::new(l, &active);
+    let rows = IndexList {
+        start: &index.row_start,
+        entries: &index.row_entries,
+    };
+    let cols = IndexList {
+        start: &index.col_start,
+        entries: &index.col_entries,
+    };
+    let w = vec![-1.0f32; l.numel()];
+    let x = vec![0.0f32; g.batch * l.in_channels * g.in_h * g.in_w];
+    let dy = vec![0.0f32; g.batch * l.out_channels * g.out_h * g.out_w];
+    let forward_bits = bits(forward(LoopVersion::V11, &g, &x, &w, rows));
+    assert!(
+        forward_bits.iter().all(|&b| b == 0),
+        "forward: a -0.0 stored"
+    );
+    let dx_bits = bits(input_grad(LoopVersion::V11, &g, &dy, &w, cols));
+    assert!(
+        dx_bits.iter().all(|&b| b == 0),
+        "input gradient: a -0.0 stored"
     );
 }
