@@ -303,7 +303,7 @@ pub fn weight_grad(
         // v7 changes the forward and input-gradient loops only.
         LoopVersion::V7 => return weight_grad(LoopVersion::V6, g, x, dy, rows),
         LoopVersion::V8 => return weight_grad(v8_loops(g), g, x, dy, rows),
-        // v10 changes the forward and input-gradient loops only.
+        // v10 and v11 change the forward and input-gradient loops only.
         LoopVersion::V10 | LoopVersion::V11 => return weight_grad(LoopVersion::V9, g, x, dy, rows),
         LoopVersion::V9 => {
             return match v8_loops(g) {

@@ -145,14 +145,7 @@ fn every_version_matches_v1() {
             })
             .collect();
         let index = SparseIndex::new(l, &active);
-        let rows = IndexList {
-            start: &index.row_start,
-            entries: &index.row_entries,
-        };
-        let cols = IndexList {
-            start: &index.col_start,
-            entries: &index.col_entries,
-        };
+        let (rows, cols) = (IndexList::rows(&index), IndexList::cols(&index));
         // A quarter of the inputs exactly zero, as after a ReLU: a negative weight times
         // +0.0 is -0.0, which v1's zero-started sums turn into +0.0.
         let x: Vec<f32> = values(g.batch * l.in_channels * g.in_h * g.in_w, seed + 1)
@@ -248,29 +241,13 @@ fn v11_never_lets_a_stale_phase_plane_reach_an_output() {
     let full = SparseIndex::new(l, &vec![true; l.numel()]);
     let nan = vec![f32::NAN; g.batch * l.in_channels * g.in_h * g.in_w];
     let w = values(l.numel(), 5);
-    let rows = |index: &SparseIndex| {
-        let list = IndexList {
-            start: &index.row_start,
-            entries: &index.row_entries,
-        };
-        (list.start.to_vec(), list.entries.to_vec())
-    };
-    let (start, entries) = rows(&full);
-    let list = IndexList {
-        start: &start,
-        entries: &entries,
-    };
-    forward(LoopVersion::V11, &g, &nan, &w, list);
+    forward(LoopVersion::V11, &g, &nan, &w, IndexList::rows(&full));
     // One active weight per output channel, each reading input channel 0 at a corner tap.
     let active: Vec<bool> = (0..l.numel())
         .map(|i| i % (l.in_channels * 9) == 0)
         .collect();
     let sparse = SparseIndex::new(l, &active);
-    let (start, entries) = rows(&sparse);
-    let list = IndexList {
-        start: &start,
-        entries: &entries,
-    };
+    let list = IndexList::rows(&sparse);
     let x = values(nan.len(), 6);
     assert_eq!(
         bits(forward(LoopVersion::V1, &g, &x, &w, list)),
@@ -289,14 +266,7 @@ fn a_plane_started_by_a_negative_weight_on_zeros_holds_plus_zero() {
     let centre = l.flat(2, 3, 4);
     let active: Vec<bool> = (0..l.numel()).map(|i| i == centre).collect();
     let index = SparseIndex::new(l, &active);
-    let rows = IndexList {
-        start: &index.row_start,
-        entries: &index.row_entries,
-    };
-    let cols = IndexList {
-        start: &index.col_start,
-        entries: &index.col_entries,
-    };
+    let (rows, cols) = (IndexList::rows(&index), IndexList::cols(&index));
     let w = vec![-1.0f32; l.numel()];
     let x = vec![0.0f32; g.batch * l.in_channels * g.in_h * g.in_w];
     let dy = vec![0.0f32; g.batch * l.out_channels * g.out_h * g.out_w];
