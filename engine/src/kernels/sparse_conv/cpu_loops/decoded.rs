@@ -106,7 +106,6 @@ fn summed(
     finish: Option<PlaneFinish>,
     sums: Planes,
 ) -> Option<Vec<f32>> {
-    let spans = Spans::of(g)?;
     let (l, in_plane, out_plane) = (g.layout, g.in_h * g.in_w, g.out_h * g.out_w);
     let forward = finish.is_some();
     let (channels, source_channels, plane_len, source_plane) = if forward {
@@ -114,12 +113,13 @@ fn summed(
     } else {
         (l.in_channels, l.out_channels, in_plane, out_plane)
     };
-    // Checked before the terms are built: where v10 has no whole-plane loop, v9 builds
-    // them again.
+    // Checked before the runs and terms are built: where v10 has no whole-plane loop, the
+    // next loop builds them again.
     let whole = sums == Planes::Whole;
     if whole && !whole::sums_whole(plane_len) {
         return None;
     }
+    let spans = Spans::of(g)?;
     let terms: Vec<Term> = (0..channels)
         .flat_map(|c| list.of(c).iter().map(move |&entry| (c, entry)))
         .map(|(c, entry)| {
@@ -168,25 +168,39 @@ fn summed(
     }
     let plane = |slab: usize, out: &mut [MaybeUninit<f32>]| {
         let (terms, image) = sources.of(slab);
-        let rest = match terms.split_first() {
-            Some((first, rest)) => {
-                start_with(first, image, source_plane, &spans.masks, out);
-                rest
-            }
-            None => {
-                out.fill(MaybeUninit::new(0.0));
-                terms
-            }
-        };
-        // SAFETY: `start_with` (or the fill) wrote every element just above.
-        let out = unsafe { parallel::assume_written(out) };
-        sum_terms(rest, image, source_plane, &spans.masks, out);
+        let out = started_plane(terms, image, source_plane, &spans.masks, out);
         if let Some(finish) = finish {
             finish(slab, out);
         }
     };
-    // SAFETY: `plane` writes every element of its piece before anything reads it.
+    // SAFETY: `started_plane` writes every element of its plane.
     Some(unsafe { parallel::built_in_chunks(planes * plane_len, plane_len, plane) })
+}
+
+/// A destination plane, not yet written, summed as `Planes::Started` says: written by its
+/// first term (zeros if it has none), then the other terms added. Returns the plane,
+/// every element now written.
+pub(super) fn started_plane<'a>(
+    terms: &[Term],
+    image: &[f32],
+    source_plane: usize,
+    masks: &[Vec<u32>],
+    out: &'a mut [MaybeUninit<f32>],
+) -> &'a mut [f32] {
+    let rest = match terms.split_first() {
+        Some((first, rest)) => {
+            start_with(first, image, source_plane, masks, out);
+            rest
+        }
+        None => {
+            out.fill(MaybeUninit::new(0.0));
+            terms
+        }
+    };
+    // SAFETY: `start_with` (or the fill) wrote every element just above.
+    let out = unsafe { parallel::assume_written(out) };
+    sum_terms(rest, image, source_plane, masks, out);
+    out
 }
 
 /// What the destination planes of one call read: the terms, listed by destination

@@ -13,14 +13,16 @@
 //!
 //! Each output takes its terms in the list's order with v7's and v10's expressions, so the
 //! forward pass is v1's bits. The strided layers' input gradient and every weight gradient
-//! are v10's. (v11's other change, planes written by their first term instead of zeroed
-//! first, is `decoded::Planes::Started`.)
+//! are v10's. Output planes of sizes v10 does not sum whole (16x16 on CIFAR) are written
+//! by their first term instead of zeroed first, as v11 does for stride-1 planes
+//! (`decoded::Planes::Started`).
 
-use super::decoded::{Sources, Term, sum_terms};
+use super::decoded::{Sources, Term, started_plane};
 use super::spans::Spans;
 use super::{ConvGeometry, IndexList, PlaneFinish, split_entry, whole};
 use crate::kernels::parallel;
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 /// Where tap offset `d = k - padding` (input row `2 * o + d`) reads among the phase
 /// planes: the phase (`d` even or odd) and the shift in output rows, if it is one a
@@ -108,8 +110,8 @@ pub(super) fn forward(
     let whole_sum = whole::whole_sum(out_plane);
     let tap_masks = whole_sum.map(|_| whole::tap_masks(&terms, &spans.masks, out_plane));
     let (in_image, out_image) = (l.in_channels * g.in_h * g.in_w, l.out_channels * out_plane);
-    let image = |n: usize, out: &mut [f32]| {
-        PHASE_PLANES.with_borrow_mut(|planes| {
+    let image = |n: usize, out: &mut [MaybeUninit<f32>]| {
+        let out = PHASE_PLANES.with_borrow_mut(|planes| {
             if planes.len() < phased_channels * out_plane {
                 planes.resize(phased_channels * out_plane, 0.0);
             }
@@ -125,12 +127,20 @@ pub(super) fn forward(
                 run_masks: &spans.masks,
             };
             match (whole_sum, &tap_masks) {
-                (Some(sum), Some(masks)) => sum(&sources, masks, 0, out),
+                (Some(sum), Some(masks)) => {
+                    out.fill(MaybeUninit::new(0.0));
+                    // SAFETY: every element was written just above.
+                    let out = unsafe { parallel::assume_written(out) };
+                    sum(&sources, masks, 0, out);
+                    out
+                }
                 _ => {
                     for (c, plane) in out.chunks_exact_mut(out_plane).enumerate() {
                         let (terms, image) = sources.of(c);
-                        sum_terms(terms, image, out_plane, &spans.masks, plane);
+                        started_plane(terms, image, out_plane, &spans.masks, plane);
                     }
+                    // SAFETY: `started_plane` wrote every plane of the image just above.
+                    unsafe { parallel::assume_written(out) }
                 }
             }
         });
@@ -138,11 +148,8 @@ pub(super) fn forward(
             finish(n * l.out_channels + c, plane);
         }
     };
-    Some(parallel::zeroed_chunks(
-        g.batch * out_image,
-        out_image,
-        image,
-    ))
+    // SAFETY: `image` writes every element of its image's planes.
+    Some(unsafe { parallel::built_in_chunks(g.batch * out_image, out_image, image) })
 }
 
 /// The phase planes of one image that some weight reads (`read[c * 4 + phase]`, phase

@@ -260,24 +260,27 @@ fn a_plane_started_by_a_negative_weight_on_zeros_holds_plus_zero() {
     // One active weight, negative, on inputs that are all +0.0: each product is -0.0,
     // which v1 adds to its zero start and so stores as +0.0. v11 writes the first term
     // instead of adding it, and must store +0.0 too, in the forward pass and the input
-    // gradient, on planes of 256 values (its first-term path).
-    let g = shaped(16, 16, 3, 1, 1);
-    let l = g.layout;
-    let centre = l.flat(2, 3, 4);
-    let active: Vec<bool> = (0..l.numel()).map(|i| i == centre).collect();
-    let index = SparseIndex::new(l, &active);
-    let (rows, cols) = (IndexList::rows(&index), IndexList::cols(&index));
-    let w = vec![-1.0f32; l.numel()];
-    let x = vec![0.0f32; g.batch * l.in_channels * g.in_h * g.in_w];
-    let dy = vec![0.0f32; g.batch * l.out_channels * g.out_h * g.out_w];
-    let forward_bits = bits(forward(LoopVersion::V11, &g, &x, &w, rows));
-    assert!(
-        forward_bits.iter().all(|&b| b == 0),
-        "forward: a -0.0 stored"
-    );
-    let dx_bits = bits(input_grad(LoopVersion::V11, &g, &dy, &w, cols));
-    assert!(
-        dx_bits.iter().all(|&b| b == 0),
-        "input gradient: a -0.0 stored"
-    );
+    // gradient, on planes of 256 values (its first-term path), reached by a stride-1 layer
+    // and by a stride-2 layer's phase planes.
+    for g in [shaped(32, 32, 3, 2, 1), shaped(16, 16, 3, 1, 1)] {
+        let l = g.layout;
+        let centre = l.flat(2, 3, 4);
+        let active: Vec<bool> = (0..l.numel()).map(|i| i == centre).collect();
+        let index = SparseIndex::new(l, &active);
+        let (rows, cols) = (IndexList::rows(&index), IndexList::cols(&index));
+        let w = vec![-1.0f32; l.numel()];
+        let x = vec![0.0f32; g.batch * l.in_channels * g.in_h * g.in_w];
+        let dy = vec![0.0f32; g.batch * l.out_channels * g.out_h * g.out_w];
+        let stride = g.stride[0];
+        let forward_bits = bits(forward(LoopVersion::V11, &g, &x, &w, rows));
+        assert!(
+            forward_bits.iter().all(|&b| b == 0),
+            "stride {stride}, forward: a -0.0 stored"
+        );
+        let dx_bits = bits(input_grad(LoopVersion::V11, &g, &dy, &w, cols));
+        assert!(
+            dx_bits.iter().all(|&b| b == 0),
+            "stride {stride}, input gradient: a -0.0 stored"
+        );
+    }
 }
