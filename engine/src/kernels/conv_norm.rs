@@ -5,7 +5,8 @@
 //! is still in cache, instead of by a BatchNorm pass that reads every activation back from
 //! memory and writes it again. (The strided layers that the loops sum in blocks of whole
 //! images, `cpu_loops` v4 and after, have each block's planes normalised once the block's
-//! sums are done.)
+//! sums are done.) A residual block's two stride-1 convolutions can also run as one op,
+//! image by image (`pair_inference_norm`): the activation between them stays in cache.
 //!
 //! Flex only, without autodiff (the op has no backward pass: training normalises with the
 //! batch's statistics, which need the whole output first). The reference is the
@@ -15,7 +16,8 @@
 mod flex;
 
 use super::batch_norm::running_statistics;
-use super::sparse_conv::{ConvGeometry, WeightGrad, conv_geometry};
+use super::sparse_conv::cpu_loops::pair_runs;
+use super::sparse_conv::{ConvGeometry, WeightGrad, conv_geometry, conv_geometry_of};
 use super::sparse_index::DeviceSparseIndex;
 use crate::model::{AfterNorm, NormTail};
 use burn::backend::{
@@ -60,10 +62,38 @@ pub trait ConvNormBackend: Backend {
         epsilon: f64,
         geometry: ConvGeometry,
     ) -> FloatTensor<Self>;
+
+    /// A residual block's two convolutions: `norm_apply_add_relu(gain2 * sparse_conv2d(h,
+    /// ..), .., residual)` of `h = norm_apply(gain1 * sparse_conv2d(x, ..), .., relu)`,
+    /// image by image (`cpu_loops::pair_forward`); the geometries are `pair_runs`.
+    #[allow(clippy::too_many_arguments)]
+    fn sparse_conv2d_pair_norm_add_relu(
+        x: FloatTensor<Self>,
+        weight1: FloatTensor<Self>,
+        row_start1: IntTensor<Self>,
+        row_entries1: IntTensor<Self>,
+        gain1: f32,
+        stats1: FloatTensor<Self>,
+        gamma1: FloatTensor<Self>,
+        beta1: FloatTensor<Self>,
+        epsilon1: f64,
+        weight2: FloatTensor<Self>,
+        row_start2: IntTensor<Self>,
+        row_entries2: IntTensor<Self>,
+        gain2: f32,
+        stats2: FloatTensor<Self>,
+        gamma2: FloatTensor<Self>,
+        beta2: FloatTensor<Self>,
+        epsilon2: f64,
+        residual: FloatTensor<Self>,
+        first: ConvGeometry,
+        second: ConvGeometry,
+    ) -> FloatTensor<Self>;
 }
 
 /// A BatchNorm in inference mode, as the fused kernel reads it: its `[2, C]` running
 /// statistics (mean, variance), its scale and shift, off autodiff.
+#[derive(Clone)]
 pub(crate) struct InferenceNorm {
     pub stats: Tensor<2>,
     pub gamma: Tensor<1>,
@@ -189,6 +219,109 @@ pub(crate) fn inference_norm_with(
         ),
     };
     Tensor::from_dispatch(y)
+}
+
+/// One convolution of a residual block's pair with its BatchNorm, off autodiff, as
+/// `pair_inference_norm` takes it.
+#[derive(Clone)]
+pub(crate) struct PairConv<'a> {
+    pub weight: Tensor<4>,
+    pub index: &'a DeviceSparseIndex,
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub gain: Option<&'a Param<Tensor<1>>>,
+    pub norm: InferenceNorm,
+}
+
+impl PairConv<'_> {
+    /// Its weight, index, gain and BatchNorm as the backend op takes them.
+    fn parts(self) -> PairParts {
+        let InferenceNorm {
+            stats,
+            gamma,
+            beta,
+            epsilon,
+        } = self.norm;
+        PairParts {
+            weight: self.weight.inner().into_dispatch(),
+            row_start: self.index.row_start.clone().inner().into_dispatch(),
+            row_entries: self.index.row_entries.clone().inner().into_dispatch(),
+            gain: self.gain.map_or(1.0, |g| g.val().into_scalar::<f32>()),
+            stats: stats.into_dispatch(),
+            gamma: gamma.into_dispatch(),
+            beta: beta.into_dispatch(),
+            epsilon,
+        }
+    }
+}
+
+struct PairParts {
+    weight: FloatTensor<Dispatch>,
+    row_start: IntTensor<Dispatch>,
+    row_entries: IntTensor<Dispatch>,
+    gain: f32,
+    stats: FloatTensor<Dispatch>,
+    gamma: FloatTensor<Dispatch>,
+    beta: FloatTensor<Dispatch>,
+    epsilon: f64,
+}
+
+/// A residual block's `second` convolution (its BatchNorm, `residual` added, the ReLU)
+/// after `first` (its BatchNorm and the ReLU) on `x`, image by image
+/// (`cpu_loops::pair_forward`): the bits of the two through `inference_norm_with`.
+/// `None` where the pair does not run so (a strided convolution): the caller runs the two
+/// apart. `x` on a device where `runs_fused`.
+pub(crate) fn pair_inference_norm(
+    x: &Tensor<4>,
+    first: PairConv,
+    second: PairConv,
+    residual: &Tensor<4>,
+) -> Option<Tensor<4>> {
+    let (dims1, dims2) = (first.weight.dims(), second.weight.dims());
+    let g1 = conv_geometry_of(
+        x.dims(),
+        dims1,
+        first.index,
+        first.stride,
+        first.padding,
+        WeightGrad::Active,
+    );
+    let middle = [g1.batch, g1.layout.out_channels, g1.out_h, g1.out_w];
+    let g2 = conv_geometry_of(
+        middle,
+        dims2,
+        second.index,
+        second.stride,
+        second.padding,
+        WeightGrad::Active,
+    );
+    if !pair_runs(&g1, &g2) {
+        return None;
+    }
+    let (a, b) = (first.parts(), second.parts());
+    let y = <Dispatch as ConvNormBackend>::sparse_conv2d_pair_norm_add_relu(
+        x.clone().inner().into_dispatch(),
+        a.weight,
+        a.row_start,
+        a.row_entries,
+        a.gain,
+        a.stats,
+        a.gamma,
+        a.beta,
+        a.epsilon,
+        b.weight,
+        b.row_start,
+        b.row_entries,
+        b.gain,
+        b.stats,
+        b.gamma,
+        b.beta,
+        b.epsilon,
+        residual.clone().inner().into_dispatch(),
+        g1,
+        g2,
+    );
+    Some(Tensor::from_dispatch(y))
 }
 
 #[cfg(test)]

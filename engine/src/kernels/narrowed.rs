@@ -13,13 +13,19 @@
 //! entries in order: the block's output has the same bits as the two convolutions
 //! apart (the plan's tests compare them).
 //!
+//! Where both convolutions are stride 1, the pair also runs image by image
+//! (`conv_norm::pair_inference_norm`, `cpu_loops::pair_forward`): narrowed here, and
+//! not narrowed (`run_unnarrowed`) for the pairs that read too many channels to be built.
+//!
 //! Flex only, without autodiff, as the fused inference BatchNorm it runs through
 //! (`conv_norm`).
 
-use super::conv_norm::{InferenceNorm, inference_norm_with, runs_fused};
+use super::conv_norm::{
+    InferenceNorm, PairConv, inference_norm_with, pair_inference_norm, runs_fused,
+};
 use super::plan::same_padding;
 use super::sparse_index::{DeviceSparseIndex, SparseIndex, WeightLayout};
-use crate::model::{ConvNorm, LayerId};
+use crate::model::{AfterNorm, ConvNorm, LayerId};
 use crate::sparsity::LayerMask;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -99,38 +105,115 @@ impl NarrowedPair {
         })
     }
 
-    /// `second` after `first` on `x`, the activation between them narrowed; `None` off
-    /// Flex or on autodiff (the caller runs them apart).
+    /// `second` after `first` on `x`, the activation between them narrowed (and image by
+    /// image where `pair_inference_norm` runs them so); `None` off Flex or on autodiff (the
+    /// caller runs them apart).
     pub fn run(&self, first: &ConvNorm, second: &ConvNorm, x: &Tensor<4>) -> Option<Tensor<4>> {
         let device = x.device();
         if !runs_fused(&device) {
             return None;
         }
-        let (f, s) = (first.conv, second.conv);
         // Off autodiff like every other input: a plan built on the training device
         // evaluates a model whose parameters are still on it.
         let channels = self.channels.clone().inner();
-        let middle = inference_norm_with(
-            x,
-            f.weight.val().inner().select(0, channels.clone()),
+        let narrowed_first = pair_conv(
+            first,
             &self.first_index,
-            f.stride,
-            same_padding(f),
-            first.tail.gain,
+            first.conv.weight.val().inner().select(0, channels.clone()),
             InferenceNorm::of(first.tail.bn, &device).select(&channels),
-            &first.tail.after,
         );
-        Some(inference_norm_with(
-            &middle,
-            s.weight.val().inner().select(1, channels),
+        let narrowed_second = pair_conv(
+            second,
             &self.second_index,
-            s.stride,
-            same_padding(s),
-            second.tail.gain,
+            second.conv.weight.val().inner().select(1, channels),
             InferenceNorm::of(second.tail.bn, &device),
-            &second.tail.after,
-        ))
+        );
+        Some(run_pair(first, narrowed_first, second, narrowed_second, x))
     }
+}
+
+/// A block's convolution as `pair_inference_norm` takes it, with `weight` and `norm` (the
+/// layer's own, or narrowed).
+fn pair_conv<'a>(
+    conv: &ConvNorm<'a>,
+    index: &'a DeviceSparseIndex,
+    weight: Tensor<4>,
+    norm: InferenceNorm,
+) -> PairConv<'a> {
+    PairConv {
+        weight,
+        index,
+        stride: conv.conv.stride,
+        padding: same_padding(conv.conv),
+        gain: conv.tail.gain,
+        norm,
+    }
+}
+
+/// `second` after `first` on `x`, image by image where `pair_inference_norm` runs the
+/// pair so, else one after the other through `inference_norm_with`.
+fn run_pair(
+    first: &ConvNorm,
+    first_conv: PairConv,
+    second: &ConvNorm,
+    second_conv: PairConv,
+    x: &Tensor<4>,
+) -> Tensor<4> {
+    if let (AfterNorm::Relu, AfterNorm::AddRelu(residual)) = (&first.tail.after, &second.tail.after)
+        && let Some(y) = pair_inference_norm(x, first_conv.clone(), second_conv.clone(), residual)
+    {
+        return y;
+    }
+    let apart = |conv: PairConv, after: &AfterNorm, x: &Tensor<4>| {
+        inference_norm_with(
+            x,
+            conv.weight,
+            conv.index,
+            conv.stride,
+            conv.padding,
+            conv.gain,
+            conv.norm,
+            after,
+        )
+    };
+    let middle = apart(first_conv, &first.tail.after, x);
+    apart(second_conv, &second.tail.after, &middle)
+}
+
+/// A residual block's two convolutions (`first`'s index `first_index`, `second`'s
+/// `second_index`), not narrowed, on `x`: image by image where `pair_inference_norm` runs
+/// them so; `None` where it does not, or off Flex or on autodiff (the caller runs them
+/// apart, as this would).
+pub fn run_unnarrowed(
+    first: &ConvNorm,
+    first_index: &DeviceSparseIndex,
+    second: &ConvNorm,
+    second_index: &DeviceSparseIndex,
+    x: &Tensor<4>,
+) -> Option<Tensor<4>> {
+    let device = x.device();
+    if !runs_fused(&device) {
+        return None;
+    }
+    let AfterNorm::AddRelu(residual) = &second.tail.after else {
+        return None;
+    };
+    if !matches!(first.tail.after, AfterNorm::Relu) {
+        return None;
+    }
+    let first_conv = pair_conv(
+        first,
+        first_index,
+        first.conv.weight.val().inner(),
+        InferenceNorm::of(first.tail.bn, &device),
+    );
+    let second_conv = pair_conv(
+        second,
+        second_index,
+        second.conv.weight.val().inner(),
+        InferenceNorm::of(second.tail.bn, &device),
+    );
+    pair_inference_norm(x, first_conv, second_conv, residual)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! layer by id (`LayerKernels`); layers the plan does not hold run dense.
 
 use super::conv_norm::sparse_conv2d_inference_norm;
-use super::narrowed::NarrowedPair;
+use super::narrowed::{NarrowedPair, run_unnarrowed};
 use super::sparse_conv::{WeightGrad, sparse_conv2d_with, sparse_linear_with};
 use super::sparse_index::{DeviceSparseIndex, SparseIndex, WeightLayout};
 use crate::model::{ConvNorm, LayerId, LayerKernels, NormTail};
@@ -18,7 +18,8 @@ pub struct SparsePlan {
     layers: Vec<Option<DeviceSparseIndex>>,
     paths: Vec<String>,
     /// By the first convolution's id: the pair it forms with the next layer, run in
-    /// inference with the activation between them narrowed, where that pays.
+    /// inference with the activation between them narrowed, where that pays. (Pairs not
+    /// built here still run image by image where both are stride 1: `run_unnarrowed`.)
     pairs: Vec<Option<NarrowedPair>>,
 }
 
@@ -141,10 +142,13 @@ impl LayerKernels for SparsePlan {
         second: &ConvNorm,
         x: &Tensor<4>,
     ) -> Option<Tensor<4>> {
-        let pair = self.pairs.get(first.id.0)?.as_ref()?;
-        (pair.second == second.id)
-            .then(|| pair.run(first, second, x))
-            .flatten()
+        if let Some(pair) = self.pairs.get(first.id.0).and_then(Option::as_ref) {
+            return (pair.second == second.id)
+                .then(|| pair.run(first, second, x))
+                .flatten();
+        }
+        let (first_index, second_index) = (self.index(first.id)?, self.index(second.id)?);
+        run_unnarrowed(first, first_index, second, second_index, x)
     }
 }
 
@@ -203,7 +207,7 @@ mod tests {
     use std::cell::Cell;
 
     /// The plan, counting convolutions run alone, those run with their BatchNorm inside
-    /// and the pairs run narrowed; with `fuse` false, none runs fused (the two run apart)
+    /// and the pairs run as pairs; with `fuse` false, none runs fused (the two run apart)
     /// and no pair runs.
     struct Counting<'a> {
         plan: &'a SparsePlan,
@@ -345,19 +349,39 @@ mod tests {
                 apart.convs.get(),
                 "{what}: every convolution fused"
             );
-            // In plain-ReLU BasicBlocks every pair the plan builds runs: once per forward
-            // pass, or once per block that shares it; at 0.5% density some leave out
-            // enough channels to be built. Blocks with DyReLU or a bottleneck never ask
-            // for one.
+            // In plain-ReLU BasicBlocks every pair the plan builds narrowed runs (once per
+            // forward pass, or once per block that shares it; at 0.5% density some leave
+            // out enough channels to be built), and so does every other pair of two
+            // stride-1 convolutions, image by image. In these ResNets a block's first
+            // convolution keeps its channel count exactly when it is not strided. Blocks
+            // with DyReLU or a bottleneck never ask for a pair.
             let narrowed = plan.narrowed_pairs().count();
+            let unnarrowed_stride_1 = (0..masks.layers.len().saturating_sub(1))
+                .filter(|&i| {
+                    basic_block_pair(&masks, i)
+                        && plan.pairs[i].is_none()
+                        && plan.layers[i].is_some()
+                        && plan.layers[i + 1].is_some()
+                        && masks.layers[i].dims[0] == masks.layers[i].dims[1]
+                })
+                .count();
             assert_eq!(apart.pairs.get(), 0, "{what}");
             let plain_basic = activation == Activation::Relu && arch != Arch::Resnet50;
             if !plain_basic {
                 assert_eq!(fused.pairs.get(), 0, "{what}");
             } else if shared_weights {
-                assert!(fused.pairs.get() >= narrowed, "{what}");
+                assert!(
+                    fused.pairs.get() >= narrowed + unnarrowed_stride_1,
+                    "{what}"
+                );
             } else {
-                assert_eq!(fused.pairs.get(), narrowed, "{what}");
+                assert_eq!(fused.pairs.get(), narrowed + unnarrowed_stride_1, "{what}");
+                if density > 0.1 {
+                    assert!(
+                        unnarrowed_stride_1 > 0,
+                        "{what}: no pair ran image by image"
+                    );
+                }
             }
             if plain_basic {
                 assert_eq!(narrowed > 0, density < 0.1, "{what}: {narrowed} pairs");

@@ -182,8 +182,19 @@ pub(crate) fn conv_geometry(
     padding: [usize; 2],
     weight_grad: WeightGrad,
 ) -> ConvGeometry {
-    let [batch, in_channels, in_h, in_w] = x.dims();
-    let weight_shape: [usize; 4] = weight.dims();
+    conv_geometry_of(x.dims(), weight.dims(), index, stride, padding, weight_grad)
+}
+
+/// `conv_geometry` of an input of shape `x` and a weight of shape `weight_shape`.
+pub(crate) fn conv_geometry_of(
+    x: [usize; 4],
+    weight_shape: [usize; 4],
+    index: &DeviceSparseIndex,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    weight_grad: WeightGrad,
+) -> ConvGeometry {
+    let [batch, in_channels, in_h, in_w] = x;
     assert_eq!(
         index.layout,
         WeightLayout::conv(weight_shape),

@@ -51,6 +51,10 @@
 //!   (32x32 and 16x16) written by their first term instead of zeroed first
 //!   (`decoded::Planes::Started`).
 //!
+//! Beside the versions, `cpu_loops/paired.rs` runs a residual block's two stride-1
+//! convolutions (inference) image by image with v11's sums, the activation between them
+//! kept in a per-thread buffer, with the bits of v11 run on each in turn.
+//!
 //! The forward pass and input gradient of every version add in v1's order, so they give
 //! v1's bits; the weight gradients sum in 8 lanes (v2), per image or block in 8 lanes and
 //! across them in f64 (v3 to v6), so they equal v1's to rounding. No sum depends on the
@@ -59,7 +63,9 @@
 mod blocked;
 mod decoded;
 mod dots;
+mod paired;
 mod pairs;
+pub use paired::{pair_forward, pair_runs};
 mod phased;
 mod rows;
 mod spans;

@@ -120,29 +120,7 @@ fn summed(
         return None;
     }
     let spans = Spans::of(g)?;
-    let terms: Vec<Term> = (0..channels)
-        .flat_map(|c| list.of(c).iter().map(move |&entry| (c, entry)))
-        .map(|(c, entry)| {
-            let (other, kh, kw) = split_entry(g, entry);
-            let tap = kh * g.kernel[1] + kw;
-            let run = spans.tap(tap);
-            let (oc, ic, read, write) = if forward {
-                (c, other, run.in_start, run.out_start)
-            } else {
-                (other, c, run.out_start, run.in_start)
-            };
-            Term {
-                weight: w[l.flat(oc, ic, tap)],
-                channel: other,
-                read,
-                write,
-                len: run.len,
-                mask: run.mask,
-                mask_start: run.out_start,
-                tap,
-            }
-        })
-        .collect();
+    let terms = build_terms(g, w, list, &spans, forward);
     let sources = Sources {
         terms: &terms,
         start: list.start,
@@ -201,6 +179,46 @@ pub(super) fn started_plane<'a>(
     let out = unsafe { parallel::assume_written(out) };
     sum_terms(rest, image, source_plane, masks, out);
     out
+}
+
+/// Each entry of `list` as a term: by output channel reading input planes (`forward`) or
+/// by input channel reading output-gradient planes.
+pub(super) fn build_terms(
+    g: &ConvGeometry,
+    w: &[f32],
+    list: IndexList,
+    spans: &Spans,
+    forward: bool,
+) -> Vec<Term> {
+    let l = g.layout;
+    let channels = if forward {
+        l.out_channels
+    } else {
+        l.in_channels
+    };
+    (0..channels)
+        .flat_map(|c| list.of(c).iter().map(move |&entry| (c, entry)))
+        .map(|(c, entry)| {
+            let (other, kh, kw) = split_entry(g, entry);
+            let tap = kh * g.kernel[1] + kw;
+            let run = spans.tap(tap);
+            let (oc, ic, read, write) = if forward {
+                (c, other, run.in_start, run.out_start)
+            } else {
+                (other, c, run.out_start, run.in_start)
+            };
+            Term {
+                weight: w[l.flat(oc, ic, tap)],
+                channel: other,
+                read,
+                write,
+                len: run.len,
+                mask: run.mask,
+                mask_start: run.out_start,
+                tap,
+            }
+        })
+        .collect()
 }
 
 /// What the destination planes of one call read: the terms, listed by destination

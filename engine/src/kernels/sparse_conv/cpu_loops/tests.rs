@@ -20,6 +20,24 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// A mask over `l` keeping the weights whose value (`values(.., seed)`) is above
+/// `above`, none of them in the (output, input) channels `skip` names.
+fn random_mask(
+    l: WeightLayout,
+    seed: u64,
+    above: f32,
+    skip: impl Fn(usize, usize) -> bool,
+) -> Vec<bool> {
+    values(l.numel(), seed)
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let (oc, ic) = (i / (l.in_channels * l.taps), i / l.taps % l.in_channels);
+            *v > above && !skip(oc, ic)
+        })
+        .collect()
+}
+
 fn bits(values: Vec<f32>) -> Vec<u32> {
     values.into_iter().map(f32::to_bits).collect()
 }
@@ -87,11 +105,15 @@ fn v8_runs_v4_on_small_strided_planes_only() {
 
 #[test]
 fn every_version_matches_v1_on_every_geometry() {
-    every_version_matches_v1();
-    // Once more with the baseline copies of the innermost loops, which a machine with
-    // AVX2 would otherwise never run.
+    with_both_copies_of_the_inner_loops(every_version_matches_v1);
+}
+
+/// `check`, then once more with the baseline copies of the innermost loops, which a
+/// machine with AVX2 would otherwise never run.
+fn with_both_copies_of_the_inner_loops(check: fn()) {
+    check();
     crate::kernels::wide::set_avx2_off(true);
-    let baseline = std::panic::catch_unwind(every_version_matches_v1);
+    let baseline = std::panic::catch_unwind(check);
     crate::kernels::wide::set_avx2_off(false);
     if let Err(failure) = baseline {
         std::panic::resume_unwind(failure);
@@ -136,14 +158,7 @@ fn every_version_matches_v1() {
         let seed = case as u64 * 10;
         // Output channel 0 and input channel 1 without a weight: planes with no terms,
         // in the forward pass and in the input gradient.
-        let active: Vec<bool> = values(l.numel(), seed)
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let (oc, ic) = (i / (l.in_channels * l.taps), i / l.taps % l.in_channels);
-                *v > 0.2 && oc != 0 && ic != 1
-            })
-            .collect();
+        let active = random_mask(l, seed, 0.2, |oc, ic| oc == 0 || ic == 1);
         let index = SparseIndex::new(l, &active);
         let (rows, cols) = (IndexList::rows(&index), IndexList::cols(&index));
         // A quarter of the inputs exactly zero, as after a ReLU: a negative weight times
@@ -283,4 +298,121 @@ fn a_plane_started_by_a_negative_weight_on_zeros_holds_plus_zero() {
             "stride {stride}, input gradient: a -0.0 stored"
         );
     }
+}
+
+/// A block's two convolutions: `[6, 5, k, k]` on input planes of `size` x `size`, then
+/// `[4, 6, k, k]` on its output.
+fn block_pair(size: usize, kernel: usize, padding: usize) -> (ConvGeometry, ConvGeometry) {
+    let first = shaped(size, size, kernel, 1, padding);
+    let dims = [4, 6, kernel, kernel];
+    let second = ConvGeometry {
+        in_h: first.out_h,
+        in_w: first.out_w,
+        out_h: conv_out_len(first.out_h, kernel, 1, padding),
+        out_w: conv_out_len(first.out_w, kernel, 1, padding),
+        layout: WeightLayout::conv(dims),
+        weight_shape: dims,
+        ..first
+    };
+    (first, second)
+}
+
+#[test]
+fn a_pair_run_image_by_image_gives_the_bits_of_its_convolutions_apart() {
+    with_both_copies_of_the_inner_loops(pair_matches_apart);
+}
+
+fn pair_matches_apart() {
+    // Planes of 16 and 64 values (summed whole), 256 and 49 (by runs), and 1x1 kernels.
+    for (case, &(size, kernel, padding)) in [(4, 3, 1), (8, 3, 1), (16, 3, 1), (7, 3, 1), (8, 1, 0)]
+        .iter()
+        .enumerate()
+    {
+        let (g1, g2) = block_pair(size, kernel, padding);
+        assert!(pair_runs(&g1, &g2));
+        let seed = 100 + case as u64 * 10;
+        // The first convolution's channel 0 and the second's input channel 2 without a
+        // weight: a middle plane with no terms, and one no term reads.
+        let (l1, l2) = (g1.layout, g2.layout);
+        let (i1, i2) = (
+            SparseIndex::new(l1, &random_mask(l1, seed, 0.3, |oc, _| oc == 0)),
+            SparseIndex::new(l2, &random_mask(l2, seed + 1, 0.3, |_, ic| ic == 2)),
+        );
+        let (w1, w2) = (
+            values(g1.layout.numel(), seed + 2),
+            values(g2.layout.numel(), seed + 3),
+        );
+        let x: Vec<f32> = values(g1.batch * 5 * size * size, seed + 4)
+            .into_iter()
+            .map(|v| if v < -0.5 { 0.0 } else { v })
+            .collect();
+        let out_plane = g2.out_h * g2.out_w;
+        let residual = values(g2.batch * 4 * out_plane, seed + 5);
+        // Finishes that depend on the plane's number and its values, the second reading
+        // its plane of the residual, as the block's sum does.
+        let finish1 = |slab: usize, plane: &mut [f32]| {
+            plane
+                .iter_mut()
+                .for_each(|v| *v = (*v * 0.5 + slab as f32 * 0.01 - 0.2).max(0.0));
+        };
+        let finish2 = |slab: usize, plane: &mut [f32]| {
+            let r = &residual[slab * out_plane..][..out_plane];
+            plane
+                .iter_mut()
+                .zip(r)
+                .for_each(|(v, &r)| *v = (*v * 1.5 + r).max(0.0));
+        };
+        let (rows1, rows2) = (IndexList::rows(&i1), IndexList::rows(&i2));
+        let middle = forward_finished(LoopVersion::V11, &g1, &x, &w1, rows1, &finish1);
+        let apart = forward_finished(LoopVersion::V11, &g2, &middle, &w2, rows2, &finish2);
+        let paired = pair_forward(&g1, &x, &w1, rows1, &finish1, &g2, &w2, rows2, &finish2)
+            .expect("a stride-1 pair");
+        assert_eq!(
+            bits(apart),
+            bits(paired),
+            "{size}x{size}, kernel {kernel}, padding {padding}"
+        );
+    }
+}
+
+#[test]
+fn a_pair_runs_image_by_image_only_at_stride_1_with_chained_shapes() {
+    let (first, second) = block_pair(8, 3, 1);
+    assert!(pair_runs(&first, &second));
+    let strided = shaped(16, 16, 3, 2, 1);
+    let after_strided = ConvGeometry {
+        in_h: 8,
+        in_w: 8,
+        ..second
+    };
+    assert!(!pair_runs(&strided, &after_strided));
+    let other_batch = ConvGeometry { batch: 2, ..second };
+    assert!(!pair_runs(&first, &other_batch));
+    let other_size = block_pair(9, 3, 1).1;
+    assert!(!pair_runs(&first, &other_size));
+    let unchained = ConvGeometry {
+        layout: WeightLayout::conv([4, 5, 3, 3]),
+        weight_shape: [4, 5, 3, 3],
+        ..second
+    };
+    assert!(!pair_runs(&first, &unchained));
+    let x = vec![1.0f32; first.batch * 5 * 64];
+    let w = vec![1.0f32; first.layout.numel()];
+    let index = SparseIndex::new(first.layout, &vec![true; first.layout.numel()]);
+    let rows = IndexList::rows(&index);
+    let none = |_: usize, _: &mut [f32]| {};
+    assert!(
+        pair_forward(
+            &strided,
+            &x,
+            &w,
+            rows,
+            &none,
+            &after_strided,
+            &w,
+            rows,
+            &none
+        )
+        .is_none()
+    );
 }
