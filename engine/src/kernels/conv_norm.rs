@@ -5,8 +5,8 @@
 //! is still in cache, instead of by a BatchNorm pass that reads every activation back from
 //! memory and writes it again. (The strided layers that the loops sum in blocks of whole
 //! images, `cpu_loops` v4 and after, have each block's planes normalised once the block's
-//! sums are done.) A residual block's two stride-1 convolutions can also run as one op,
-//! image by image (`pair_inference_norm`): the activation between them stays in cache.
+//! sums are done.) A residual block's two convolutions can also run as one op, image by
+//! image (`pair_inference_norm`): the activation between them stays in cache.
 //!
 //! Flex only, without autodiff (the op has no backward pass: training normalises with the
 //! batch's statistics, which need the whole output first). The reference is the
@@ -269,8 +269,9 @@ struct PairParts {
 /// A residual block's `second` convolution (its BatchNorm, `residual` added, the ReLU)
 /// after `first` (its BatchNorm and the ReLU) on `x`, image by image
 /// (`cpu_loops::pair_forward`): the bits of the two through `inference_norm_with`.
-/// `None` where the pair does not run so (a strided convolution): the caller runs the two
-/// apart. `x` on a device where `runs_fused`.
+/// `None` where the pair does not run so (`cpu_loops::pair_runs`: a strided second
+/// convolution, a stride v11 does not split by phase): the caller runs the two apart. `x`
+/// on a device where `runs_fused`.
 pub(crate) fn pair_inference_norm(
     x: &Tensor<4>,
     first: PairConv,

@@ -13,9 +13,10 @@
 //! entries in order: the block's output has the same bits as the two convolutions
 //! apart (the plan's tests compare them).
 //!
-//! Where both convolutions are stride 1, the pair also runs image by image
-//! (`conv_norm::pair_inference_norm`, `cpu_loops::pair_forward`): narrowed here, and
-//! not narrowed (`run_unnarrowed`) for the pairs that read too many channels to be built.
+//! Where v11's loops can take both convolutions one image at a time (`cpu_loops::
+//! pair_runs`: every BasicBlock of the CIFAR ResNets), the pair also runs image by image
+//! (`conv_norm::pair_inference_norm`): narrowed here, and not narrowed
+//! (`run_unnarrowed`) for the pairs that read too many channels to be built.
 //!
 //! Flex only, without autodiff, as the fused inference BatchNorm it runs through
 //! (`conv_norm`).

@@ -51,8 +51,8 @@
 //!   (32x32 and 16x16) written by their first term instead of zeroed first
 //!   (`decoded::Planes::Started`).
 //!
-//! Beside the versions, `cpu_loops/paired.rs` runs a residual block's two stride-1
-//! convolutions (inference) image by image with v11's sums, the activation between them
+//! Beside the versions, `cpu_loops/paired.rs` runs a residual block's two convolutions
+//! (inference) image by image with v11's sums, the activation between them
 //! kept in a per-thread buffer, with the bits of v11 run on each in turn.
 //!
 //! The forward pass and input gradient of every version add in v1's order, so they give

@@ -221,6 +221,34 @@ pub(super) fn build_terms(
         .collect()
 }
 
+/// One image's destination planes, not yet written, from `sources` (whose `source` is
+/// that image's planes): summed whole if `whole` is given (v10), else each started by its
+/// first term (v11). Returns them, every element written.
+pub(super) fn image_planes<'o>(
+    sources: &Sources,
+    whole: Option<&whole::WholeSums>,
+    plane_len: usize,
+    out: &'o mut [MaybeUninit<f32>],
+) -> &'o mut [f32] {
+    match whole {
+        Some((sum, tap_masks)) => {
+            out.fill(MaybeUninit::new(0.0));
+            // SAFETY: every element was written just above.
+            let out = unsafe { parallel::assume_written(out) };
+            sum(sources, tap_masks, 0, out);
+            out
+        }
+        None => {
+            for (c, plane) in out.chunks_exact_mut(plane_len).enumerate() {
+                let (terms, image) = sources.of(c);
+                started_plane(terms, image, sources.source_plane, sources.run_masks, plane);
+            }
+            // SAFETY: `started_plane` wrote every plane just above.
+            unsafe { parallel::assume_written(out) }
+        }
+    }
+}
+
 /// What the destination planes of one call read: the terms, listed by destination
 /// channel (`start`), and the source planes.
 pub(super) struct Sources<'a> {

@@ -1,5 +1,7 @@
-//! A residual block's two stride-1 convolutions run image by image: v11's sums, with the
-//! activation between them kept in a buffer of one image per thread.
+//! A residual block's two convolutions run image by image: v11's sums, with the
+//! activation between them kept in a buffer of one image per thread. The first may be
+//! stride 1 or a downsampling stride 2 (split by phase per image, as v11 does); the
+//! second is stride 1.
 //!
 //! Run apart, each convolution is a pass over the whole batch: the first writes its output
 //! (33 MB at ResNet-34's first stage, batch 128) to memory, the second reads it back, and
@@ -7,48 +9,74 @@
 //! input, comes from memory again. At 99.9% the sums are small and these passes are most
 //! of the time. Here one thread takes an image through both: the first convolution's
 //! planes go to its buffer (256 KB at that stage, in its cache), the second reads them
-//! there and writes the block's output, and the residual is the image the thread has just
-//! read. Each plane is summed and finished exactly as v11 sums and finishes it over the
+//! there and writes the block's output, and (in a block without a downsampling shortcut)
+//! the residual is the image the thread has just read. Each plane is summed and finished exactly as v11 sums and finishes it over the
 //! batch, so the output has the bits of the two convolutions apart.
 
-use super::decoded::{Sources, Term, build_terms, started_plane};
+use super::decoded::{Sources, Term, build_terms, image_planes};
+use super::phased::{self, PhasedConv};
 use super::spans::Spans;
-use super::{ConvGeometry, IndexList, PlaneFinish, whole};
+use super::whole::{self, WholeSums};
+use super::{ConvGeometry, IndexList, PlaneFinish};
 use crate::kernels::parallel;
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 
-/// One convolution's forward pass, ready to run on any image: its runs, terms and (for the
-/// planes v10 sums whole) its per-tap masks.
-struct ImageConv {
+/// A stride-1 convolution's forward pass, ready to run on any image: its runs, terms and
+/// (for the planes v10 sums whole) its per-tap masks.
+struct RunsConv {
     spans: Spans,
     terms: Vec<Term>,
     start: Vec<i32>,
-    whole: Option<(whole::WholeSum, Vec<Vec<u32>>)>,
-    out_channels: usize,
-    in_channels: usize,
-    in_plane: usize,
-    out_plane: usize,
+    whole: Option<WholeSums>,
+    g: ConvGeometry,
 }
 
-impl ImageConv {
+impl RunsConv {
     /// `None` where `g` has no runs (v5's `Spans`: a stride other than 1).
     fn new(g: &ConvGeometry, w: &[f32], rows: IndexList) -> Option<Self> {
         let spans = Spans::of(g)?;
         let terms = build_terms(g, w, rows, &spans, true);
-        let out_plane = g.out_h * g.out_w;
-        let whole = whole::whole_sum(out_plane)
-            .map(|sum| (sum, whole::tap_masks(&terms, &spans.masks, out_plane)));
+        let whole = whole::whole_sums(&terms, &spans, g.out_h * g.out_w);
         Some(Self {
             spans,
             terms,
             start: rows.start.to_vec(),
             whole,
-            out_channels: g.layout.out_channels,
-            in_channels: g.layout.in_channels,
-            in_plane: g.in_h * g.in_w,
-            out_plane,
+            g: *g,
         })
+    }
+
+    /// The output planes of one input `image`, summed into `out`; returns `out`, every
+    /// element written.
+    fn planes<'o>(&self, image: &[f32], out: &'o mut [MaybeUninit<f32>]) -> &'o mut [f32] {
+        let (l, out_plane) = (self.g.layout, self.g.out_h * self.g.out_w);
+        let sources = Sources {
+            terms: &self.terms,
+            start: &self.start,
+            channels: l.out_channels,
+            source: image,
+            source_channels: l.in_channels,
+            source_plane: self.g.in_h * self.g.in_w,
+            run_masks: &self.spans.masks,
+        };
+        image_planes(&sources, self.whole.as_ref(), out_plane, out)
+    }
+}
+
+/// A pair's convolution as v11 runs it on one image: by runs (stride 1) or on the input's
+/// phase planes (stride 2).
+enum ImageConv {
+    Runs(RunsConv),
+    Phased(PhasedConv),
+}
+
+impl ImageConv {
+    fn new(g: &ConvGeometry, w: &[f32], rows: IndexList) -> Option<Self> {
+        match PhasedConv::new(g, w, rows) {
+            Some(phased) => Some(Self::Phased(phased)),
+            None => RunsConv::new(g, w, rows).map(Self::Runs),
+        }
     }
 
     /// The output planes of one input `image` into `out`, each then handed to
@@ -59,33 +87,11 @@ impl ImageConv {
         out: &'o mut [MaybeUninit<f32>],
         finish: impl Fn(usize, &mut [f32]),
     ) -> &'o mut [f32] {
-        let sources = Sources {
-            terms: &self.terms,
-            start: &self.start,
-            channels: self.out_channels,
-            source: image,
-            source_channels: self.in_channels,
-            source_plane: self.in_plane,
-            run_masks: &self.spans.masks,
+        let (out, plane_len) = match self {
+            Self::Runs(conv) => (conv.planes(image, out), conv.g.out_h * conv.g.out_w),
+            Self::Phased(conv) => (conv.planes(image, out), conv.out_plane()),
         };
-        let out = match &self.whole {
-            Some((sum, tap_masks)) => {
-                out.fill(MaybeUninit::new(0.0));
-                // SAFETY: every element was written just above.
-                let out = unsafe { parallel::assume_written(out) };
-                sum(&sources, tap_masks, 0, out);
-                out
-            }
-            None => {
-                for (c, plane) in out.chunks_exact_mut(self.out_plane).enumerate() {
-                    let (terms, image) = sources.of(c);
-                    started_plane(terms, image, self.in_plane, &self.spans.masks, plane);
-                }
-                // SAFETY: `started_plane` wrote every plane just above.
-                unsafe { parallel::assume_written(out) }
-            }
-        };
-        for (c, plane) in out.chunks_exact_mut(self.out_plane).enumerate() {
+        for (c, plane) in out.chunks_exact_mut(plane_len).enumerate() {
             finish(c, plane);
         }
         out
@@ -97,11 +103,12 @@ thread_local! {
     static MIDDLE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Whether `pair_forward` runs `first` then `second`: both stride 1 with runs, the first's
+/// Whether `pair_forward` runs `first` then `second`: the first stride 1 with runs or
+/// stride 2 split by phase (v11's loops), the second stride 1 with runs, the first's
 /// output the second's input, no empty plane.
 pub fn pair_runs(first: &ConvGeometry, second: &ConvGeometry) -> bool {
     let stride_1 = |g: &ConvGeometry| g.stride == [1, 1] && g.in_w == g.out_w;
-    stride_1(first)
+    (stride_1(first) || phased::runs(first))
         && stride_1(second)
         && first.batch == second.batch
         && first.layout.out_channels == second.layout.in_channels
@@ -130,9 +137,10 @@ pub fn pair_forward(
     }
     let conv1 = ImageConv::new(first, w1, rows1)?;
     let conv2 = ImageConv::new(second, w2, rows2)?;
-    let in_image = conv1.in_channels * conv1.in_plane;
-    let middle_image = conv1.out_channels * conv1.out_plane;
-    let out_image = conv2.out_channels * conv2.out_plane;
+    let in_image = first.layout.in_channels * first.in_h * first.in_w;
+    let (middle_channels, out_channels) = (first.layout.out_channels, second.layout.out_channels);
+    let middle_image = middle_channels * first.out_h * first.out_w;
+    let out_image = out_channels * second.out_h * second.out_w;
     let image = |n: usize, out: &mut [MaybeUninit<f32>]| {
         MIDDLE.with_borrow_mut(|buffer| {
             if buffer.len() < middle_image {
@@ -144,11 +152,9 @@ pub fn pair_forward(
             let buffer = unsafe { &mut *(buffer as *mut [f32] as *mut [MaybeUninit<f32>]) };
             let x = &x[n * in_image..][..in_image];
             let middle = conv1.image(x, buffer, |c, plane| {
-                finish1(n * conv1.out_channels + c, plane)
+                finish1(n * middle_channels + c, plane)
             });
-            conv2.image(middle, out, |c, plane| {
-                finish2(n * conv2.out_channels + c, plane)
-            });
+            conv2.image(middle, out, |c, plane| finish2(n * out_channels + c, plane));
         });
     };
     // SAFETY: `ImageConv::image` writes every element of its image's planes.

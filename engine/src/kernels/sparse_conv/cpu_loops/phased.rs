@@ -17,8 +17,9 @@
 //! by their first term instead of zeroed first, as v11 does for stride-1 planes
 //! (`decoded::Planes::Started`).
 
-use super::decoded::{Sources, Term, started_plane};
+use super::decoded::{Sources, Term, image_planes};
 use super::spans::Spans;
+use super::whole::WholeSums;
 use super::{ConvGeometry, IndexList, PlaneFinish, split_entry, whole};
 use crate::kernels::parallel;
 use std::cell::RefCell;
@@ -75,81 +76,114 @@ pub(super) fn forward(
     rows: IndexList,
     finish: PlaneFinish,
 ) -> Option<Vec<f32>> {
-    if !runs(g) {
-        return None;
-    }
-    let shifted = shifted_geometry(g);
-    let spans = Spans::of(&shifted).expect("a stride-1 geometry has runs");
-    let (l, out_plane) = (g.layout, g.out_h * g.out_w);
-    let phased_channels = l.in_channels * 4;
-    let mut read = vec![false; phased_channels];
-    let terms: Vec<Term> = (0..l.out_channels)
-        .flat_map(|oc| rows.of(oc).iter().map(move |&entry| (oc, entry)))
-        .map(|(oc, entry)| {
-            let (ic, kh, kw) = split_entry(g, entry);
-            let (ph, sh) =
-                phase_and_shift(kh as isize - g.padding[0] as isize).expect("checked by `runs`");
-            let (pw, sw) =
-                phase_and_shift(kw as isize - g.padding[1] as isize).expect("checked by `runs`");
-            let channel = ic * 4 + ph * 2 + pw;
-            read[channel] = true;
-            let tap = ((sh + 1) * 3 + sw + 1) as usize;
-            let run = spans.tap(tap);
-            Term {
-                weight: w[l.flat(oc, ic, kh * g.kernel[1] + kw)],
-                channel,
-                read: run.in_start,
-                write: run.out_start,
-                len: run.len,
-                mask: run.mask,
-                mask_start: run.out_start,
-                tap,
-            }
-        })
-        .collect();
-    let whole_sum = whole::whole_sum(out_plane);
-    let tap_masks = whole_sum.map(|_| whole::tap_masks(&terms, &spans.masks, out_plane));
-    let (in_image, out_image) = (l.in_channels * g.in_h * g.in_w, l.out_channels * out_plane);
+    let conv = PhasedConv::new(g, w, rows)?;
+    let (in_image, out_image) = (conv.in_image(), conv.out_image());
+    let channels = g.layout.out_channels;
+    let out_plane = g.out_h * g.out_w;
     let image = |n: usize, out: &mut [MaybeUninit<f32>]| {
-        let out = PHASE_PLANES.with_borrow_mut(|planes| {
+        let out = conv.planes(&x[n * in_image..][..in_image], out);
+        for (c, plane) in out.chunks_exact_mut(out_plane).enumerate() {
+            finish(n * channels + c, plane);
+        }
+    };
+    // SAFETY: `PhasedConv::planes` writes every element of its image's planes.
+    Some(unsafe { parallel::built_in_chunks(g.batch * out_image, out_image, image) })
+}
+
+/// A stride-2 convolution's forward pass (`runs`), ready to run on any image: its terms
+/// on the phase planes, the phase planes they read, and their sums' runs and masks.
+pub(super) struct PhasedConv {
+    g: ConvGeometry,
+    spans: Spans,
+    terms: Vec<Term>,
+    start: Vec<i32>,
+    read: Vec<bool>,
+    whole: Option<WholeSums>,
+}
+
+impl PhasedConv {
+    /// `None` where v11 does not split `g` by phase.
+    pub(super) fn new(g: &ConvGeometry, w: &[f32], rows: IndexList) -> Option<Self> {
+        if !runs(g) {
+            return None;
+        }
+        let spans = Spans::of(&shifted_geometry(g)).expect("a stride-1 geometry has runs");
+        let (l, out_plane) = (g.layout, g.out_h * g.out_w);
+        let mut read = vec![false; l.in_channels * 4];
+        let terms: Vec<Term> = (0..l.out_channels)
+            .flat_map(|oc| rows.of(oc).iter().map(move |&entry| (oc, entry)))
+            .map(|(oc, entry)| {
+                let (ic, kh, kw) = split_entry(g, entry);
+                let (ph, sh) = phase_and_shift(kh as isize - g.padding[0] as isize)
+                    .expect("checked by `runs`");
+                let (pw, sw) = phase_and_shift(kw as isize - g.padding[1] as isize)
+                    .expect("checked by `runs`");
+                let channel = ic * 4 + ph * 2 + pw;
+                read[channel] = true;
+                let tap = ((sh + 1) * 3 + sw + 1) as usize;
+                let run = spans.tap(tap);
+                Term {
+                    weight: w[l.flat(oc, ic, kh * g.kernel[1] + kw)],
+                    channel,
+                    read: run.in_start,
+                    write: run.out_start,
+                    len: run.len,
+                    mask: run.mask,
+                    mask_start: run.out_start,
+                    tap,
+                }
+            })
+            .collect();
+        let whole = whole::whole_sums(&terms, &spans, out_plane);
+        Some(Self {
+            g: *g,
+            spans,
+            terms,
+            start: rows.start.to_vec(),
+            read,
+            whole,
+        })
+    }
+
+    pub(super) fn in_image(&self) -> usize {
+        self.g.layout.in_channels * self.g.in_h * self.g.in_w
+    }
+
+    pub(super) fn out_plane(&self) -> usize {
+        self.g.out_h * self.g.out_w
+    }
+
+    pub(super) fn out_image(&self) -> usize {
+        self.g.layout.out_channels * self.out_plane()
+    }
+
+    /// The output planes of one input `image`, summed into `out`; returns `out`, every
+    /// element written.
+    pub(super) fn planes<'o>(
+        &self,
+        image: &[f32],
+        out: &'o mut [MaybeUninit<f32>],
+    ) -> &'o mut [f32] {
+        let (l, out_plane) = (self.g.layout, self.g.out_h * self.g.out_w);
+        let phased_channels = l.in_channels * 4;
+        PHASE_PLANES.with_borrow_mut(|planes| {
             if planes.len() < phased_channels * out_plane {
                 planes.resize(phased_channels * out_plane, 0.0);
             }
             let planes = &mut planes[..phased_channels * out_plane];
-            split_phases(g, &x[n * in_image..][..in_image], &read, planes);
+            split_phases(&self.g, image, &self.read, planes);
             let sources = Sources {
-                terms: &terms,
-                start: rows.start,
+                terms: &self.terms,
+                start: &self.start,
                 channels: l.out_channels,
                 source: planes,
                 source_channels: phased_channels,
                 source_plane: out_plane,
-                run_masks: &spans.masks,
+                run_masks: &self.spans.masks,
             };
-            match (whole_sum, &tap_masks) {
-                (Some(sum), Some(masks)) => {
-                    out.fill(MaybeUninit::new(0.0));
-                    // SAFETY: every element was written just above.
-                    let out = unsafe { parallel::assume_written(out) };
-                    sum(&sources, masks, 0, out);
-                    out
-                }
-                _ => {
-                    for (c, plane) in out.chunks_exact_mut(out_plane).enumerate() {
-                        let (terms, image) = sources.of(c);
-                        started_plane(terms, image, out_plane, &spans.masks, plane);
-                    }
-                    // SAFETY: `started_plane` wrote every plane of the image just above.
-                    unsafe { parallel::assume_written(out) }
-                }
-            }
-        });
-        for (c, plane) in out.chunks_exact_mut(out_plane).enumerate() {
-            finish(n * l.out_channels + c, plane);
-        }
-    };
-    // SAFETY: `image` writes every element of its image's planes.
-    Some(unsafe { parallel::built_in_chunks(g.batch * out_image, out_image, image) })
+            image_planes(&sources, self.whole.as_ref(), out_plane, out)
+        })
+    }
 }
 
 /// The phase planes of one image that some weight reads (`read[c * 4 + phase]`, phase

@@ -300,16 +300,22 @@ fn a_plane_started_by_a_negative_weight_on_zeros_holds_plus_zero() {
     }
 }
 
-/// A block's two convolutions: `[6, 5, k, k]` on input planes of `size` x `size`, then
-/// `[4, 6, k, k]` on its output.
-fn block_pair(size: usize, kernel: usize, padding: usize) -> (ConvGeometry, ConvGeometry) {
-    let first = shaped(size, size, kernel, 1, padding);
+/// A block's two convolutions: `[6, 5, k, k]` at `stride` on input planes of `size` x
+/// `size`, then `[4, 6, k, k]` at stride 1 on its output.
+fn block_pair(
+    size: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+) -> (ConvGeometry, ConvGeometry) {
+    let first = shaped(size, size, kernel, stride, padding);
     let dims = [4, 6, kernel, kernel];
     let second = ConvGeometry {
         in_h: first.out_h,
         in_w: first.out_w,
         out_h: conv_out_len(first.out_h, kernel, 1, padding),
         out_w: conv_out_len(first.out_w, kernel, 1, padding),
+        stride: [1, 1],
         layout: WeightLayout::conv(dims),
         weight_shape: dims,
         ..first
@@ -323,12 +329,20 @@ fn a_pair_run_image_by_image_gives_the_bits_of_its_convolutions_apart() {
 }
 
 fn pair_matches_apart() {
-    // Planes of 16 and 64 values (summed whole), 256 and 49 (by runs), and 1x1 kernels.
-    for (case, &(size, kernel, padding)) in [(4, 3, 1), (8, 3, 1), (16, 3, 1), (7, 3, 1), (8, 1, 0)]
-        .iter()
-        .enumerate()
-    {
-        let (g1, g2) = block_pair(size, kernel, padding);
+    // Planes of 16 and 64 values (summed whole), 256 and 49 (by runs), 1x1 kernels, and a
+    // strided first convolution (split by phase) before planes of 64 and 256 values.
+    let cases = [
+        (4, 3, 1, 1),
+        (8, 3, 1, 1),
+        (16, 3, 1, 1),
+        (7, 3, 1, 1),
+        (8, 1, 1, 0),
+        (16, 3, 2, 1),
+        (32, 3, 2, 1),
+        (16, 1, 2, 0),
+    ];
+    for (case, &(size, kernel, stride, padding)) in cases.iter().enumerate() {
+        let (g1, g2) = block_pair(size, kernel, stride, padding);
         assert!(pair_runs(&g1, &g2));
         let seed = 100 + case as u64 * 10;
         // The first convolution's channel 0 and the second's input channel 2 without a
@@ -370,25 +384,31 @@ fn pair_matches_apart() {
         assert_eq!(
             bits(apart),
             bits(paired),
-            "{size}x{size}, kernel {kernel}, padding {padding}"
+            "{size}x{size}, kernel {kernel}, stride {stride}, padding {padding}"
         );
     }
 }
 
 #[test]
-fn a_pair_runs_image_by_image_only_at_stride_1_with_chained_shapes() {
-    let (first, second) = block_pair(8, 3, 1);
+fn a_pair_runs_image_by_image_only_where_v11_runs_both_and_their_shapes_chain() {
+    let (first, second) = block_pair(8, 3, 1, 1);
     assert!(pair_runs(&first, &second));
-    let strided = shaped(16, 16, 3, 2, 1);
-    let after_strided = ConvGeometry {
-        in_h: 8,
-        in_w: 8,
+    // A first convolution that v11 splits by phase runs; one on an odd input, which it
+    // does not, and a strided second do not.
+    let (strided, after_strided) = block_pair(16, 3, 2, 1);
+    assert!(pair_runs(&strided, &after_strided));
+    let (odd, after_odd) = block_pair(15, 3, 2, 1);
+    assert!(!pair_runs(&odd, &after_odd));
+    let strided_second = ConvGeometry {
+        stride: [2, 2],
+        out_h: 4,
+        out_w: 4,
         ..second
     };
-    assert!(!pair_runs(&strided, &after_strided));
+    assert!(!pair_runs(&first, &strided_second));
     let other_batch = ConvGeometry { batch: 2, ..second };
     assert!(!pair_runs(&first, &other_batch));
-    let other_size = block_pair(9, 3, 1).1;
+    let other_size = block_pair(9, 3, 1, 1).1;
     assert!(!pair_runs(&first, &other_size));
     let unchained = ConvGeometry {
         layout: WeightLayout::conv([4, 5, 3, 3]),
@@ -396,23 +416,11 @@ fn a_pair_runs_image_by_image_only_at_stride_1_with_chained_shapes() {
         ..second
     };
     assert!(!pair_runs(&first, &unchained));
-    let x = vec![1.0f32; first.batch * 5 * 64];
-    let w = vec![1.0f32; first.layout.numel()];
-    let index = SparseIndex::new(first.layout, &vec![true; first.layout.numel()]);
+    let x = vec![1.0f32; odd.batch * 5 * 15 * 15];
+    let w = vec![1.0f32; odd.layout.numel()];
+    let index = SparseIndex::new(odd.layout, &vec![true; odd.layout.numel()]);
     let rows = IndexList::rows(&index);
     let none = |_: usize, _: &mut [f32]| {};
-    assert!(
-        pair_forward(
-            &strided,
-            &x,
-            &w,
-            rows,
-            &none,
-            &after_strided,
-            &w,
-            rows,
-            &none
-        )
-        .is_none()
-    );
+    let paired = pair_forward(&odd, &x, &w, rows, &none, &after_odd, &w, rows, &none);
+    assert!(paired.is_none());
 }

@@ -18,7 +18,7 @@
 
 use super::PlaneFinish;
 use super::decoded::{Sources, Term, add_run};
-use super::spans::kept;
+use super::spans::{Spans, kept};
 use crate::kernels::parallel;
 use crate::kernels::wide::wide_fn;
 
@@ -31,6 +31,15 @@ const PIECE_VALUES: usize = 1024;
 /// Sums the destination planes `first..` that fill `out`: `(sources, tap_masks, first,
 /// out)`.
 pub(super) type WholeSum = fn(&Sources, &[Vec<u32>], usize, &mut [f32]);
+
+/// A whole-plane sum with the per-tap masks it reads (`tap_masks`).
+pub(super) type WholeSums = (WholeSum, Vec<Vec<u32>>);
+
+/// The whole-plane sum of `terms` (runs and masks from `spans`) on destination planes of
+/// `plane_len` values, where v10 has one.
+pub(super) fn whole_sums(terms: &[Term], spans: &Spans, plane_len: usize) -> Option<WholeSums> {
+    whole_sum(plane_len).map(|sum| (sum, tap_masks(terms, &spans.masks, plane_len)))
+}
 
 /// Whether v10 sums destination planes of `plane_len` values whole.
 pub(super) fn sums_whole(plane_len: usize) -> bool {
