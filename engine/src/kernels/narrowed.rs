@@ -14,9 +14,10 @@
 //! apart (the plan's tests compare them).
 //!
 //! Where v11's loops can take both convolutions one image at a time (`cpu_loops::
-//! pair_runs`: every BasicBlock of the CIFAR ResNets), the pair also runs image by image
+//! pair_runs`: every BasicBlock of the CIFAR ResNets on 32x32 images, whose strided
+//! layers halve even planes), the pair also runs image by image
 //! (`conv_norm::pair_inference_norm`): narrowed here, and not narrowed
-//! (`run_unnarrowed`) for the pairs that read too many channels to be built.
+//! (`run_unnarrowed`) for the pairs not built narrowed (too many channels read, or none).
 //!
 //! Flex only, without autodiff, as the fused inference BatchNorm it runs through
 //! (`conv_norm`).

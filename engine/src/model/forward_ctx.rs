@@ -34,8 +34,8 @@ pub trait LayerKernels {
 
     /// A residual block's two convolutions in inference, `second` after `first`, where
     /// these kernels run them as one pair (the activation between them narrowed to the
-    /// channels `second` reads); `None` where not, and the caller runs each with
-    /// `conv_inference_norm`.
+    /// channels `second` reads, or kept in cache image by image); `None` where not, and
+    /// the caller runs each with `conv_inference_norm`.
     fn conv_pair_inference_norm(
         &self,
         _first: &ConvNorm,

@@ -5,12 +5,16 @@
 use super::ConvNormBackend;
 use crate::kernels::batch_norm::{Affine, normalise_add_relu_in_place, normalise_in_place};
 use crate::kernels::flex_tensor::{f32_elements, i32_elements, tensor};
-use crate::kernels::sparse_conv::cpu_loops::{self, IndexList};
+use crate::kernels::sparse_conv::cpu_loops::{self, IndexList, LoopVersion};
 use crate::kernels::sparse_conv::{ConvGeometry, FLEX_LOOPS};
 use burn::backend::{
     Flex, TensorMetadata,
     tensor::{FloatTensor, IntTensor},
 };
+
+// A block's pair (`cpu_loops::pair_forward`) sums as v11 does: its bits equal the two
+// convolutions apart only while Flex runs v11.
+const _: () = assert!(matches!(FLEX_LOOPS, LoopVersion::V11));
 
 /// The tensors both ops take besides the residual, by reference.
 struct Inputs<'a> {

@@ -10,8 +10,9 @@
 //! of the time. Here one thread takes an image through both: the first convolution's
 //! planes go to its buffer (256 KB at that stage, in its cache), the second reads them
 //! there and writes the block's output, and (in a block without a downsampling shortcut)
-//! the residual is the image the thread has just read. Each plane is summed and finished exactly as v11 sums and finishes it over the
-//! batch, so the output has the bits of the two convolutions apart.
+//! the residual is the image the thread has just read. Each plane is summed and finished
+//! as v11 sums and finishes it over the batch, so the output has the bits of the two
+//! convolutions run apart by v11.
 
 use super::decoded::{Sources, Term, build_terms, image_planes};
 use super::phased::{self, PhasedConv};
@@ -107,9 +108,8 @@ thread_local! {
 /// stride 2 split by phase (v11's loops), the second stride 1 with runs, the first's
 /// output the second's input, no empty plane.
 pub fn pair_runs(first: &ConvGeometry, second: &ConvGeometry) -> bool {
-    let stride_1 = |g: &ConvGeometry| g.stride == [1, 1] && g.in_w == g.out_w;
-    (stride_1(first) || phased::runs(first))
-        && stride_1(second)
+    (Spans::runs(first) || phased::runs(first))
+        && Spans::runs(second)
         && first.batch == second.batch
         && first.layout.out_channels == second.layout.in_channels
         && [first.out_h, first.out_w] == [second.in_h, second.in_w]
@@ -142,20 +142,23 @@ pub fn pair_forward(
     let middle_image = middle_channels * first.out_h * first.out_w;
     let out_image = out_channels * second.out_h * second.out_w;
     let image = |n: usize, out: &mut [MaybeUninit<f32>]| {
-        MIDDLE.with_borrow_mut(|buffer| {
-            if buffer.len() < middle_image {
-                buffer.resize(middle_image, 0.0);
-            }
-            let buffer = &mut buffer[..middle_image];
-            // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and `ImageConv::image` writes
-            // only initialised values through it.
-            let buffer = unsafe { &mut *(buffer as *mut [f32] as *mut [MaybeUninit<f32>]) };
-            let x = &x[n * in_image..][..in_image];
-            let middle = conv1.image(x, buffer, |c, plane| {
-                finish1(n * middle_channels + c, plane)
-            });
-            conv2.image(middle, out, |c, plane| finish2(n * out_channels + c, plane));
+        // Taken out of the thread-local while in use, not borrowed: a finish that ran
+        // other work on this thread (a nested parallel loop) could start another image's
+        // pair here, which then takes a buffer of its own.
+        let mut held = MIDDLE.take();
+        if held.len() < middle_image {
+            held.resize(middle_image, 0.0);
+        }
+        let buffer = &mut held[..middle_image];
+        // SAFETY: `MaybeUninit<f32>` has `f32`'s layout, and `ImageConv::image` writes only
+        // initialised values through it.
+        let buffer = unsafe { &mut *(buffer as *mut [f32] as *mut [MaybeUninit<f32>]) };
+        let x = &x[n * in_image..][..in_image];
+        let middle = conv1.image(x, buffer, |c, plane| {
+            finish1(n * middle_channels + c, plane)
         });
+        conv2.image(middle, out, |c, plane| finish2(n * out_channels + c, plane));
+        MIDDLE.set(held);
     };
     // SAFETY: `ImageConv::image` writes every element of its image's planes.
     Some(unsafe { parallel::built_in_chunks(first.batch * out_image, out_image, image) })

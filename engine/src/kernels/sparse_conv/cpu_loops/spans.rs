@@ -43,7 +43,7 @@ impl Spans {
     /// The runs of `g`, or `None` where a tap's inputs do not follow its outputs by one
     /// shift (a stride other than 1, rows of different widths).
     pub(super) fn of(g: &ConvGeometry) -> Option<Self> {
-        if g.stride != [1, 1] || g.in_w != g.out_w {
+        if !Self::runs(g) {
             return None;
         }
         let (width, plane) = (g.out_w, g.out_h * g.out_w);
@@ -83,6 +83,11 @@ impl Spans {
             })
             .collect();
         Some(Self { runs, masks })
+    }
+
+    /// Whether `g` has runs: stride 1, input and output rows equally wide.
+    pub(super) fn runs(g: &ConvGeometry) -> bool {
+        g.stride == [1, 1] && g.in_w == g.out_w
     }
 
     /// Tap `tap`'s run.

@@ -330,7 +330,7 @@ fn a_pair_run_image_by_image_gives_the_bits_of_its_convolutions_apart() {
 
 fn pair_matches_apart() {
     // Planes of 16 and 64 values (summed whole), 256 and 49 (by runs), 1x1 kernels, and a
-    // strided first convolution (split by phase) before planes of 64 and 256 values.
+    // strided first convolution (split by phase) before planes of 64, 256 and 16 values.
     let cases = [
         (4, 3, 1, 1),
         (8, 3, 1, 1),
@@ -340,6 +340,7 @@ fn pair_matches_apart() {
         (16, 3, 2, 1),
         (32, 3, 2, 1),
         (16, 1, 2, 0),
+        (8, 3, 2, 1),
     ];
     for (case, &(size, kernel, stride, padding)) in cases.iter().enumerate() {
         let (g1, g2) = block_pair(size, kernel, stride, padding);
@@ -406,6 +407,9 @@ fn a_pair_runs_image_by_image_only_where_v11_runs_both_and_their_shapes_chain() 
         ..second
     };
     assert!(!pair_runs(&first, &strided_second));
+    // Stride 1 without padding: rows of other widths, no runs.
+    let (unpadded, after_unpadded) = block_pair(8, 3, 1, 0);
+    assert!(!pair_runs(&unpadded, &after_unpadded));
     let other_batch = ConvGeometry { batch: 2, ..second };
     assert!(!pair_runs(&first, &other_batch));
     let other_size = block_pair(9, 3, 1, 1).1;
