@@ -17,7 +17,7 @@ mod flex;
 
 use super::batch_norm::running_statistics;
 use super::sparse_conv::cpu_loops::pair_runs;
-use super::sparse_conv::{ConvGeometry, WeightGrad, conv_geometry, conv_geometry_of};
+use super::sparse_conv::{ConvGeometry, WeightGrad, conv_geometry_of};
 use super::sparse_index::DeviceSparseIndex;
 use crate::model::{AfterNorm, NormTail};
 use burn::backend::{
@@ -137,17 +137,15 @@ pub fn sparse_conv2d_inference_norm(
     if !runs_fused(&device) {
         return None;
     }
-    let norm = InferenceNorm::of(tail.bn, &device);
-    Some(inference_norm_with(
-        x,
-        weight,
+    let conv = NormConv {
+        weight: weight.inner(),
         index,
         stride,
         padding,
-        tail.gain,
-        norm,
-        &tail.after,
-    ))
+        gain: tail.gain,
+        norm: InferenceNorm::of(tail.bn, &device),
+    };
+    Some(inference_norm_with(x, conv, &tail.after))
 }
 
 /// Whether the fused kernel runs on `device`: Flex without autodiff. (Every tensor is taken
@@ -157,74 +155,48 @@ pub(crate) fn runs_fused(device: &Device) -> bool {
     super::runs_flex(device) && !device.is_autodiff()
 }
 
-/// `sparse_conv2d_inference_norm` with the BatchNorm given as its tensors; `x` on a device
-/// where `runs_fused`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn inference_norm_with(
-    x: &Tensor<4>,
-    weight: Tensor<4>,
-    index: &DeviceSparseIndex,
-    stride: [usize; 2],
-    padding: [usize; 2],
-    gain: Option<&Param<Tensor<1>>>,
-    norm: InferenceNorm,
-    after: &AfterNorm,
-) -> Tensor<4> {
-    let weight = weight.inner();
-    let geometry = conv_geometry(x, &weight, index, stride, padding, WeightGrad::Active);
-    // No gain: 1, which the kernel skips.
-    let gain = gain.map_or(1.0, |g| g.val().into_scalar::<f32>());
-    let InferenceNorm {
-        stats,
-        gamma,
-        beta,
-        epsilon,
-    } = norm;
-    let (stats, gamma, beta) = (
-        stats.into_dispatch(),
-        gamma.into_dispatch(),
-        beta.into_dispatch(),
-    );
-    let (x, weight) = (x.clone().inner().into_dispatch(), weight.into_dispatch());
-    let (row_start, row_entries) = (
-        index.row_start.clone().inner().into_dispatch(),
-        index.row_entries.clone().inner().into_dispatch(),
-    );
+/// `sparse_conv2d_inference_norm` of `conv`, `after` inside it; `x` on a device where
+/// `runs_fused`.
+pub(crate) fn inference_norm_with(x: &Tensor<4>, conv: NormConv, after: &AfterNorm) -> Tensor<4> {
+    let geometry = conv.geometry(x.dims());
+    let p = conv.parts();
+    let x = x.clone().inner().into_dispatch();
     let y = match after {
         AfterNorm::Nothing | AfterNorm::Relu => <Dispatch as ConvNormBackend>::sparse_conv2d_norm(
             x,
-            weight,
-            row_start,
-            row_entries,
-            gain,
-            stats,
-            gamma,
-            beta,
-            epsilon,
+            p.weight,
+            p.row_start,
+            p.row_entries,
+            p.gain,
+            p.stats,
+            p.gamma,
+            p.beta,
+            p.epsilon,
             matches!(after, AfterNorm::Relu),
             geometry,
         ),
         AfterNorm::AddRelu(residual) => <Dispatch as ConvNormBackend>::sparse_conv2d_norm_add_relu(
             x,
-            weight,
-            row_start,
-            row_entries,
-            gain,
-            stats,
-            gamma,
-            beta,
+            p.weight,
+            p.row_start,
+            p.row_entries,
+            p.gain,
+            p.stats,
+            p.gamma,
+            p.beta,
             residual.clone().inner().into_dispatch(),
-            epsilon,
+            p.epsilon,
             geometry,
         ),
     };
     Tensor::from_dispatch(y)
 }
 
-/// One convolution of a residual block's pair with its BatchNorm, off autodiff, as
-/// `pair_inference_norm` takes it.
+/// A sparse convolution with its BatchNorm in inference mode, as the fused ops take it
+/// (`inference_norm_with`, `pair_inference_norm`): its weight off autodiff, its index,
+/// stride, padding and gain.
 #[derive(Clone)]
-pub(crate) struct PairConv<'a> {
+pub(crate) struct NormConv<'a> {
     pub weight: Tensor<4>,
     pub index: &'a DeviceSparseIndex,
     pub stride: [usize; 2],
@@ -233,8 +205,21 @@ pub(crate) struct PairConv<'a> {
     pub norm: InferenceNorm,
 }
 
-impl PairConv<'_> {
-    /// Its weight, index, gain and BatchNorm as the backend op takes them.
+impl NormConv<'_> {
+    /// Its geometry on an input of shape `x`.
+    fn geometry(&self, x: [usize; 4]) -> ConvGeometry {
+        let weight = self.weight.dims();
+        conv_geometry_of(
+            x,
+            weight,
+            self.index,
+            self.stride,
+            self.padding,
+            WeightGrad::Active,
+        )
+    }
+
+    /// Its weight, index, gain and BatchNorm as the backend ops take them.
     fn parts(self) -> PairParts {
         let InferenceNorm {
             stats,
@@ -274,28 +259,12 @@ struct PairParts {
 /// on a device where `runs_fused`.
 pub(crate) fn pair_inference_norm(
     x: &Tensor<4>,
-    first: PairConv,
-    second: PairConv,
+    first: NormConv,
+    second: NormConv,
     residual: &Tensor<4>,
 ) -> Option<Tensor<4>> {
-    let (dims1, dims2) = (first.weight.dims(), second.weight.dims());
-    let g1 = conv_geometry_of(
-        x.dims(),
-        dims1,
-        first.index,
-        first.stride,
-        first.padding,
-        WeightGrad::Active,
-    );
-    let middle = [g1.batch, g1.layout.out_channels, g1.out_h, g1.out_w];
-    let g2 = conv_geometry_of(
-        middle,
-        dims2,
-        second.index,
-        second.stride,
-        second.padding,
-        WeightGrad::Active,
-    );
+    let g1 = first.geometry(x.dims());
+    let g2 = second.geometry([g1.batch, g1.layout.out_channels, g1.out_h, g1.out_w]);
     if !pair_runs(&g1, &g2) {
         return None;
     }

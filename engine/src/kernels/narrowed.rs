@@ -23,7 +23,7 @@
 //! (`conv_norm`).
 
 use super::conv_norm::{
-    InferenceNorm, PairConv, inference_norm_with, pair_inference_norm, runs_fused,
+    InferenceNorm, NormConv, inference_norm_with, pair_inference_norm, runs_fused,
 };
 use super::plan::same_padding;
 use super::sparse_index::{DeviceSparseIndex, SparseIndex, WeightLayout};
@@ -141,8 +141,8 @@ fn pair_conv<'a>(
     index: &'a DeviceSparseIndex,
     weight: Tensor<4>,
     norm: InferenceNorm,
-) -> PairConv<'a> {
-    PairConv {
+) -> NormConv<'a> {
+    NormConv {
         weight,
         index,
         stride: conv.conv.stride,
@@ -156,9 +156,9 @@ fn pair_conv<'a>(
 /// pair so, else one after the other through `inference_norm_with`.
 fn run_pair(
     first: &ConvNorm,
-    first_conv: PairConv,
+    first_conv: NormConv,
     second: &ConvNorm,
-    second_conv: PairConv,
+    second_conv: NormConv,
     x: &Tensor<4>,
 ) -> Tensor<4> {
     if let (AfterNorm::Relu, AfterNorm::AddRelu(residual)) = (&first.tail.after, &second.tail.after)
@@ -166,20 +166,8 @@ fn run_pair(
     {
         return y;
     }
-    let apart = |conv: PairConv, after: &AfterNorm, x: &Tensor<4>| {
-        inference_norm_with(
-            x,
-            conv.weight,
-            conv.index,
-            conv.stride,
-            conv.padding,
-            conv.gain,
-            conv.norm,
-            after,
-        )
-    };
-    let middle = apart(first_conv, &first.tail.after, x);
-    apart(second_conv, &second.tail.after, &middle)
+    let middle = inference_norm_with(x, first_conv, &first.tail.after);
+    inference_norm_with(&middle, second_conv, &second.tail.after)
 }
 
 /// A residual block's two convolutions (`first`'s index `first_index`, `second`'s

@@ -38,7 +38,7 @@ impl RunsConv {
     fn new(g: &ConvGeometry, w: &[f32], rows: IndexList) -> Option<Self> {
         let spans = Spans::of(g)?;
         let terms = build_terms(g, w, rows, &spans, true);
-        let whole = whole::whole_sums(&terms, &spans, g.out_h * g.out_w);
+        let whole = whole::whole_sums(&terms, &spans.masks, g.out_h * g.out_w);
         Some(Self {
             spans,
             terms,

@@ -134,7 +134,7 @@ impl PhasedConv {
                 }
             })
             .collect();
-        let whole = whole::whole_sums(&terms, &spans, out_plane);
+        let whole = whole::whole_sums(&terms, &spans.masks, out_plane);
         Some(Self {
             g: *g,
             spans,

@@ -18,7 +18,7 @@
 
 use super::PlaneFinish;
 use super::decoded::{Sources, Term, add_run};
-use super::spans::{Spans, kept};
+use super::spans::kept;
 use crate::kernels::parallel;
 use crate::kernels::wide::wide_fn;
 
@@ -35,10 +35,14 @@ pub(super) type WholeSum = fn(&Sources, &[Vec<u32>], usize, &mut [f32]);
 /// A whole-plane sum with the per-tap masks it reads (`tap_masks`).
 pub(super) type WholeSums = (WholeSum, Vec<Vec<u32>>);
 
-/// The whole-plane sum of `terms` (runs and masks from `spans`) on destination planes of
-/// `plane_len` values, where v10 has one.
-pub(super) fn whole_sums(terms: &[Term], spans: &Spans, plane_len: usize) -> Option<WholeSums> {
-    whole_sum(plane_len).map(|sum| (sum, tap_masks(terms, &spans.masks, plane_len)))
+/// The whole-plane sum of `terms` (their runs' masks in `run_masks`) on destination planes
+/// of `plane_len` values, where v10 has one.
+pub(super) fn whole_sums(
+    terms: &[Term],
+    run_masks: &[Vec<u32>],
+    plane_len: usize,
+) -> Option<WholeSums> {
+    whole_sum(plane_len).map(|sum| (sum, tap_masks(terms, run_masks, plane_len)))
 }
 
 /// Whether v10 sums destination planes of `plane_len` values whole.
@@ -63,8 +67,7 @@ pub(super) fn planes(
     plane_len: usize,
     finish: Option<PlaneFinish>,
 ) -> Option<Vec<f32>> {
-    let sum = whole_sum(plane_len)?;
-    let masks = tap_masks(sources.terms, sources.run_masks, plane_len);
+    let (sum, masks) = whole_sums(sources.terms, sources.run_masks, plane_len)?;
     let per_piece = PIECE_VALUES / plane_len;
     let piece = |i: usize, out: &mut [f32]| {
         let first = i * per_piece;
@@ -85,7 +88,7 @@ pub(super) fn planes(
 /// Per tap, the mask over a whole destination plane of `plane_len` values: all ones at
 /// the positions of the tap's run that its run mask (in `run_masks`) keeps, zero
 /// elsewhere. Every term of a tap has the same run, so the first one met stands for all.
-pub(super) fn tap_masks(terms: &[Term], run_masks: &[Vec<u32>], plane_len: usize) -> Vec<Vec<u32>> {
+fn tap_masks(terms: &[Term], run_masks: &[Vec<u32>], plane_len: usize) -> Vec<Vec<u32>> {
     let taps = terms.iter().map(|t| t.tap + 1).max().unwrap_or(0);
     let mut masks = vec![Vec::new(); taps];
     for t in terms {
